@@ -1,0 +1,83 @@
+//! The public part of one uploaded vendor credential ("certificate"), keyed by business_id.
+//!
+//! Secrets (p8 keys, app secrets) are not here: payloads never need them, and keeping them
+//! out of the core means nothing that renders can print them. The vendor clients hold them.
+
+use serde::Deserialize;
+
+use impush_proto::v1::Vendor;
+
+use crate::vendor;
+
+/// APNs production or sandbox; TPNS `product` or `dev`. Android vendors ignore it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Environment {
+    #[default]
+    Production,
+    Sandbox,
+}
+
+/// What a payload builder needs to know about the credential a device registered with.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct CredentialProfile {
+    pub business_id: u64,
+    #[serde(deserialize_with = "deserialize_vendor")]
+    pub vendor: Vendor,
+    /// iOS bundle ID: the `apns-topic` (APNs, TPNS iOS).
+    #[serde(default)]
+    pub bundle_id: String,
+    /// Android package name (`restricted_package_name` and the like).
+    #[serde(default)]
+    pub package_name: String,
+    /// The vendor's own app identifier: Huawei AppId, vivo appId, Meizu appId, OPPO app key,
+    /// Xiaomi AppID, TPNS AccessID.
+    #[serde(default)]
+    pub app_id: String,
+    /// FCM: the Firebase project id in the send URL.
+    #[serde(default)]
+    pub project_id: String,
+    #[serde(default)]
+    pub environment: Environment,
+    /// The page a click opens, in the form the vendor's console takes (seeds, "Configuring
+    /// in the console"): an `intent://…#Intent;…;end` URI for Xiaomi, Huawei and vivo, the
+    /// activity class name for OPPO, Meizu and TPNS. Empty: open the app's launcher page.
+    #[serde(default)]
+    pub click_action: String,
+    /// The title for vendors that require one when the message has none (usually the app
+    /// name).
+    #[serde(default)]
+    pub default_title: String,
+    /// The notification channel used when the message names none (OPPO private-message
+    /// channel, Xiaomi channel, FCM channel).
+    #[serde(default)]
+    pub default_channel_id: String,
+}
+
+fn deserialize_vendor<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vendor, D::Error> {
+    let name = String::deserialize(d)?;
+    vendor::parse(&name).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "unknown vendor {name:?}; expected one of {}",
+            vendor::ALL.map(vendor::name).join(", ")
+        ))
+    })
+}
+
+impl CredentialProfile {
+    /// A profile with only the identity set; the builders say which other field they need.
+    pub fn new(business_id: u64, vendor: Vendor) -> CredentialProfile {
+        CredentialProfile {
+            business_id,
+            vendor,
+            bundle_id: String::new(),
+            package_name: String::new(),
+            app_id: String::new(),
+            project_id: String::new(),
+            environment: Environment::Production,
+            click_action: String::new(),
+            default_title: String::new(),
+            default_channel_id: String::new(),
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! impush's functional core: no I/O, only rules.
+//!
+//! - [`decide`]: does this device get an offline push for this message, and if not, why.
+//! - [`render`]: the vendor-neutral [`Notification`] (title, body, sound, ext, expiry) and
+//!   the per-device badge, following the IM offline-push rules.
+//! - [`templates`]: the per-`sdk_app_id` formats and element placeholders.
+//! - [`payload`]: the exact request body each vendor's server API takes, fitted to its size
+//!   limits.
+//!
+//! Workers (router, sender) and the `impush render` preview call these functions; RabbitMQ,
+//! Redis and HTTP stay at the edges.
+
+pub mod credential;
+pub mod decide;
+pub mod payload;
+pub mod render;
+pub mod templates;
+pub mod text;
+pub mod vendor;
+
+pub use credential::{CredentialProfile, Environment};
+pub use decide::{DeviceState, SkipReason, UserSettings, decide, decide_message};
+pub use impush_proto::v1::{Notification, PushTarget, Vendor};
+pub use payload::{Body, BuildError, VendorRequest, build_payload};
+pub use render::{badge_for, render_notification};
+pub use templates::{TemplateSet, Templates};

@@ -1,0 +1,445 @@
+//! The exact request each vendor's server API takes for a rendered [`Notification`].
+//!
+//! One module per vendor, all shaped alike: a `Payload` type implementing [`VendorPayload`]
+//! (its batch size, its size limits, and `build`). [`build_payload`] picks the module and
+//! fits the result to the limits: text is cut on a grapheme boundary with an ellipsis,
+//! first by the vendor's per-field character limits, then (body first, title second) until
+//! the measured payload fits, so the vendor never rejects it for size.
+//!
+//! Authentication (OAuth tokens, OPPO `auth_token`, Meizu `sign`) is added by the vendor
+//! client at send time: it depends on secrets and clocks, not on the message.
+
+pub mod apns;
+pub mod fcm;
+pub mod huawei;
+pub mod meizu;
+pub mod oppo;
+pub mod tpns;
+pub mod vivo;
+pub mod xiaomi;
+
+use impush_proto::v1::{Notification, PushTarget, Vendor};
+use serde_json::Value;
+
+use crate::credential::CredentialProfile;
+use crate::text;
+use crate::vendor;
+
+/// A request body: JSON, or form fields in order (values not yet urlencoded).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body {
+    Json(Value),
+    Form(Vec<(String, String)>),
+}
+
+impl Body {
+    /// The bytes on the wire (form fields urlencoded).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            Body::Json(value) => value.to_string().into_bytes(),
+            Body::Form(fields) => form_urlencode(fields).into_bytes(),
+        }
+    }
+
+    /// The body as JSON for previews: JSON as is, a form as an object of its fields.
+    pub fn to_json_value(&self) -> Value {
+        match self {
+            Body::Json(value) => value.clone(),
+            Body::Form(fields) => Value::Object(
+                fields
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The value of a form field, if this is a form that has it.
+    pub fn form_field(&self, name: &str) -> Option<&str> {
+        match self {
+            Body::Form(fields) => fields
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str()),
+            Body::Json(_) => None,
+        }
+    }
+}
+
+/// `application/x-www-form-urlencoded` serialisation (space as `+`).
+pub fn form_urlencode(fields: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (i, (k, v)) in fields.iter().enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        urlencode_into(&mut out, k);
+        out.push('=');
+        urlencode_into(&mut out, v);
+    }
+    out
+}
+
+fn urlencode_into(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'*' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => {
+                const HEX: &[u8; 16] = b"0123456789ABCDEF";
+                out.push('%');
+                out.push(HEX[(b >> 4) as usize] as char);
+                out.push(HEX[(b & 15) as usize] as char);
+            }
+        }
+    }
+}
+
+/// One HTTP request to a vendor, relative to the credential's base URL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VendorRequest {
+    /// Path and query after the base URL, e.g. `/3/device/<token>`. Tokens only ever reach
+    /// it after [`check_path_safe_token`].
+    pub path: String,
+    /// Request headers other than authentication and content type.
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Body,
+}
+
+impl VendorRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Why no payload could be built. None of these is worth retrying.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BuildError {
+    #[error("no target device")]
+    NoTargets,
+    #[error("{count} targets exceed the vendor's batch limit of {max}")]
+    TooManyTargets { count: usize, max: usize },
+    #[error("credential {business_id} is for {credential_vendor}, not {vendor}")]
+    VendorMismatch {
+        business_id: u64,
+        credential_vendor: &'static str,
+        vendor: &'static str,
+    },
+    #[error("credential {business_id} lacks `{field}`, which {vendor} needs")]
+    MissingCredentialField {
+        business_id: u64,
+        vendor: &'static str,
+        field: &'static str,
+    },
+    #[error("token {token:?} has characters {vendor} tokens never have")]
+    InvalidToken { vendor: &'static str, token: String },
+    #[error(
+        "payload of {bytes} bytes exceeds the {limit}-byte limit even with empty text \
+         (ext or other fixed fields too large)"
+    )]
+    PayloadTooLarge { bytes: usize, limit: usize },
+}
+
+/// A vendor's size rules.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// The largest payload the vendor takes, in bytes as [`VendorPayload::measure`] counts.
+    pub max_bytes: usize,
+    pub max_title: Option<usize>,
+    pub max_body: Option<usize>,
+    /// How the vendor counts title and body length (characters by default).
+    pub count: fn(&str) -> usize,
+}
+
+impl Limits {
+    pub const fn bytes(max_bytes: usize) -> Limits {
+        Limits {
+            max_bytes,
+            max_title: None,
+            max_body: None,
+            count: text::char_count,
+        }
+    }
+}
+
+/// One vendor's payload rules; every vendor module has a `Payload` type implementing it.
+pub trait VendorPayload {
+    const VENDOR: Vendor;
+    /// How many device tokens one request may carry with an identical payload.
+    const MAX_BATCH: usize;
+
+    fn limits(notification: &Notification) -> Limits;
+
+    /// The request for these targets, with the notification's title and body as given.
+    fn build(
+        notification: &Notification,
+        credential: &CredentialProfile,
+        targets: &[PushTarget],
+    ) -> Result<VendorRequest, BuildError>;
+
+    /// The size the vendor's limit applies to. By default, the whole body on the wire.
+    fn measure(request: &VendorRequest) -> usize {
+        request.body.to_bytes().len()
+    }
+}
+
+/// Builds the request for `credential.vendor`, with title and body cut to fit its limits.
+pub fn build_payload(
+    notification: &Notification,
+    credential: &CredentialProfile,
+    targets: &[PushTarget],
+) -> Result<VendorRequest, BuildError> {
+    match credential.vendor {
+        Vendor::Apns => fit::<apns::Payload>(notification, credential, targets),
+        Vendor::Fcm => fit::<fcm::Payload>(notification, credential, targets),
+        Vendor::Huawei => fit::<huawei::Payload>(notification, credential, targets),
+        Vendor::Xiaomi => fit::<xiaomi::Payload>(notification, credential, targets),
+        Vendor::Oppo => fit::<oppo::Payload>(notification, credential, targets),
+        Vendor::Vivo => fit::<vivo::Payload>(notification, credential, targets),
+        Vendor::Meizu => fit::<meizu::Payload>(notification, credential, targets),
+        Vendor::Tpns => fit::<tpns::Payload>(notification, credential, targets),
+        Vendor::Unspecified => Err(BuildError::VendorMismatch {
+            business_id: credential.business_id,
+            credential_vendor: vendor::name(credential.vendor),
+            vendor: vendor::name(credential.vendor),
+        }),
+    }
+}
+
+/// How many devices one request of this vendor may carry.
+pub fn max_batch(vendor: Vendor) -> usize {
+    match vendor {
+        Vendor::Apns => apns::Payload::MAX_BATCH,
+        Vendor::Fcm => fcm::Payload::MAX_BATCH,
+        Vendor::Huawei => huawei::Payload::MAX_BATCH,
+        Vendor::Xiaomi => xiaomi::Payload::MAX_BATCH,
+        Vendor::Oppo => oppo::Payload::MAX_BATCH,
+        Vendor::Vivo => vivo::Payload::MAX_BATCH,
+        Vendor::Meizu => meizu::Payload::MAX_BATCH,
+        Vendor::Tpns => tpns::Payload::MAX_BATCH,
+        Vendor::Unspecified => 1,
+    }
+}
+
+/// The size limit a notification's payload must fit for `vendor`.
+pub fn limits(vendor: Vendor, notification: &Notification) -> Option<Limits> {
+    Some(match vendor {
+        Vendor::Apns => apns::Payload::limits(notification),
+        Vendor::Fcm => fcm::Payload::limits(notification),
+        Vendor::Huawei => huawei::Payload::limits(notification),
+        Vendor::Xiaomi => xiaomi::Payload::limits(notification),
+        Vendor::Oppo => oppo::Payload::limits(notification),
+        Vendor::Vivo => vivo::Payload::limits(notification),
+        Vendor::Meizu => meizu::Payload::limits(notification),
+        Vendor::Tpns => tpns::Payload::limits(notification),
+        Vendor::Unspecified => return None,
+    })
+}
+
+fn fit<P: VendorPayload>(
+    notification: &Notification,
+    credential: &CredentialProfile,
+    targets: &[PushTarget],
+) -> Result<VendorRequest, BuildError> {
+    if credential.vendor != P::VENDOR {
+        return Err(BuildError::VendorMismatch {
+            business_id: credential.business_id,
+            credential_vendor: vendor::name(credential.vendor),
+            vendor: vendor::name(P::VENDOR),
+        });
+    }
+    if targets.is_empty() {
+        return Err(BuildError::NoTargets);
+    }
+    if targets.len() > P::MAX_BATCH {
+        return Err(BuildError::TooManyTargets {
+            count: targets.len(),
+            max: P::MAX_BATCH,
+        });
+    }
+    let limits = P::limits(notification);
+    let clamp = |s: &str, max: Option<usize>| match max {
+        Some(max) => text::truncate_by(s, max, limits.count).into_owned(),
+        None => s.to_owned(),
+    };
+    let title = clamp(&notification.title, limits.max_title);
+    let body = clamp(&notification.body, limits.max_body);
+    let with_text = |title: &str, body: &str| {
+        let mut n = notification.clone();
+        n.title = title.to_owned();
+        n.body = body.to_owned();
+        P::build(&n, credential, targets)
+    };
+
+    let request = with_text(&title, &body)?;
+    let size = P::measure(&request);
+    if size <= limits.max_bytes {
+        return Ok(request);
+    }
+    // Too large: shorten the body (then the title) to the longest prefix that fits.
+    let body_len = text::grapheme_len(&body);
+    if let Some(request) = longest_fitting::<P>(body_len, limits.max_bytes, |keep| {
+        with_text(&title, &text::truncate_graphemes(&body, keep))
+    })? {
+        return Ok(request);
+    }
+    let title_len = text::grapheme_len(&title);
+    if let Some(request) = longest_fitting::<P>(title_len, limits.max_bytes, |keep| {
+        with_text(&text::truncate_graphemes(&title, keep), "")
+    })? {
+        return Ok(request);
+    }
+    let bare = with_text("", "")?;
+    Err(BuildError::PayloadTooLarge {
+        bytes: P::measure(&bare),
+        limit: limits.max_bytes,
+    })
+}
+
+/// Binary search for the largest `keep` in `0..=len` whose request fits `max_bytes`.
+fn longest_fitting<P: VendorPayload>(
+    len: usize,
+    max_bytes: usize,
+    build: impl Fn(usize) -> Result<VendorRequest, BuildError>,
+) -> Result<Option<VendorRequest>, BuildError> {
+    let mut best = None;
+    let (mut lo, mut hi) = (0usize, len);
+    while lo <= hi {
+        let mid = lo + (hi - lo) / 2;
+        let request = build(mid)?;
+        if P::measure(&request) <= max_bytes {
+            best = Some(request);
+            lo = mid + 1;
+        } else if mid == 0 {
+            break;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Ok(best)
+}
+
+/// Rejects tokens that could change a URL path or a delimited list: vendor tokens are
+/// made of URL-safe characters (hex, base64url, and `:`/`-`/`_`/`.` in FCM and OEM ids).
+pub fn check_path_safe_token(vendor: Vendor, token: &str) -> Result<(), BuildError> {
+    let safe = !token.is_empty()
+        && token.len() <= 4096
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'~'));
+    if safe {
+        Ok(())
+    } else {
+        Err(BuildError::InvalidToken {
+            vendor: vendor::name(vendor),
+            token: token.to_owned(),
+        })
+    }
+}
+
+/// The credential field `value`, or the error naming it when empty.
+pub fn required<'a>(
+    credential: &CredentialProfile,
+    field: &'static str,
+    value: &'a str,
+) -> Result<&'a str, BuildError> {
+    if value.is_empty() {
+        Err(BuildError::MissingCredentialField {
+            business_id: credential.business_id,
+            vendor: vendor::name(credential.vendor),
+            field,
+        })
+    } else {
+        Ok(value)
+    }
+}
+
+/// Seconds left until `expires_at_ms`, for vendors that take a relative TTL; `None` when the
+/// notification never expires. Never less than `min`.
+pub fn ttl_seconds(notification: &Notification, min: u64) -> Option<u64> {
+    if notification.expires_at_ms <= 0 {
+        return None;
+    }
+    let left_ms = notification.expires_at_ms - notification.send_time_ms;
+    Some(((left_ms.max(0) as u64).div_ceil(1000)).max(min))
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Shared fixtures for the vendor modules' tests.
+    use super::*;
+
+    pub fn notification() -> Notification {
+        Notification {
+            title: "Team chat".into(),
+            body: "Denny: see you at 5".into(),
+            sound: "default".into(),
+            ext: r#"{"entity":{"action":1,"chatType":1,"sender":"denny"}}"#.into(),
+            send_time_ms: 1_700_000_000_000,
+            conversation: "c2c:denny".into(),
+            sender_name: "Denny".into(),
+            ..Default::default()
+        }
+    }
+
+    pub fn target(token: &str) -> PushTarget {
+        PushTarget {
+            user_id: "vinson".into(),
+            device_id: "dev-1".into(),
+            token: token.into(),
+            badge: Some(4),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+
+    #[test]
+    fn form_bodies_are_urlencoded() {
+        let body = Body::Form(vec![
+            ("a b".into(), "x&y=z".into()),
+            ("t".into(), "你".into()),
+        ]);
+        assert_eq!(
+            String::from_utf8(body.to_bytes()).unwrap(),
+            "a+b=x%26y%3Dz&t=%E4%BD%A0"
+        );
+    }
+
+    #[test]
+    fn tokens_with_url_metacharacters_are_refused() {
+        for bad in ["", "../x", "a/b", "a?b", "a#b", "a%2f", "a b", "a,b", "a&b"] {
+            assert!(
+                check_path_safe_token(Vendor::Apns, bad).is_err(),
+                "{bad:?} accepted"
+            );
+        }
+        for good in ["0a1b2c", "invalid-abc", "fcm:APA91b_x-y.z"] {
+            assert!(check_path_safe_token(Vendor::Fcm, good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn a_credential_of_another_vendor_is_refused() {
+        let cred = CredentialProfile::new(9, Vendor::Fcm);
+        let err = fit::<apns::Payload>(&notification(), &cred, &[target("ab")]).unwrap_err();
+        assert!(matches!(err, BuildError::VendorMismatch { .. }));
+    }
+
+    #[test]
+    fn ttl_is_relative_to_send_time() {
+        let mut n = notification();
+        assert_eq!(ttl_seconds(&n, 0), None);
+        n.expires_at_ms = n.send_time_ms + 30_500;
+        assert_eq!(ttl_seconds(&n, 0), Some(31));
+        assert_eq!(ttl_seconds(&n, 60), Some(60));
+    }
+}

@@ -1,0 +1,193 @@
+//! The notification a message becomes: title, body, sound, ext, expiry, and the badge.
+//!
+//! - Body: C2C `Nickname: content` (content alone without a nickname); group
+//!   `Name (GroupName): content`, name = the sender's name card, else nickname, else none.
+//!   The content is the texts of the elements joined (text as is, `[image]`, `[voice]`, …,
+//!   a custom element's desc), or `push_info.desc` when set, which replaces it.
+//! - Title: `push_info.title` ("added to the default push content").
+//! - Sound: the message's sound for the device's platform, else the user's c2c/group sound,
+//!   else the default; `push.no_sound` anywhere on that path means silence.
+//! - ext: `push_info.ext`, else the custom element's ext, passed unchanged.
+//! - Expiry: the TTL and, for a call invitation, the ring timeout, whichever ends first.
+//!   Call invitations go to iOS as VoIP pushes unless the sender asked for a plain one.
+
+use impush_proto::v1::{
+    CallType, IosPushType, Notification, OfflineMessage, PushSettings, Vendor, elem::Content,
+};
+
+use crate::decide::{call_expiry_ms, ttl_expiry_ms};
+use crate::templates::{Templates, fill};
+use crate::vendor;
+
+/// The `ios_sound` / `android_sound` value that mutes a push.
+pub const NO_SOUND: &str = "push.no_sound";
+/// The sound value meaning the platform's default sound.
+pub const DEFAULT_SOUND: &str = "default";
+
+/// Renders `message` for a device of `device_vendor`.
+pub fn render_notification(
+    message: &OfflineMessage,
+    device_vendor: Vendor,
+    settings: Option<&PushSettings>,
+    templates: &Templates,
+) -> Notification {
+    let info = message.push_info.clone().unwrap_or_default();
+    let is_group = !message.group_id.is_empty();
+    let content = if info.desc.is_empty() {
+        elems_text(message, templates)
+    } else {
+        info.desc.clone()
+    };
+    let sender_name = if is_group && !message.sender_name_card.is_empty() {
+        &message.sender_name_card
+    } else {
+        &message.sender_nickname
+    };
+    let body = match (is_group, sender_name.is_empty()) {
+        (false, false) => fill(
+            &templates.c2c,
+            &[("nickname", sender_name), ("content", &content)],
+        ),
+        (false, true) => fill(&templates.c2c_anonymous, &[("content", &content)]),
+        (true, false) => fill(
+            &templates.group,
+            &[
+                ("name", sender_name),
+                ("nickname", &message.sender_nickname),
+                ("group_name", &message.group_name),
+                ("content", &content),
+            ],
+        ),
+        (true, true) => fill(
+            &templates.group_anonymous,
+            &[("group_name", &message.group_name), ("content", &content)],
+        ),
+    };
+
+    let expires_at_ms = [call_expiry_ms(message), ttl_expiry_ms(message)]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(0);
+    let ios_push_type = match info.ios_push_type() {
+        IosPushType::Unspecified if message.call.is_some() => IosPushType::Voip,
+        IosPushType::Unspecified => IosPushType::Apns,
+        explicit => explicit,
+    };
+    let ext = if info.ext.is_empty() {
+        custom_ext(message).to_owned()
+    } else {
+        info.ext.clone()
+    };
+
+    Notification {
+        title: info.title.clone(),
+        body,
+        sound: resolve_sound(message, device_vendor, settings, is_group),
+        ext,
+        ios_push_type: ios_push_type as i32,
+        expires_at_ms,
+        send_time_ms: message.send_time_ms,
+        conversation: if is_group {
+            format!("group:{}", message.group_id)
+        } else {
+            format!("c2c:{}", message.sender_id)
+        },
+        is_call: message.call.is_some(),
+        is_group,
+        android_oppo_channel_id: info.android_oppo_channel_id,
+        android_fcm_channel_id: info.android_fcm_channel_id,
+        android_xiaomi_channel_id: info.android_xiaomi_channel_id,
+        android_vivo_classification: info.android_vivo_classification,
+        android_huawei_category: info.android_huawei_category,
+        sender_name: sender_name.clone(),
+        group_name: message.group_name.clone(),
+    }
+}
+
+/// The iOS badge of a device: its reported unread count plus the pushes since, this one
+/// included (`pushes_since >= 1`). `None` for Android devices and `ignore_ios_badge`.
+pub fn badge_for(
+    device_vendor: Vendor,
+    message: &OfflineMessage,
+    unread: u32,
+    pushes_since: u32,
+) -> Option<u32> {
+    let ignore = message
+        .push_info
+        .as_ref()
+        .is_some_and(|i| i.ignore_ios_badge);
+    (vendor::is_ios(device_vendor) && !ignore).then(|| unread.saturating_add(pushes_since))
+}
+
+/// The texts of all elements, joined.
+pub fn elems_text(message: &OfflineMessage, templates: &Templates) -> String {
+    let parts: Vec<&str> = message
+        .elems
+        .iter()
+        .filter_map(|elem| match elem.content.as_ref()? {
+            Content::Text(t) => Some(t.text.as_str()),
+            Content::Image(_) => Some(templates.image.as_str()),
+            Content::Sound(_) => Some(templates.voice.as_str()),
+            Content::File(_) => Some(templates.file.as_str()),
+            Content::Video(_) => Some(templates.video.as_str()),
+            Content::Location(_) => Some(templates.location.as_str()),
+            Content::Face(_) => Some(templates.face.as_str()),
+            Content::Custom(c) => Some(c.desc.as_str()),
+            Content::Merger(_) => Some(templates.merger.as_str()),
+        })
+        .filter(|s| !s.is_empty())
+        .collect();
+    if parts.is_empty()
+        && let Some(call) = &message.call
+    {
+        return match call.call_type() {
+            CallType::Video => templates.video_call.clone(),
+            CallType::Audio | CallType::Unspecified => templates.audio_call.clone(),
+        };
+    }
+    parts.join(&templates.elem_separator)
+}
+
+fn custom_ext(message: &OfflineMessage) -> &str {
+    message
+        .elems
+        .iter()
+        .find_map(|elem| match &elem.content {
+            Some(Content::Custom(c)) if !c.ext.is_empty() => Some(c.ext.as_str()),
+            _ => None,
+        })
+        .unwrap_or("")
+}
+
+fn resolve_sound(
+    message: &OfflineMessage,
+    device_vendor: Vendor,
+    settings: Option<&PushSettings>,
+    is_group: bool,
+) -> String {
+    let info = message.push_info.as_ref();
+    let message_sound = info.map_or("", |i| {
+        if vendor::is_ios(device_vendor) {
+            i.ios_sound.as_str()
+        } else {
+            i.android_sound.as_str()
+        }
+    });
+    let user_sound = settings.map_or("", |s| {
+        if is_group {
+            s.group_sound.as_str()
+        } else {
+            s.c2c_sound.as_str()
+        }
+    });
+    let chosen = [message_sound, user_sound]
+        .into_iter()
+        .find(|s| !s.is_empty())
+        .unwrap_or(DEFAULT_SOUND);
+    if chosen == NO_SOUND {
+        String::new()
+    } else {
+        chosen.to_owned()
+    }
+}

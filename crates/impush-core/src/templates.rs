@@ -1,0 +1,165 @@
+//! Notification formats and element placeholders, per `sdk_app_id`.
+//!
+//! The defaults follow the IM offline-push documents: C2C `Nickname: content` (content alone
+//! without a nickname), group `Name (GroupName): content` with the name card before the
+//! nickname, and `[image]`, `[voice]`, `[file]`, … for media elements. Every string can be
+//! replaced per app (`[templates.<sdk_app_id>]` in the config), e.g. with [`Templates::chinese`].
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+
+/// The texts of one app. Placeholders in formats: `{nickname}`, `{name}`, `{group_name}`,
+/// `{content}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Templates {
+    /// One-to-one message whose sender has a nickname.
+    pub c2c: String,
+    /// One-to-one message whose sender has no nickname.
+    pub c2c_anonymous: String,
+    /// Group message; `{name}` is the sender's name card, else nickname.
+    pub group: String,
+    /// Group message whose sender has neither name card nor nickname.
+    pub group_anonymous: String,
+    /// Put between the texts of several elements.
+    pub elem_separator: String,
+    pub image: String,
+    pub voice: String,
+    pub file: String,
+    pub video: String,
+    pub location: String,
+    pub face: String,
+    pub merger: String,
+    /// Content of a call invitation whose elements say nothing.
+    pub audio_call: String,
+    pub video_call: String,
+}
+
+impl Default for Templates {
+    fn default() -> Templates {
+        Templates::english()
+    }
+}
+
+impl Templates {
+    /// The defaults of the offline-push documents.
+    pub fn english() -> Templates {
+        Templates {
+            c2c: "{nickname}: {content}".into(),
+            c2c_anonymous: "{content}".into(),
+            group: "{name} ({group_name}): {content}".into(),
+            group_anonymous: "({group_name}): {content}".into(),
+            elem_separator: "".into(),
+            image: "[image]".into(),
+            voice: "[voice]".into(),
+            file: "[file]".into(),
+            video: "[video]".into(),
+            location: "[location]".into(),
+            face: "[emoji]".into(),
+            merger: "[chat history]".into(),
+            audio_call: "[audio call]".into(),
+            video_call: "[video call]".into(),
+        }
+    }
+
+    /// The Chinese texts the IM console shows (`[图片]`, `[语音]`, …), with full-width
+    /// punctuation.
+    pub fn chinese() -> Templates {
+        Templates {
+            c2c: "{nickname}：{content}".into(),
+            c2c_anonymous: "{content}".into(),
+            group: "{name}（{group_name}）：{content}".into(),
+            group_anonymous: "（{group_name}）：{content}".into(),
+            elem_separator: "".into(),
+            image: "[图片]".into(),
+            voice: "[语音]".into(),
+            file: "[文件]".into(),
+            video: "[视频]".into(),
+            location: "[位置]".into(),
+            face: "[表情]".into(),
+            merger: "[聊天记录]".into(),
+            audio_call: "[语音通话]".into(),
+            video_call: "[视频通话]".into(),
+        }
+    }
+}
+
+/// Fills `{key}` placeholders in one pass; unknown placeholders stay as written, and
+/// substituted text is never scanned again (a nickname of `{content}` stays literal).
+pub fn fill(format: &str, values: &[(&str, &str)]) -> String {
+    let mut out =
+        String::with_capacity(format.len() + values.iter().map(|(_, v)| v.len()).sum::<usize>());
+    let mut rest = format;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}').map(|close| (&after[..close], close)) {
+            Some((key, close)) => match values.iter().find(|(k, _)| *k == key) {
+                Some((_, value)) => {
+                    out.push_str(value);
+                    rest = &after[close + 1..];
+                }
+                None => {
+                    out.push('{');
+                    rest = after;
+                }
+            },
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Which texts each app uses: a default set and overrides per `sdk_app_id`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TemplateSet {
+    pub default: Templates,
+    pub per_app: HashMap<u32, Templates>,
+}
+
+impl TemplateSet {
+    pub fn for_app(&self, sdk_app_id: u32) -> &Templates {
+        self.per_app.get(&sdk_app_id).unwrap_or(&self.default)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fill_substitutes_known_keys_once() {
+        assert_eq!(
+            fill(
+                "{name} ({group_name}): {content}",
+                &[("name", "A"), ("group_name", "G"), ("content", "{name}")]
+            ),
+            "A (G): {name}"
+        );
+        assert_eq!(fill("{unknown} {", &[("content", "x")]), "{unknown} {");
+    }
+
+    #[test]
+    fn per_app_templates_override_the_default() {
+        let mut set = TemplateSet::default();
+        set.per_app.insert(7, Templates::chinese());
+        assert_eq!(set.for_app(7).image, "[图片]");
+        assert_eq!(set.for_app(8).image, "[image]");
+    }
+
+    #[test]
+    fn partial_config_keeps_the_other_defaults() {
+        let t: Templates = toml::from_str("image = \"[photo]\"").unwrap();
+        assert_eq!(t.image, "[photo]");
+        assert_eq!(t.voice, "[voice]");
+        assert!(
+            toml::from_str::<Templates>("imgae = \"x\"").is_err(),
+            "typos are errors"
+        );
+    }
+}

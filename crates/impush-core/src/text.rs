@@ -1,0 +1,108 @@
+//! Cutting text to a vendor's limit without breaking a character: cuts fall on grapheme
+//! cluster boundaries (an emoji with its modifiers, a letter with its combining marks, stay
+//! whole) and end with an ellipsis.
+
+use std::borrow::Cow;
+
+use unicode_segmentation::UnicodeSegmentation;
+
+pub const ELLIPSIS: &str = "…";
+
+/// Number of user-perceived characters (grapheme clusters).
+pub fn grapheme_len(s: &str) -> usize {
+    s.graphemes(true).count()
+}
+
+/// Keeps at most `max` grapheme clusters of `s`, the last of them an ellipsis when anything
+/// was cut. `max == 0` gives the empty string.
+pub fn truncate_graphemes(s: &str, max: usize) -> Cow<'_, str> {
+    let mut ends = s.grapheme_indices(true).map(|(i, g)| i + g.len());
+    // The byte offset where grapheme number `max` ends, if the string is longer than that.
+    match ends.nth(max) {
+        None => Cow::Borrowed(s),
+        Some(_) if max == 0 => Cow::Borrowed(""),
+        Some(_) => {
+            let keep_end = s
+                .grapheme_indices(true)
+                .nth(max - 1)
+                .map(|(i, _)| i)
+                .unwrap_or(0);
+            let mut out = String::with_capacity(keep_end + ELLIPSIS.len());
+            out.push_str(&s[..keep_end]);
+            out.push_str(ELLIPSIS);
+            Cow::Owned(out)
+        }
+    }
+}
+
+/// Keeps at most `max` units of `s` as counted by `count` (a vendor's own measure, e.g. a
+/// CJK character counting twice), cutting on a grapheme boundary with an ellipsis.
+pub fn truncate_by(s: &str, max: usize, count: fn(&str) -> usize) -> Cow<'_, str> {
+    if count(s) <= max {
+        return Cow::Borrowed(s);
+    }
+    let ellipsis = count(ELLIPSIS);
+    if max < ellipsis {
+        return Cow::Borrowed("");
+    }
+    let mut used = 0;
+    let mut keep_end = 0;
+    for (i, g) in s.grapheme_indices(true) {
+        let cost = count(g);
+        if used + cost + ellipsis > max {
+            break;
+        }
+        used += cost;
+        keep_end = i + g.len();
+    }
+    Cow::Owned(format!("{}{ELLIPSIS}", &s[..keep_end]))
+}
+
+/// Unicode scalar values: the measure most vendor docs mean by "characters".
+pub fn char_count(s: &str) -> usize {
+    s.chars().count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_text_is_untouched() {
+        assert!(matches!(
+            truncate_graphemes("hello", 5),
+            Cow::Borrowed("hello")
+        ));
+        assert_eq!(truncate_by("hello", 5, char_count), "hello");
+    }
+
+    #[test]
+    fn long_text_ends_with_an_ellipsis_within_the_limit() {
+        assert_eq!(truncate_graphemes("hello world", 5), "hell…");
+        assert_eq!(grapheme_len(&truncate_graphemes("hello world", 5)), 5);
+        assert_eq!(truncate_by("hello world", 5, char_count), "hell…");
+        assert_eq!(truncate_graphemes("hello", 0), "");
+    }
+
+    #[test]
+    fn cuts_never_split_a_grapheme() {
+        // A family emoji is one grapheme of several code points; "e" + combining acute too.
+        let family = "👨\u{200d}👩\u{200d}👧";
+        let s = format!("{family}{family}e\u{301}e\u{301}");
+        assert_eq!(truncate_graphemes(&s, 2), format!("{family}…"));
+        let cut = truncate_by(&s, 12, char_count);
+        assert!(cut.ends_with(ELLIPSIS));
+        assert!(s.starts_with(cut.trim_end_matches(ELLIPSIS)));
+        assert!(char_count(&cut) <= 12);
+    }
+
+    #[test]
+    fn cjk_is_cut_by_the_vendor_measure() {
+        fn cjk_double(s: &str) -> usize {
+            s.chars().map(|c| if c.is_ascii() { 1 } else { 2 }).sum()
+        }
+        let cut = truncate_by("你好世界你好世界", 7, cjk_double);
+        assert!(cjk_double(&cut) <= 7);
+        assert_eq!(cut, "你好…");
+    }
+}
