@@ -66,6 +66,9 @@ impl EventKind {
 }
 
 /// One decoded event.
+// Most events on the hot path are OfflineMessages: boxing that variant would cost an
+// allocation per message to save stack space in the rare state events.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     OfflineMessage(OfflineMessage),

@@ -1,29 +1,414 @@
-//! PLACEHOLDER: being written; see the module docs of apns.rs for the shape.
+//! Huawei Push Kit (HMS Core, Android), REST API v1.
+//!
+//! Request format (developer.huawei.com/consumer/en/doc/HMS-References/push-sendapi, "Sending
+//! Messages"; field names and types from HMS-Core/hms-push-serverdemo-go
+//! `src/push/model/message.go`, `message_hm.go` and `verify/messaging_hm_verify.go`):
+//! `POST /v1/<app_id>/messages:send` with a JSON body
+//! `{"validate_only":false,"message":{"data","android":{…},"token":[…]}}`; the OAuth bearer
+//! token is added by the client. One request carries 1–1000 tokens (`80300010` otherwise) and
+//! "the message body cannot exceed 4096 bytes (excluding token)" (`80300008`), so
+//! [`Payload::measure`] leaves the token list out.
+//!
+//! - Title: the notification's title, else `credential.default_title`, else the sender's
+//!   name, else the group's name; Huawei refuses a notification without one, so with none of
+//!   them the credential's `default_title` is reported missing.
+//! - `ext` goes in `message.data` as `{"ext":"<ext>"}`: for a notification message Push Kit
+//!   hands `data` to the activity a tap opens, one intent extra per key (NC 9.1.1+, guide
+//!   "Customizing Actions to Be Triggered upon Notification Message Tapping",
+//!   developer.huawei.com/consumer/cn/doc/HMSCore-Guides/andorid-basic-clickaction-0000001087554076),
+//!   which is where the IM SDK reads `getIntent().getExtras().getString("ext")`.
+//! - Classification: `android.category` = `android_huawei_category`, else `IM` (a service
+//!   and communication message, not counted against the marketing quota; needs Huawei's
+//!   self-classification right). `importance` is not sent: with self-classification the
+//!   category decides the reminder level, and `LOW` would file the message as marketing.
+//! - Click: `click_action {type:1, intent}` with the credential's intent URI, else
+//!   `{type:3}` (open the app).
+//! - Sound: `default` → `default_sound:true`; a file → `sound:"/raw/<name>"` with
+//!   `default_sound:false` (the ringtone must sit in the app's `res/raw`; Huawei applies it
+//!   when it creates the channel). Silence: neither field. Push Kit has no per-message mute
+//!   for service and communication messages, so a silent push rings as the user's channel
+//!   says.
+//! - Expiry: `android.ttl` as `"<seconds>s"`, 1 s to 15 days (1 296 000 s, the documented
+//!   maximum); without an expiry Huawei keeps the message for its default of one day.
+//! - `android.collapse_key: -1` makes Push Kit keep every cached message of an offline
+//!   device instead of only the newest (archived "push-server-send" reference), so
+//!   different messages are never collapsed. Each message gets its own notification id
+//!   (Huawei's default).
+//! - Badge: not sent. Huawei's badge needs the launcher class and a number per device,
+//!   and a batch shares one payload.
 
 use impush_proto::v1::{Notification, PushTarget, Vendor};
+use serde_json::{Map, Value, json};
 
-use super::{BuildError, Limits, VendorPayload, VendorRequest};
+use super::{
+    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, required,
+    ttl_seconds,
+};
 use crate::credential::CredentialProfile;
+use crate::render::DEFAULT_SOUND;
+
+/// Message body limit, token list excluded (push-sendapi "Restriction").
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+/// Tokens per request (push-sendapi; `80300010` beyond).
+pub const MAX_TOKENS: usize = 1000;
+/// The longest `android.ttl` Push Kit accepts: 15 days.
+pub const MAX_TTL_SECONDS: u64 = 15 * 24 * 3600;
+/// The category of instant-messaging notifications.
+pub const IM_CATEGORY: &str = "IM";
+
+/// `click_action.type`: open a page by intent URI or action.
+const CLICK_INTENT: u8 = 1;
+/// `click_action.type`: open the app's launcher page.
+const CLICK_OPEN_APP: u8 = 3;
+/// `collapse_key`: deliver every cached offline message.
+const KEEP_ALL_CACHED: i32 = -1;
 
 pub struct Payload;
 
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Huawei;
-    const MAX_BATCH: usize = 1;
+    const MAX_BATCH: usize = MAX_TOKENS;
 
     fn limits(_notification: &Notification) -> Limits {
-        Limits::bytes(4096)
+        Limits::bytes(MAX_MESSAGE_BYTES)
     }
 
     fn build(
-        _notification: &Notification,
+        notification: &Notification,
         credential: &CredentialProfile,
-        _targets: &[PushTarget],
+        targets: &[PushTarget],
     ) -> Result<VendorRequest, BuildError> {
-        Err(BuildError::MissingCredentialField {
-            business_id: credential.business_id,
-            vendor: "huawei",
-            field: "unimplemented",
+        if targets.is_empty() {
+            return Err(BuildError::NoTargets);
+        }
+        if targets.len() > MAX_TOKENS {
+            return Err(BuildError::TooManyTargets {
+                count: targets.len(),
+                max: MAX_TOKENS,
+            });
+        }
+        let app_id = required(credential, "app_id", &credential.app_id)?;
+        let mut tokens = Vec::with_capacity(targets.len());
+        for target in targets {
+            check_path_safe_token(Vendor::Huawei, &target.token)?;
+            tokens.push(Value::String(target.token.clone()));
+        }
+        let title = title(notification, credential)?;
+
+        let mut message = Map::new();
+        if !notification.ext.is_empty() {
+            message.insert(
+                "data".into(),
+                json!({ "ext": notification.ext }).to_string().into(),
+            );
+        }
+        message.insert("android".into(), android(notification, credential, title));
+        message.insert("token".into(), Value::Array(tokens));
+
+        Ok(VendorRequest {
+            path: format!("/v1/{app_id}/messages:send"),
+            headers: Vec::new(),
+            body: Body::Json(json!({ "validate_only": false, "message": message })),
         })
+    }
+
+    /// The body without `message.token`: Huawei's 4096 bytes exclude the tokens.
+    fn measure(request: &VendorRequest) -> usize {
+        match &request.body {
+            Body::Json(body) => {
+                let mut body = body.clone();
+                if let Some(message) = body.get_mut("message").and_then(Value::as_object_mut) {
+                    message.remove("token");
+                }
+                body.to_string().len()
+            }
+            Body::Form(_) => request.body.to_bytes().len(),
+        }
+    }
+}
+
+/// The title shown, following the fallback chain in the module doc.
+fn title<'a>(
+    notification: &'a Notification,
+    credential: &'a CredentialProfile,
+) -> Result<&'a str, BuildError> {
+    [
+        &notification.title,
+        &credential.default_title,
+        &notification.sender_name,
+        &notification.group_name,
+    ]
+    .into_iter()
+    .find(|t| !t.is_empty())
+    .map(String::as_str)
+    .map_or_else(
+        || required(credential, "default_title", &credential.default_title),
+        Ok,
+    )
+}
+
+fn android(notification: &Notification, credential: &CredentialProfile, title: &str) -> Value {
+    let category = if notification.android_huawei_category.is_empty() {
+        IM_CATEGORY
+    } else {
+        &notification.android_huawei_category
+    };
+    let mut android = Map::new();
+    android.insert("collapse_key".into(), KEEP_ALL_CACHED.into());
+    android.insert("category".into(), category.into());
+    if let Some(ttl) = ttl_seconds(notification, 1) {
+        android.insert(
+            "ttl".into(),
+            format!("{}s", ttl.min(MAX_TTL_SECONDS)).into(),
+        );
+    }
+    android.insert(
+        "notification".into(),
+        android_notification(notification, credential, title),
+    );
+    Value::Object(android)
+}
+
+fn android_notification(
+    notification: &Notification,
+    credential: &CredentialProfile,
+    title: &str,
+) -> Value {
+    let mut fields = Map::new();
+    fields.insert("title".into(), title.into());
+    fields.insert("body".into(), notification.body.clone().into());
+    let click_action = if credential.click_action.is_empty() {
+        json!({ "type": CLICK_OPEN_APP })
+    } else {
+        json!({ "type": CLICK_INTENT, "intent": credential.click_action })
+    };
+    fields.insert("click_action".into(), click_action);
+    match notification.sound.as_str() {
+        "" => {}
+        DEFAULT_SOUND => {
+            fields.insert("default_sound".into(), true.into());
+        }
+        file => {
+            fields.insert("sound".into(), format!("/raw/{}", raw_name(file)).into());
+            fields.insert("default_sound".into(), false.into());
+        }
+    }
+    Value::Object(fields)
+}
+
+/// An Android raw resource is named without its extension (`ring.mp3` → `ring`).
+fn raw_name(file: &str) -> &str {
+    match file.rsplit_once('.') {
+        Some((name, _)) if !name.is_empty() => name,
+        _ => file,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::build_payload;
+    use crate::payload::testing::{notification, target};
+
+    const INTENT: &str = "intent://com.tencent.qcloud/detail#Intent;scheme=pushscheme;\
+        launchFlags=0x4000000;component=com.example.im/com.example.im.MainActivity;end";
+
+    fn credential() -> CredentialProfile {
+        CredentialProfile {
+            app_id: "104123456".into(),
+            ..CredentialProfile::new(3, Vendor::Huawei)
+        }
+    }
+
+    fn body(req: &VendorRequest) -> Value {
+        let Body::Json(body) = &req.body else {
+            panic!("Huawei takes JSON")
+        };
+        body.clone()
+    }
+
+    #[test]
+    fn notification_has_title_body_im_category_ext_data_and_tokens() {
+        let req = build_payload(&notification(), &credential(), &[target("tok-1")]).unwrap();
+        assert_eq!(req.path, "/v1/104123456/messages:send");
+        assert!(req.headers.is_empty());
+        assert_eq!(
+            body(&req),
+            json!({
+                "validate_only": false,
+                "message": {
+                    "data": r#"{"ext":"{\"entity\":{\"action\":1,\"chatType\":1,\"sender\":\"denny\"}}"}"#,
+                    "android": {
+                        "collapse_key": -1,
+                        "category": "IM",
+                        "notification": {
+                            "title": "Team chat",
+                            "body": "Denny: see you at 5",
+                            "click_action": {"type": 3},
+                            "default_sound": true
+                        }
+                    },
+                    "token": ["tok-1"]
+                }
+            })
+        );
+    }
+
+    #[test]
+    fn ext_reaches_the_app_unchanged_as_the_ext_extra() {
+        let req = build_payload(&notification(), &credential(), &[target("tok-1")]).unwrap();
+        let data: Value =
+            serde_json::from_str(body(&req)["message"]["data"].as_str().unwrap()).unwrap();
+        assert_eq!(data, json!({ "ext": notification().ext }));
+
+        let mut n = notification();
+        n.ext.clear();
+        let req = build_payload(&n, &credential(), &[target("tok-1")]).unwrap();
+        assert!(body(&req)["message"].get("data").is_none());
+    }
+
+    #[test]
+    fn im_messages_use_the_configured_category_else_im() {
+        let mut n = notification();
+        n.android_huawei_category = "VOIP".into();
+        let req = build_payload(&n, &credential(), &[target("tok-1")]).unwrap();
+        assert_eq!(body(&req)["message"]["android"]["category"], "VOIP");
+    }
+
+    #[test]
+    fn click_opens_the_configured_intent() {
+        let cred = CredentialProfile {
+            click_action: INTENT.into(),
+            ..credential()
+        };
+        let req = build_payload(&notification(), &cred, &[target("tok-1")]).unwrap();
+        assert_eq!(
+            body(&req)["message"]["android"]["notification"]["click_action"],
+            json!({"type": 1, "intent": INTENT})
+        );
+    }
+
+    #[test]
+    fn a_sound_file_plays_from_res_raw_and_silence_sends_no_sound() {
+        let mut n = notification();
+        n.sound = "ring.mp3".into();
+        let req = build_payload(&n, &credential(), &[target("tok-1")]).unwrap();
+        let android_notification = &body(&req)["message"]["android"]["notification"];
+        assert_eq!(android_notification["sound"], "/raw/ring");
+        assert_eq!(android_notification["default_sound"], false);
+
+        n.sound.clear();
+        let req = build_payload(&n, &credential(), &[target("tok-1")]).unwrap();
+        let android_notification = &body(&req)["message"]["android"]["notification"];
+        assert!(android_notification.get("sound").is_none());
+        assert!(android_notification.get("default_sound").is_none());
+    }
+
+    #[test]
+    fn expiry_becomes_a_ttl_clamped_to_fifteen_days() {
+        let mut n = notification();
+        n.expires_at_ms = n.send_time_ms + 30_000;
+        let req = build_payload(&n, &credential(), &[target("tok-1")]).unwrap();
+        assert_eq!(body(&req)["message"]["android"]["ttl"], "30s");
+
+        n.expires_at_ms = n.send_time_ms + 40 * 24 * 3600 * 1000;
+        let req = build_payload(&n, &credential(), &[target("tok-1")]).unwrap();
+        assert_eq!(body(&req)["message"]["android"]["ttl"], "1296000s");
+    }
+
+    #[test]
+    fn missing_title_falls_back_to_default_title_then_sender() {
+        let mut n = notification();
+        n.title.clear();
+        let cred = CredentialProfile {
+            default_title: "ExampleIM".into(),
+            ..credential()
+        };
+        let req = build_payload(&n, &cred, &[target("tok-1")]).unwrap();
+        assert_eq!(
+            body(&req)["message"]["android"]["notification"]["title"],
+            "ExampleIM"
+        );
+        let req = build_payload(&n, &credential(), &[target("tok-1")]).unwrap();
+        assert_eq!(
+            body(&req)["message"]["android"]["notification"]["title"],
+            "Denny"
+        );
+    }
+
+    #[test]
+    fn no_title_anywhere_names_default_title() {
+        let mut n = notification();
+        n.title.clear();
+        n.sender_name.clear();
+        let err = build_payload(&n, &credential(), &[target("tok-1")]).unwrap_err();
+        assert_eq!(
+            err,
+            BuildError::MissingCredentialField {
+                business_id: 3,
+                vendor: "huawei",
+                field: "default_title"
+            }
+        );
+    }
+
+    #[test]
+    fn batch_lists_up_to_1000_tokens() {
+        let targets: Vec<_> = (0..1000).map(|i| target(&format!("tok-{i}"))).collect();
+        let req = build_payload(&notification(), &credential(), &targets).unwrap();
+        let tokens = body(&req)["message"]["token"].as_array().unwrap().clone();
+        assert_eq!(tokens.len(), 1000);
+        assert_eq!(tokens[999], "tok-999");
+
+        let targets: Vec<_> = (0..1001).map(|i| target(&format!("tok-{i}"))).collect();
+        let err = build_payload(&notification(), &credential(), &targets).unwrap_err();
+        assert_eq!(
+            err,
+            BuildError::TooManyTargets {
+                count: 1001,
+                max: 1000
+            }
+        );
+    }
+
+    #[test]
+    fn tokens_that_could_break_the_request_are_refused() {
+        let err = build_payload(&notification(), &credential(), &[target("a,b")]).unwrap_err();
+        assert!(matches!(err, BuildError::InvalidToken { .. }));
+        assert!(build_payload(&notification(), &credential(), &[target("invalid-abc")]).is_ok());
+    }
+
+    #[test]
+    fn long_content_is_cut_to_4096_bytes_not_counting_tokens() {
+        let mut n = notification();
+        n.body = "消息".repeat(3000);
+        let targets: Vec<_> = (0..500).map(|i| target(&format!("tok-{i}"))).collect();
+        let req = build_payload(&n, &credential(), &targets).unwrap();
+        let size = Payload::measure(&req);
+        assert!(size <= MAX_MESSAGE_BYTES, "{size}");
+        assert!(size > MAX_MESSAGE_BYTES - 16, "cut far too much: {size}");
+        assert!(
+            req.body.to_bytes().len() > MAX_MESSAGE_BYTES,
+            "tokens are extra"
+        );
+        let body = body(&req);
+        let cut = body["message"]["android"]["notification"]["body"]
+            .as_str()
+            .unwrap();
+        assert!(cut.ends_with('…'));
+    }
+
+    #[test]
+    fn missing_app_id_names_the_field() {
+        let cred = CredentialProfile::new(3, Vendor::Huawei);
+        let err = build_payload(&notification(), &cred, &[target("tok-1")]).unwrap_err();
+        assert_eq!(
+            err,
+            BuildError::MissingCredentialField {
+                business_id: 3,
+                vendor: "huawei",
+                field: "app_id"
+            }
+        );
     }
 }

@@ -241,6 +241,21 @@ pub fn limits(vendor: Vendor, notification: &Notification) -> Option<Limits> {
     })
 }
 
+/// The size of `request` as `vendor` counts it against [`Limits::max_bytes`].
+pub fn measured_size(vendor: Vendor, request: &VendorRequest) -> usize {
+    match vendor {
+        Vendor::Apns => apns::Payload::measure(request),
+        Vendor::Fcm => fcm::Payload::measure(request),
+        Vendor::Huawei => huawei::Payload::measure(request),
+        Vendor::Xiaomi => xiaomi::Payload::measure(request),
+        Vendor::Oppo => oppo::Payload::measure(request),
+        Vendor::Vivo => vivo::Payload::measure(request),
+        Vendor::Meizu => meizu::Payload::measure(request),
+        Vendor::Tpns => tpns::Payload::measure(request),
+        Vendor::Unspecified => request.body.to_bytes().len(),
+    }
+}
+
 fn fit<P: VendorPayload>(
     notification: &Notification,
     credential: &CredentialProfile,

@@ -1,29 +1,399 @@
-//! PLACEHOLDER: being written; see the module docs of apns.rs for the shape.
+//! OPPO PUSH (HeyTap), server API v1, notification messages.
+//!
+//! Request format (OPPO open platform "通知栏消息" and "单点推送"/"批量单推",
+//! open.oppomobile.com/new/developmentDoc/info?id=11236, field table mirrored at
+//! yimenapp.com/kb-yimen/11080; request shape as in curltech/go-push-sdk
+//! `push/oppo_channel/message_push.go`): one device goes to
+//! `POST /server/v1/message/notification/unicast` with the form field
+//! `message=<JSON {target_type:2, target_value:<registration_id>, notification:{…}}>`; two to
+//! 1000 go to `/server/v1/message/notification/unicast_batch` with
+//! `messages=<JSON array of such objects>`, one per device, all with the same notification.
+//! `auth_token` is added by the client.
+//!
+//! - Title (required): the notification's, else `credential.default_title`, else the
+//!   sender's name, else the group's name; with none of them `default_title` is reported
+//!   missing. Limits: title 50 characters and content 200 for the standard style (style 1,
+//!   OPPO's default), every character counting 1, per OPPO's field table. Sources disagree:
+//!   Alibaba mPaaS lists title 32, Tencent TPNS content 128 (the long-text style's limit).
+//! - `ext` goes in `action_parameters` as `{"ext":"<ext>"}`: OPPO puts each key of that
+//!   JSON object into the extras of the activity the tap opens ("传递参数放在键值对(即
+//!   action_parameters)里,客户端通过intent.getExtras()获取"), where the IM SDK reads `ext`.
+//! - Classification: `channel_id` = `android_oppo_channel_id`, else
+//!   `credential.default_channel_id` (the private-message channel the app created and
+//!   registered with OPPO; omitted when neither is set), plus the 2024 classification
+//!   `category: "IM"` with `notify_level: 2` (notification bar and lock screen). Level 16
+//!   (banner, vibration and ring) needs OPPO's separate approval and is refused (code 67)
+//!   without it, so it is not sent.
+//! - Click: `click_action_type: 4` with `click_action_activity` = the credential's activity
+//!   class, else `click_action_type: 0` (launch the app).
+//! - Sound: not sent. OPPO takes no per-message sound; the channel the app created decides.
+//! - Expiry: `off_line_ttl` in seconds, clamped to OPPO's 1 hour to 10 days (getui/DCloud
+//!   option docs mirroring OPPO [S]). A call that expires in 30 s can therefore still be
+//!   delivered up to an hour late on OPPO.
+//! - Size: OPPO publishes no byte limit we could verify; we keep each message's
+//!   `notification` object within 4096 bytes [M] ([`Payload::measure`]).
+//! - Badge: not sent (ColorOS has no server-set badge). Each message gets its own
+//!   notification (OPPO's default), so different messages are never collapsed.
 
 use impush_proto::v1::{Notification, PushTarget, Vendor};
+use serde_json::{Map, Value, json};
 
-use super::{BuildError, Limits, VendorPayload, VendorRequest};
+use super::{
+    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, required,
+    ttl_seconds,
+};
 use crate::credential::CredentialProfile;
+use crate::text;
+
+pub const UNICAST_PATH: &str = "/server/v1/message/notification/unicast";
+pub const UNICAST_BATCH_PATH: &str = "/server/v1/message/notification/unicast_batch";
+/// Message objects per `unicast_batch` request.
+pub const MAX_MESSAGES: usize = 1000;
+/// The `notification` object of one message, in bytes (see the module doc).
+pub const MAX_NOTIFICATION_BYTES: usize = 4096;
+pub const MAX_TITLE_CHARS: usize = 50;
+/// Content limit of the standard style.
+pub const MAX_CONTENT_CHARS: usize = 200;
+pub const MIN_OFFLINE_TTL_SECONDS: u64 = 3600;
+pub const MAX_OFFLINE_TTL_SECONDS: u64 = 10 * 24 * 3600;
+/// The 2024 classification of chat messages (communication and service).
+pub const IM_CATEGORY: &str = "IM";
+
+/// `target_type`: a registration id.
+const TARGET_REGISTRATION_ID: u8 = 2;
+/// `click_action_type`: launch the app.
+const CLICK_LAUNCH_APP: u8 = 0;
+/// `click_action_type`: open the activity named by `click_action_activity`.
+const CLICK_ACTIVITY: u8 = 4;
+/// `notify_level`: notification bar and lock screen.
+const NOTIFY_LEVEL_BAR_AND_LOCK_SCREEN: u8 = 2;
 
 pub struct Payload;
 
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Oppo;
-    const MAX_BATCH: usize = 1;
+    const MAX_BATCH: usize = MAX_MESSAGES;
 
     fn limits(_notification: &Notification) -> Limits {
-        Limits::bytes(4096)
+        Limits {
+            max_title: Some(MAX_TITLE_CHARS),
+            max_body: Some(MAX_CONTENT_CHARS),
+            ..Limits::bytes(MAX_NOTIFICATION_BYTES)
+        }
     }
 
     fn build(
-        _notification: &Notification,
+        notification: &Notification,
         credential: &CredentialProfile,
-        _targets: &[PushTarget],
+        targets: &[PushTarget],
     ) -> Result<VendorRequest, BuildError> {
-        Err(BuildError::MissingCredentialField {
-            business_id: credential.business_id,
-            vendor: "oppo",
-            field: "unimplemented",
+        if targets.is_empty() {
+            return Err(BuildError::NoTargets);
+        }
+        if targets.len() > MAX_MESSAGES {
+            return Err(BuildError::TooManyTargets {
+                count: targets.len(),
+                max: MAX_MESSAGES,
+            });
+        }
+        let content = oppo_notification(notification, credential)?;
+        let mut messages = Vec::with_capacity(targets.len());
+        for target in targets {
+            check_path_safe_token(Vendor::Oppo, &target.token)?;
+            messages.push(json!({
+                "target_type": TARGET_REGISTRATION_ID,
+                "target_value": target.token,
+                "notification": content,
+            }));
+        }
+        let (path, field, value) = match <[Value; 1]>::try_from(messages) {
+            Ok([message]) => (UNICAST_PATH, "message", message),
+            Err(messages) => (UNICAST_BATCH_PATH, "messages", Value::Array(messages)),
+        };
+        Ok(VendorRequest {
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: Body::Form(vec![(field.to_owned(), value.to_string())]),
         })
+    }
+
+    /// The bytes of one message's `notification` object: the limit is per message, and
+    /// every message of a batch carries the same one.
+    fn measure(request: &VendorRequest) -> usize {
+        let first_notification = |value: &str| {
+            let parsed: Value = serde_json::from_str(value).ok()?;
+            let message = match &parsed {
+                Value::Array(messages) => messages.first()?,
+                message => message,
+            };
+            Some(message.get("notification")?.to_string().len())
+        };
+        request
+            .body
+            .form_field("message")
+            .or_else(|| request.body.form_field("messages"))
+            .and_then(first_notification)
+            .unwrap_or_else(|| request.body.to_bytes().len())
+    }
+}
+
+fn oppo_notification(
+    notification: &Notification,
+    credential: &CredentialProfile,
+) -> Result<Value, BuildError> {
+    let mut fields = Map::new();
+    fields.insert("title".into(), title(notification, credential)?.into());
+    fields.insert("content".into(), notification.body.clone().into());
+    if credential.click_action.is_empty() {
+        fields.insert("click_action_type".into(), CLICK_LAUNCH_APP.into());
+    } else {
+        fields.insert("click_action_type".into(), CLICK_ACTIVITY.into());
+        fields.insert(
+            "click_action_activity".into(),
+            credential.click_action.clone().into(),
+        );
+    }
+    if !notification.ext.is_empty() {
+        fields.insert(
+            "action_parameters".into(),
+            json!({ "ext": notification.ext }).to_string().into(),
+        );
+    }
+    let channel = if notification.android_oppo_channel_id.is_empty() {
+        &credential.default_channel_id
+    } else {
+        &notification.android_oppo_channel_id
+    };
+    if !channel.is_empty() {
+        fields.insert("channel_id".into(), channel.clone().into());
+    }
+    fields.insert("category".into(), IM_CATEGORY.into());
+    fields.insert(
+        "notify_level".into(),
+        NOTIFY_LEVEL_BAR_AND_LOCK_SCREEN.into(),
+    );
+    if let Some(ttl) = ttl_seconds(notification, MIN_OFFLINE_TTL_SECONDS) {
+        fields.insert(
+            "off_line_ttl".into(),
+            ttl.min(MAX_OFFLINE_TTL_SECONDS).into(),
+        );
+    }
+    Ok(Value::Object(fields))
+}
+
+/// The title shown, following the fallback chain in the module doc; a fallback is cut to
+/// the title limit like the notification's own title.
+fn title(
+    notification: &Notification,
+    credential: &CredentialProfile,
+) -> Result<String, BuildError> {
+    [
+        &notification.title,
+        &credential.default_title,
+        &notification.sender_name,
+        &notification.group_name,
+    ]
+    .into_iter()
+    .find(|t| !t.is_empty())
+    .map(|t| text::truncate_by(t, MAX_TITLE_CHARS, text::char_count).into_owned())
+    .map_or_else(
+        || required(credential, "default_title", &credential.default_title).map(str::to_owned),
+        Ok,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::build_payload;
+    use crate::payload::testing::{notification, target};
+
+    const ACTIVITY: &str = "com.example.im.MainActivity";
+
+    fn credential() -> CredentialProfile {
+        CredentialProfile {
+            app_id: "oppo-app-key".into(),
+            default_channel_id: "im_private".into(),
+            ..CredentialProfile::new(5, Vendor::Oppo)
+        }
+    }
+
+    /// The JSON inside the form field `name`.
+    fn field_json(req: &VendorRequest, name: &str) -> Value {
+        serde_json::from_str(req.body.form_field(name).unwrap()).unwrap()
+    }
+
+    fn expected_notification() -> Value {
+        json!({
+            "title": "Team chat",
+            "content": "Denny: see you at 5",
+            "click_action_type": 0,
+            "action_parameters": r#"{"ext":"{\"entity\":{\"action\":1,\"chatType\":1,\"sender\":\"denny\"}}"}"#,
+            "channel_id": "im_private",
+            "category": "IM",
+            "notify_level": 2
+        })
+    }
+
+    #[test]
+    fn one_device_is_a_unicast_with_one_message() {
+        let req = build_payload(&notification(), &credential(), &[target("reg-1")]).unwrap();
+        assert_eq!(req.path, "/server/v1/message/notification/unicast");
+        assert!(req.headers.is_empty());
+        let Body::Form(fields) = &req.body else {
+            panic!("OPPO takes a form")
+        };
+        assert_eq!(fields.len(), 1, "auth_token is the client's");
+        assert_eq!(
+            field_json(&req, "message"),
+            json!({
+                "target_type": 2,
+                "target_value": "reg-1",
+                "notification": expected_notification()
+            })
+        );
+    }
+
+    #[test]
+    fn batch_is_a_unicast_batch_with_one_message_per_device() {
+        let targets = [target("reg-1"), target("invalid-abc")];
+        let req = build_payload(&notification(), &credential(), &targets).unwrap();
+        assert_eq!(req.path, "/server/v1/message/notification/unicast_batch");
+        assert_eq!(req.body.form_field("message"), None);
+        assert_eq!(
+            field_json(&req, "messages"),
+            json!([
+                {"target_type": 2, "target_value": "reg-1", "notification": expected_notification()},
+                {"target_type": 2, "target_value": "invalid-abc", "notification": expected_notification()}
+            ])
+        );
+
+        let targets: Vec<_> = (0..1001).map(|i| target(&format!("r{i}"))).collect();
+        let err = build_payload(&notification(), &credential(), &targets).unwrap_err();
+        assert!(matches!(err, BuildError::TooManyTargets { max: 1000, .. }));
+        let err = build_payload(&notification(), &credential(), &[target("a/b")]).unwrap_err();
+        assert!(matches!(err, BuildError::InvalidToken { .. }));
+    }
+
+    #[test]
+    fn im_messages_use_the_private_message_channel() {
+        let mut n = notification();
+        n.android_oppo_channel_id = "tuikit".into();
+        let req = build_payload(&n, &credential(), &[target("reg-1")]).unwrap();
+        let sent = &field_json(&req, "message")["notification"];
+        assert_eq!(sent["channel_id"], "tuikit");
+        assert_eq!(sent["category"], "IM");
+        assert_eq!(sent["notify_level"], 2);
+
+        let cred = CredentialProfile {
+            default_channel_id: String::new(),
+            ..credential()
+        };
+        let req = build_payload(&notification(), &cred, &[target("reg-1")]).unwrap();
+        assert!(
+            field_json(&req, "message")["notification"]
+                .get("channel_id")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn click_opens_the_configured_activity_with_ext_as_a_parameter() {
+        let cred = CredentialProfile {
+            click_action: ACTIVITY.into(),
+            ..credential()
+        };
+        let req = build_payload(&notification(), &cred, &[target("reg-1")]).unwrap();
+        let sent = &field_json(&req, "message")["notification"];
+        assert_eq!(sent["click_action_type"], 4);
+        assert_eq!(sent["click_action_activity"], ACTIVITY);
+        let parameters: Value =
+            serde_json::from_str(sent["action_parameters"].as_str().unwrap()).unwrap();
+        assert_eq!(parameters, json!({ "ext": notification().ext }));
+    }
+
+    #[test]
+    fn expiry_becomes_an_offline_ttl_within_one_hour_and_ten_days() {
+        let mut n = notification();
+        n.expires_at_ms = n.send_time_ms + 30_000;
+        let req = build_payload(&n, &credential(), &[target("reg-1")]).unwrap();
+        assert_eq!(
+            field_json(&req, "message")["notification"]["off_line_ttl"],
+            3600
+        );
+
+        n.expires_at_ms = n.send_time_ms + 2 * 24 * 3600 * 1000;
+        let req = build_payload(&n, &credential(), &[target("reg-1")]).unwrap();
+        assert_eq!(
+            field_json(&req, "message")["notification"]["off_line_ttl"],
+            172_800
+        );
+
+        n.expires_at_ms = n.send_time_ms + 30 * 24 * 3600 * 1000;
+        let req = build_payload(&n, &credential(), &[target("reg-1")]).unwrap();
+        assert_eq!(
+            field_json(&req, "message")["notification"]["off_line_ttl"],
+            864_000
+        );
+    }
+
+    #[test]
+    fn long_content_is_cut_to_the_vendor_limit() {
+        let mut n = notification();
+        n.title = "标题".repeat(40);
+        n.body = "消息".repeat(150);
+        let req = build_payload(&n, &credential(), &[target("reg-1")]).unwrap();
+        let sent = &field_json(&req, "message")["notification"];
+        let title = sent["title"].as_str().unwrap();
+        let content = sent["content"].as_str().unwrap();
+        assert_eq!(text::char_count(title), MAX_TITLE_CHARS);
+        assert_eq!(text::char_count(content), MAX_CONTENT_CHARS);
+        assert!(content.ends_with('…'));
+    }
+
+    #[test]
+    fn a_large_ext_cuts_the_content_to_fit_each_notification() {
+        let mut n = notification();
+        n.ext = "x".repeat(3700);
+        n.body = "消息".repeat(100);
+        let targets: Vec<_> = (0..3).map(|i| target(&format!("reg-{i}"))).collect();
+        let req = build_payload(&n, &credential(), &targets).unwrap();
+        let size = Payload::measure(&req);
+        assert!(size <= MAX_NOTIFICATION_BYTES, "{size}");
+        assert!(
+            size > MAX_NOTIFICATION_BYTES - 16,
+            "cut far too much: {size}"
+        );
+
+        n.ext = "x".repeat(5000);
+        let err = build_payload(&n, &credential(), &[target("reg-1")]).unwrap_err();
+        assert!(matches!(
+            err,
+            BuildError::PayloadTooLarge { limit: 4096, .. }
+        ));
+    }
+
+    #[test]
+    fn missing_title_falls_back_and_none_names_default_title() {
+        let mut n = notification();
+        n.title.clear();
+        n.sender_name.clear();
+        n.group_name = "Weekend hikers".into();
+        let req = build_payload(&n, &credential(), &[target("reg-1")]).unwrap();
+        assert_eq!(
+            field_json(&req, "message")["notification"]["title"],
+            "Weekend hikers"
+        );
+
+        n.group_name.clear();
+        let err = build_payload(&n, &credential(), &[target("reg-1")]).unwrap_err();
+        assert_eq!(
+            err,
+            BuildError::MissingCredentialField {
+                business_id: 5,
+                vendor: "oppo",
+                field: "default_title"
+            }
+        );
     }
 }

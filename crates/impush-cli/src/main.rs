@@ -1,0 +1,97 @@
+//! `impush`: the operator's and IM developer's command line.
+
+mod render;
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "impush", version, about = "Offline push for IM services")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Preview the decision, notification and exact vendor payload for JSON lines, with no
+    /// broker or Redis. Input and output: one JSON object a line.
+    Render {
+        /// Config file whose credentials and templates to use (default: the built-in
+        /// local-stack samples, business_id 1 APNs … 8 TPNS).
+        #[arg(long, env = "IMPUSH_CONFIG")]
+        config: Option<PathBuf>,
+        /// Input file (default: standard input).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Decide as of this instant, ms since the epoch (default: each message's
+        /// send_time_ms, i.e. as if pushed at once).
+        #[arg(long)]
+        now_ms: Option<i64>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Render {
+            config,
+            file,
+            now_ms,
+        } => run_render(config, file, now_ms),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("impush: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run_render(
+    config: Option<PathBuf>,
+    file: Option<PathBuf>,
+    now_ms: Option<i64>,
+) -> anyhow::Result<ExitCode> {
+    let config = match config {
+        Some(path) => impush_config::Config::load(&path)?,
+        None => impush_config::Config::sample()?,
+    };
+    let input: Box<dyn BufRead> = match &file {
+        Some(path) => Box::new(std::io::BufReader::new(
+            std::fs::File::open(path)
+                .map_err(|e| anyhow::anyhow!("cannot open {}: {e}", path.display()))?,
+        )),
+        None => Box::new(std::io::stdin().lock()),
+    };
+    let wall_clock = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64)
+    };
+    let mut out = std::io::stdout().lock();
+    let mut bad_lines = 0usize;
+    for (index, line) in input.lines().enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match render::render_line(&line, &config, now_ms, wall_clock) {
+            Ok(value) => writeln!(out, "{value}")?,
+            Err(err) => {
+                bad_lines += 1;
+                eprintln!("line {}: {err}", index + 1);
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if bad_lines == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

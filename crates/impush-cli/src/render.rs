@@ -1,0 +1,199 @@
+//! `impush render`: one input line (a message, a recipient's device, optional settings) to
+//! one output line (decision, notification, exact vendor payload), through the same core
+//! functions the router and sender use.
+
+use impush_config::Config;
+use impush_core::{
+    DeviceState, PushTarget, badge_for, build_payload, decide, render_notification,
+};
+use impush_proto::v1::{OfflineMessage, PresenceState, PushSettings, Vendor};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Input {
+    message: Value,
+    #[serde(default)]
+    recipient_id: Option<String>,
+    device: DeviceInput,
+    #[serde(default)]
+    settings: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeviceInput {
+    vendor: String,
+    business_id: u64,
+    #[serde(default)]
+    device_id: String,
+    token: String,
+    #[serde(default)]
+    presence: Option<String>,
+    #[serde(default)]
+    unread: u32,
+}
+
+/// Renders one line; the error says what is wrong with it.
+pub fn render_line(
+    line: &str,
+    config: &Config,
+    now_ms: Option<i64>,
+    wall_clock: impl Fn() -> i64,
+) -> Result<Value, String> {
+    let input: Input = serde_json::from_str(line).map_err(|e| format!("not a render input: {e}"))?;
+    let message: OfflineMessage = serde_json::from_value(input.message)
+        .map_err(|e| format!("message: not an OfflineMessage in proto3 JSON: {e}"))?;
+    let settings: Option<PushSettings> = input
+        .settings
+        .map(serde_json::from_value)
+        .transpose()
+        .map_err(|e| format!("settings: not a PushSettings in proto3 JSON: {e}"))?;
+    let vendor = Vendor::from_str_name(&input.device.vendor)
+        .filter(|v| *v != Vendor::Unspecified)
+        .ok_or_else(|| format!("device.vendor: unknown vendor {:?}", input.device.vendor))?;
+    let presence = match input.device.presence.as_deref() {
+        None => PresenceState::Unspecified,
+        Some(name) => PresenceState::from_str_name(name)
+            .ok_or_else(|| format!("device.presence: unknown presence state {name:?}"))?,
+    };
+    let recipient_id = input
+        .recipient_id
+        .unwrap_or_else(|| message.receiver_id.clone());
+    if recipient_id.is_empty() {
+        return Err("recipient_id is required for a group message".into());
+    }
+    let device = DeviceState {
+        device_id: input.device.device_id,
+        vendor,
+        business_id: input.device.business_id,
+        token: input.device.token,
+        presence,
+        unread: input.device.unread,
+    };
+    let now = now_ms.unwrap_or(if message.send_time_ms > 0 {
+        message.send_time_ms
+    } else {
+        wall_clock()
+    });
+
+    let credential = config.credentials.get(&device.business_id);
+    if let Err(reason) = decide(
+        &message,
+        &recipient_id,
+        &device,
+        settings.as_ref(),
+        credential,
+        now,
+    ) {
+        return Ok(json!({"decision": "skip", "reason": reason.as_str()}));
+    }
+    let Some(credential) = credential else {
+        return Ok(json!({"decision": "skip", "reason": "no_credential"}));
+    };
+    let templates = config.templates.for_app(message.sdk_app_id);
+    let notification = render_notification(&message, vendor, settings.as_ref(), templates);
+    // The preview takes the message as the first push since the BACKGROUND report.
+    let badge = badge_for(vendor, &message, device.unread, 1);
+    let target = PushTarget {
+        user_id: recipient_id,
+        device_id: device.device_id,
+        token: device.token,
+        badge,
+    };
+    match build_payload(&notification, credential, std::slice::from_ref(&target)) {
+        Ok(request) => Ok(json!({
+            "decision": "push",
+            "notification": {
+                "title": notification.title,
+                "body": notification.body,
+                "badge": badge,
+                "sound": (!notification.sound.is_empty()).then_some(&notification.sound),
+                "ext": notification.ext,
+            },
+            "payload": request.body.to_json_value(),
+        })),
+        Err(err) => Ok(json!({
+            "decision": "skip",
+            "reason": build_error_reason(&err),
+            "detail": err.to_string(),
+        })),
+    }
+}
+
+fn build_error_reason(err: &impush_core::BuildError) -> &'static str {
+    use impush_core::BuildError::*;
+    match err {
+        NoTargets | TooManyTargets { .. } => "no_target",
+        VendorMismatch { .. } => "no_credential",
+        MissingCredentialField { .. } => "credential_incomplete",
+        InvalidToken { .. } => "invalid_token",
+        PayloadTooLarge { .. } => "payload_too_large",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        Config::sample().unwrap()
+    }
+
+    fn render(line: &str) -> Value {
+        render_line(line, &config(), None, || 0).unwrap()
+    }
+
+    const APNS_LINE: &str = r#"{"message":{"msgId":"m1","sdkAppId":1400000001,"senderId":"denny","senderNickname":"Denny","receiverId":"vinson","elems":[{"text":{"text":"hello"}}],"pushInfo":{"ext":"jump to denny"},"sendTimeMs":"1700000000000"},"device":{"vendor":"VENDOR_APNS","business_id":1,"device_id":"iphone","token":"abcdef","presence":"PRESENCE_STATE_BACKGROUND","unread":3}}"#;
+
+    #[test]
+    fn a_background_ios_device_gets_the_rendered_alert_with_badge_unread_plus_one() {
+        let out = render(APNS_LINE);
+        assert_eq!(out["decision"], "push");
+        assert_eq!(out["notification"]["body"], "Denny: hello");
+        assert_eq!(out["notification"]["badge"], 4);
+        assert_eq!(out["notification"]["sound"], "default");
+        assert_eq!(out["notification"]["ext"], "jump to denny");
+        assert_eq!(out["payload"]["aps"]["alert"], "Denny: hello");
+        assert_eq!(out["payload"]["aps"]["badge"], 4);
+        assert_eq!(out["payload"]["ext"], "jump to denny");
+    }
+
+    #[test]
+    fn a_foreground_device_is_skipped_with_its_reason() {
+        let line = APNS_LINE.replace("PRESENCE_STATE_BACKGROUND", "PRESENCE_STATE_FOREGROUND");
+        assert_eq!(render(&line), json!({"decision": "skip", "reason": "foreground"}));
+    }
+
+    #[test]
+    fn user_settings_are_applied() {
+        let line = APNS_LINE.replace(
+            r#""unread":3}}"#,
+            r#""unread":3},"settings":{"openPush":"OPEN_PUSH_DISABLED"}}"#,
+        );
+        assert_eq!(render(&line)["reason"], "push_disabled_by_user");
+    }
+
+    #[test]
+    fn an_unknown_business_id_is_skipped_as_no_credential() {
+        let line = APNS_LINE.replace(r#""business_id":1"#, r#""business_id":99"#);
+        assert_eq!(render(&line)["reason"], "no_credential");
+    }
+
+    #[test]
+    fn bad_lines_are_errors_that_say_what_is_wrong() {
+        let err = |line: &str| render_line(line, &config(), None, || 0).unwrap_err();
+        assert!(err("not json").contains("not a render input"));
+        assert!(err(&APNS_LINE.replace("VENDOR_APNS", "VENDOR_NOKIA")).contains("device.vendor"));
+        assert!(err(&APNS_LINE.replace(r#""msgId":"m1""#, r#""msgId":1"#)).contains("message:"));
+        let group = APNS_LINE.replace(r#""receiverId":"vinson","#, r#""groupId":"g","#);
+        assert!(err(&group).contains("recipient_id"));
+    }
+
+    #[test]
+    fn a_token_that_could_change_the_url_is_never_built_into_a_request() {
+        let line = APNS_LINE.replace(r#""token":"abcdef""#, r#""token":"../../x""#);
+        assert_eq!(render(&line)["reason"], "invalid_token");
+    }
+}
