@@ -76,7 +76,10 @@ fn group_ten_elems() -> OfflineMessage {
 fn bench(c: &mut Criterion) {
     let config = Config::sample().expect("built-in sample config parses");
     let templates = Templates::english();
-    for (label, message) in [("c2c_text", c2c_text()), ("group_10_elems", group_ten_elems())] {
+    for (label, message) in [
+        ("c2c_text", c2c_text()),
+        ("group_10_elems", group_ten_elems()),
+    ] {
         let mut group = c.benchmark_group(format!("decide_render_build/{label}"));
         for vendor in vendor::ALL {
             let credential = config

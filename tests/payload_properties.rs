@@ -3,12 +3,10 @@
 //! is valid UTF-8, and it fits the vendor's size limit, for every vendor.
 
 use impush_config::Config;
-use impush_core::{
-    Templates, badge_for, build_payload, payload, render_notification, vendor,
-};
+use impush_core::{Templates, badge_for, build_payload, payload, render_notification, vendor};
 use impush_proto::v1::{
-    CallInvite, CustomElem, Elem, ImageElem, OfflineMessage, OfflinePushInfo, PushTarget,
-    TextElem, elem::Content,
+    CallInvite, CustomElem, Elem, ImageElem, OfflineMessage, OfflinePushInfo, PushTarget, TextElem,
+    elem::Content,
 };
 use proptest::prelude::*;
 
@@ -29,7 +27,9 @@ fn odd_text(max: usize) -> impl Strategy<Value = String> {
 fn elem() -> impl Strategy<Value = Elem> {
     prop_oneof![
         odd_text(600).prop_map(|text| Content::Text(TextElem { text })),
-        Just(Content::Image(ImageElem { url: "https://x/y.png".into() })),
+        Just(Content::Image(ImageElem {
+            url: "https://x/y.png".into()
+        })),
         (odd_text(40), odd_text(40)).prop_map(|(desc, ext)| Content::Custom(CustomElem {
             data: vec![0xff, 0x00],
             desc,
@@ -54,31 +54,29 @@ fn message() -> impl Strategy<Value = OfflineMessage> {
         prop::bool::ANY,
     )
         .prop_map(
-            |(nickname, card, group_name, is_group, elems, title, ext, ttl, call)| {
-                OfflineMessage {
-                    msg_id: "m".into(),
-                    sdk_app_id: 1,
-                    sender_id: "s".into(),
-                    sender_nickname: nickname,
-                    receiver_id: if is_group { String::new() } else { "r".into() },
-                    group_id: if is_group { "g".into() } else { String::new() },
-                    group_name,
-                    sender_name_card: card,
-                    elems,
-                    push_info: Some(OfflinePushInfo {
-                        title,
-                        ext,
-                        ttl_seconds: ttl.unwrap_or(0),
-                        ..Default::default()
-                    }),
-                    send_time_ms: 1_700_000_000_000,
-                    call: call.then(|| CallInvite {
-                        call_id: "c".into(),
-                        timeout_s: 30,
-                        ..Default::default()
-                    }),
+            |(nickname, card, group_name, is_group, elems, title, ext, ttl, call)| OfflineMessage {
+                msg_id: "m".into(),
+                sdk_app_id: 1,
+                sender_id: "s".into(),
+                sender_nickname: nickname,
+                receiver_id: if is_group { String::new() } else { "r".into() },
+                group_id: if is_group { "g".into() } else { String::new() },
+                group_name,
+                sender_name_card: card,
+                elems,
+                push_info: Some(OfflinePushInfo {
+                    title,
+                    ext,
+                    ttl_seconds: ttl.unwrap_or(0),
                     ..Default::default()
-                }
+                }),
+                send_time_ms: 1_700_000_000_000,
+                call: call.then(|| CallInvite {
+                    call_id: "c".into(),
+                    timeout_s: 30,
+                    ..Default::default()
+                }),
+                ..Default::default()
             },
         )
 }

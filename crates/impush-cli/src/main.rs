@@ -27,11 +27,20 @@ enum Command {
         /// Input file (default: standard input).
         #[arg(long)]
         file: Option<PathBuf>,
+        /// `json`: one object a line (the contract); `table`: for people.
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
         /// Decide as of this instant, ms since the epoch (default: each message's
         /// send_time_ms, i.e. as if pushed at once).
         #[arg(long)]
         now_ms: Option<i64>,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Json,
+    Table,
 }
 
 fn main() -> ExitCode {
@@ -40,8 +49,9 @@ fn main() -> ExitCode {
         Command::Render {
             config,
             file,
+            format,
             now_ms,
-        } => run_render(config, file, now_ms),
+        } => run_render(config, file, format, now_ms),
     };
     match result {
         Ok(code) => code,
@@ -55,6 +65,7 @@ fn main() -> ExitCode {
 fn run_render(
     config: Option<PathBuf>,
     file: Option<PathBuf>,
+    format: Format,
     now_ms: Option<i64>,
 ) -> anyhow::Result<ExitCode> {
     let config = match config {
@@ -81,7 +92,10 @@ fn run_render(
             continue;
         }
         match render::render_line(&line, &config, now_ms, wall_clock) {
-            Ok(value) => writeln!(out, "{value}")?,
+            Ok(rendered) => match format {
+                Format::Json => writeln!(out, "{}", rendered.output)?,
+                Format::Table => write!(out, "{}", render::format_table(index + 1, &rendered))?,
+            },
             Err(err) => {
                 bad_lines += 1;
                 eprintln!("line {}: {err}", index + 1);

@@ -3,9 +3,7 @@
 //! functions the router and sender use.
 
 use impush_config::Config;
-use impush_core::{
-    DeviceState, PushTarget, badge_for, build_payload, decide, render_notification,
-};
+use impush_core::{DeviceState, PushTarget, badge_for, build_payload, decide, render_notification};
 use impush_proto::v1::{OfflineMessage, PresenceState, PushSettings, Vendor};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -35,14 +33,75 @@ struct DeviceInput {
     unread: u32,
 }
 
+/// One rendered input line: whom it was for, and the output object.
+pub struct Rendered {
+    pub vendor: Vendor,
+    pub recipient_id: String,
+    pub device_id: String,
+    pub output: Value,
+}
+
 /// Renders one line; the error says what is wrong with it.
 pub fn render_line(
     line: &str,
     config: &Config,
     now_ms: Option<i64>,
     wall_clock: impl Fn() -> i64,
-) -> Result<Value, String> {
-    let input: Input = serde_json::from_str(line).map_err(|e| format!("not a render input: {e}"))?;
+) -> Result<Rendered, String> {
+    let (vendor, recipient_id, device_id, output) = render_parts(line, config, now_ms, wall_clock)?;
+    Ok(Rendered {
+        vendor,
+        recipient_id,
+        device_id,
+        output,
+    })
+}
+
+/// The human-readable form of `--format table`: one header line per input, then the
+/// notification and the payload.
+pub fn format_table(line_number: usize, rendered: &Rendered) -> String {
+    let out = &rendered.output;
+    let mut text = format!(
+        "#{line_number:<3} {:<7} {} / {}  ",
+        impush_core::vendor::name(rendered.vendor),
+        rendered.recipient_id,
+        rendered.device_id
+    );
+    if out["decision"] == "push" {
+        let n = &out["notification"];
+        text.push_str("PUSH\n");
+        let field = |name: &str| match &n[name] {
+            Value::Null => "-".to_owned(),
+            Value::String(s) if s.is_empty() => "-".to_owned(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        for name in ["title", "body", "badge", "sound", "ext"] {
+            text.push_str(&format!("      {name:<6} {}\n", field(name)));
+        }
+        let payload = serde_json::to_string_pretty(&out["payload"]).unwrap_or_default();
+        text.push_str("      payload\n");
+        for line in payload.lines() {
+            text.push_str(&format!("        {line}\n"));
+        }
+    } else {
+        text.push_str(&format!(
+            "skip ({})\n",
+            out["reason"].as_str().unwrap_or("unknown")
+        ));
+    }
+    text
+}
+
+#[allow(clippy::type_complexity)]
+fn render_parts(
+    line: &str,
+    config: &Config,
+    now_ms: Option<i64>,
+    wall_clock: impl Fn() -> i64,
+) -> Result<(Vendor, String, String, Value), String> {
+    let input: Input =
+        serde_json::from_str(line).map_err(|e| format!("not a render input: {e}"))?;
     let message: OfflineMessage = serde_json::from_value(input.message)
         .map_err(|e| format!("message: not an OfflineMessage in proto3 JSON: {e}"))?;
     let settings: Option<PushSettings> = input
@@ -87,23 +146,25 @@ pub fn render_line(
         credential,
         now,
     ) {
-        return Ok(json!({"decision": "skip", "reason": reason.as_str()}));
+        let skip = json!({"decision": "skip", "reason": reason.as_str()});
+        return Ok((vendor, recipient_id, device.device_id, skip));
     }
     let Some(credential) = credential else {
-        return Ok(json!({"decision": "skip", "reason": "no_credential"}));
+        let skip = json!({"decision": "skip", "reason": "no_credential"});
+        return Ok((vendor, recipient_id, device.device_id, skip));
     };
     let templates = config.templates.for_app(message.sdk_app_id);
     let notification = render_notification(&message, vendor, settings.as_ref(), templates);
     // The preview takes the message as the first push since the BACKGROUND report.
     let badge = badge_for(vendor, &message, device.unread, 1);
     let target = PushTarget {
-        user_id: recipient_id,
-        device_id: device.device_id,
+        user_id: recipient_id.clone(),
+        device_id: device.device_id.clone(),
         token: device.token,
         badge,
     };
-    match build_payload(&notification, credential, std::slice::from_ref(&target)) {
-        Ok(request) => Ok(json!({
+    let output = match build_payload(&notification, credential, std::slice::from_ref(&target)) {
+        Ok(request) => json!({
             "decision": "push",
             "notification": {
                 "title": notification.title,
@@ -113,13 +174,14 @@ pub fn render_line(
                 "ext": notification.ext,
             },
             "payload": request.body.to_json_value(),
-        })),
-        Err(err) => Ok(json!({
+        }),
+        Err(err) => json!({
             "decision": "skip",
             "reason": build_error_reason(&err),
             "detail": err.to_string(),
-        })),
-    }
+        }),
+    };
+    Ok((vendor, recipient_id, device.device_id, output))
 }
 
 fn build_error_reason(err: &impush_core::BuildError) -> &'static str {
@@ -142,7 +204,7 @@ mod tests {
     }
 
     fn render(line: &str) -> Value {
-        render_line(line, &config(), None, || 0).unwrap()
+        render_line(line, &config(), None, || 0).unwrap().output
     }
 
     const APNS_LINE: &str = r#"{"message":{"msgId":"m1","sdkAppId":1400000001,"senderId":"denny","senderNickname":"Denny","receiverId":"vinson","elems":[{"text":{"text":"hello"}}],"pushInfo":{"ext":"jump to denny"},"sendTimeMs":"1700000000000"},"device":{"vendor":"VENDOR_APNS","business_id":1,"device_id":"iphone","token":"abcdef","presence":"PRESENCE_STATE_BACKGROUND","unread":3}}"#;
@@ -163,7 +225,10 @@ mod tests {
     #[test]
     fn a_foreground_device_is_skipped_with_its_reason() {
         let line = APNS_LINE.replace("PRESENCE_STATE_BACKGROUND", "PRESENCE_STATE_FOREGROUND");
-        assert_eq!(render(&line), json!({"decision": "skip", "reason": "foreground"}));
+        assert_eq!(
+            render(&line),
+            json!({"decision": "skip", "reason": "foreground"})
+        );
     }
 
     #[test]
@@ -183,7 +248,7 @@ mod tests {
 
     #[test]
     fn bad_lines_are_errors_that_say_what_is_wrong() {
-        let err = |line: &str| render_line(line, &config(), None, || 0).unwrap_err();
+        let err = |line: &str| render_line(line, &config(), None, || 0).err().unwrap();
         assert!(err("not json").contains("not a render input"));
         assert!(err(&APNS_LINE.replace("VENDOR_APNS", "VENDOR_NOKIA")).contains("device.vendor"));
         assert!(err(&APNS_LINE.replace(r#""msgId":"m1""#, r#""msgId":1"#)).contains("message:"));

@@ -121,9 +121,7 @@ fn missing_identity_field(c: &CredentialProfile) -> Option<&'static str> {
     match c.vendor {
         Vendor::Apns => needs("bundle_id", &c.bundle_id),
         Vendor::Fcm => needs("project_id", &c.project_id),
-        Vendor::Huawei | Vendor::Vivo | Vendor::Meizu | Vendor::Tpns => {
-            needs("app_id", &c.app_id)
-        }
+        Vendor::Huawei | Vendor::Vivo | Vendor::Meizu | Vendor::Tpns => needs("app_id", &c.app_id),
         Vendor::Xiaomi | Vendor::Oppo => needs("package_name", &c.package_name),
         Vendor::Unspecified => Some("vendor"),
     }
@@ -166,15 +164,20 @@ mod tests {
     #[test]
     fn duplicate_business_ids_are_refused() {
         let one = "[[credentials]]\nbusiness_id = 2\nvendor = \"fcm\"\nproject_id = \"p\"\n";
-        let err = Config::parse(&format!("{one}{one}"), "t").unwrap_err().to_string();
+        let err = Config::parse(&format!("{one}{one}"), "t")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("earlier credential"), "{err}");
     }
 
     #[test]
     fn unknown_vendors_are_refused_with_the_list() {
-        let err = Config::parse("[[credentials]]\nbusiness_id = 2\nvendor = \"nokia\"\n", "t")
-            .unwrap_err()
-            .to_string();
+        let err = Config::parse(
+            "[[credentials]]\nbusiness_id = 2\nvendor = \"nokia\"\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("apns, fcm"), "{err}");
     }
 

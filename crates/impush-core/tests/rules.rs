@@ -94,16 +94,43 @@ fn presence_rules() {
     use PresenceState::*;
     let cases = [
         ("background devices get offline pushes", Background, Ok(())),
-        ("disconnected (killed) apps get offline pushes", Disconnected, Ok(())),
-        ("a device that never reported presence gets pushes", Unspecified, Ok(())),
-        ("no push in the foreground: the app shows the message", Foreground, Err(SkipReason::Foreground)),
-        ("no push after an explicit logout", LoggedOut, Err(SkipReason::LoggedOut)),
-        ("no push after being kicked by another login", Kicked, Err(SkipReason::Kicked)),
+        (
+            "disconnected (killed) apps get offline pushes",
+            Disconnected,
+            Ok(()),
+        ),
+        (
+            "a device that never reported presence gets pushes",
+            Unspecified,
+            Ok(()),
+        ),
+        (
+            "no push in the foreground: the app shows the message",
+            Foreground,
+            Err(SkipReason::Foreground),
+        ),
+        (
+            "no push after an explicit logout",
+            LoggedOut,
+            Err(SkipReason::LoggedOut),
+        ),
+        (
+            "no push after being kicked by another login",
+            Kicked,
+            Err(SkipReason::Kicked),
+        ),
     ];
     let message = c2c(vec![text("hi")]);
     let cred = credential(Vendor::Apns);
     for (rule, presence, expected) in cases {
-        let got = decide(&message, "vinson", &device(Vendor::Apns, presence), None, Some(&cred), NOW);
+        let got = decide(
+            &message,
+            "vinson",
+            &device(Vendor::Apns, presence),
+            None,
+            Some(&cred),
+            NOW,
+        );
         assert_eq!(got, expected, "{rule}");
     }
 }
@@ -116,38 +143,91 @@ fn push_switch_rules() {
         open_push: open_push as i32,
         ..Default::default()
     };
-    type Case = (&'static str, OfflineMessage, Option<PushSettings>, Result<(), SkipReason>);
+    type Case = (
+        &'static str,
+        OfflineMessage,
+        Option<PushSettings>,
+        Result<(), SkipReason>,
+    );
     let cases: [Case; 7] = [
-        ("no settings: push is on", c2c(vec![text("hi")]), None, Ok(())),
-        ("open_push unset: push is on", c2c(vec![text("hi")]), Some(settings(OpenPush::Unset)), Ok(())),
-        ("open_push enabled: push is on", c2c(vec![text("hi")]), Some(settings(OpenPush::Enabled)), Ok(())),
-        ("the user turned push off", c2c(vec![text("hi")]), Some(settings(OpenPush::Disabled)), Err(SkipReason::DisabledByUser)),
+        (
+            "no settings: push is on",
+            c2c(vec![text("hi")]),
+            None,
+            Ok(()),
+        ),
+        (
+            "open_push unset: push is on",
+            c2c(vec![text("hi")]),
+            Some(settings(OpenPush::Unset)),
+            Ok(()),
+        ),
+        (
+            "open_push enabled: push is on",
+            c2c(vec![text("hi")]),
+            Some(settings(OpenPush::Enabled)),
+            Ok(()),
+        ),
+        (
+            "the user turned push off",
+            c2c(vec![text("hi")]),
+            Some(settings(OpenPush::Disabled)),
+            Err(SkipReason::DisabledByUser),
+        ),
         (
             "the sender disabled push for this message",
-            with_info(c2c(vec![text("hi")]), OfflinePushInfo { disable_push: true, ..Default::default() }),
+            with_info(
+                c2c(vec![text("hi")]),
+                OfflinePushInfo {
+                    disable_push: true,
+                    ..Default::default()
+                },
+            ),
             None,
             Err(SkipReason::DisabledByMessage),
         ),
         (
             "online-only messages are never pushed offline",
-            OfflineMessage { online_user_only: true, ..c2c(vec![text("hi")]) },
+            OfflineMessage {
+                online_user_only: true,
+                ..c2c(vec![text("hi")])
+            },
             None,
             Err(SkipReason::OnlineUserOnly),
         ),
         (
             "a message within its TTL is pushed",
-            with_info(c2c(vec![text("hi")]), OfflinePushInfo { ttl_seconds: 60, ..Default::default() }),
+            with_info(
+                c2c(vec![text("hi")]),
+                OfflinePushInfo {
+                    ttl_seconds: 60,
+                    ..Default::default()
+                },
+            ),
             None,
             Ok(()),
         ),
     ];
     for (rule, message, settings, expected) in cases {
-        let got = decide(&message, "vinson", &dev, settings.as_ref(), Some(&cred), NOW);
+        let got = decide(
+            &message,
+            "vinson",
+            &dev,
+            settings.as_ref(),
+            Some(&cred),
+            NOW,
+        );
         assert_eq!(got, expected, "{rule}");
     }
     let stale = with_info(
-        OfflineMessage { send_time_ms: NOW - 5_000, ..c2c(vec![text("hi")]) },
-        OfflinePushInfo { ttl_seconds: 2, ..Default::default() },
+        OfflineMessage {
+            send_time_ms: NOW - 5_000,
+            ..c2c(vec![text("hi")])
+        },
+        OfflinePushInfo {
+            ttl_seconds: 2,
+            ..Default::default()
+        },
     );
     assert_eq!(
         decide(&stale, "vinson", &dev, None, Some(&cred), NOW),
@@ -177,7 +257,10 @@ fn device_and_credential_rules() {
         Err(SkipReason::NoCredential),
         "a credential of another vendor does not serve the device"
     );
-    let no_token = DeviceState { token: String::new(), ..dev.clone() };
+    let no_token = DeviceState {
+        token: String::new(),
+        ..dev.clone()
+    };
     assert_eq!(
         decide(&message, "vinson", &no_token, None, Some(&cred), NOW),
         Err(SkipReason::NoToken)
@@ -187,19 +270,67 @@ fn device_and_credential_rules() {
 #[test]
 fn element_texts() {
     let cases = [
-        ("text elem: the content directly", text("See you at 5"), "Denny: See you at 5"),
-        ("image elem: [image]", elem(Content::Image(ImageElem { url: "u".into() })), "Denny: [image]"),
-        ("voice elem: [voice]", elem(Content::Sound(SoundElem { url: "u".into(), seconds: 3 })), "Denny: [voice]"),
-        ("file elem: [file]", elem(Content::File(FileElem { name: "a.pdf".into(), url: "u".into() })), "Denny: [file]"),
-        ("video elem: [video]", elem(Content::Video(VideoElem { url: "u".into(), seconds: 9 })), "Denny: [video]"),
+        (
+            "text elem: the content directly",
+            text("See you at 5"),
+            "Denny: See you at 5",
+        ),
+        (
+            "image elem: [image]",
+            elem(Content::Image(ImageElem { url: "u".into() })),
+            "Denny: [image]",
+        ),
+        (
+            "voice elem: [voice]",
+            elem(Content::Sound(SoundElem {
+                url: "u".into(),
+                seconds: 3,
+            })),
+            "Denny: [voice]",
+        ),
+        (
+            "file elem: [file]",
+            elem(Content::File(FileElem {
+                name: "a.pdf".into(),
+                url: "u".into(),
+            })),
+            "Denny: [file]",
+        ),
+        (
+            "video elem: [video]",
+            elem(Content::Video(VideoElem {
+                url: "u".into(),
+                seconds: 9,
+            })),
+            "Denny: [video]",
+        ),
         (
             "location elem: [location]",
-            elem(Content::Location(LocationElem { desc: "Office".into(), latitude: 1.0, longitude: 2.0 })),
+            elem(Content::Location(LocationElem {
+                desc: "Office".into(),
+                latitude: 1.0,
+                longitude: 2.0,
+            })),
             "Denny: [location]",
         ),
-        ("face elem: [emoji]", elem(Content::Face(FaceElem { index: 3, data: vec![1] })), "Denny: [emoji]"),
-        ("merger elem: [chat history]", elem(Content::Merger(MergerElem { title: "t".into() })), "Denny: [chat history]"),
-        ("custom elem: its desc", custom("New order #5", ""), "Denny: New order #5"),
+        (
+            "face elem: [emoji]",
+            elem(Content::Face(FaceElem {
+                index: 3,
+                data: vec![1],
+            })),
+            "Denny: [emoji]",
+        ),
+        (
+            "merger elem: [chat history]",
+            elem(Content::Merger(MergerElem { title: "t".into() })),
+            "Denny: [chat history]",
+        ),
+        (
+            "custom elem: its desc",
+            custom("New order #5", ""),
+            "Denny: New order #5",
+        ),
     ];
     for (rule, e, expected) in cases {
         assert_eq!(body(&c2c(vec![e])), expected, "{rule}");
@@ -208,7 +339,11 @@ fn element_texts() {
 
 #[test]
 fn several_elements_are_joined_in_order() {
-    let m = c2c(vec![text("Look"), elem(Content::Image(ImageElem::default())), text("!")]);
+    let m = c2c(vec![
+        text("Look"),
+        elem(Content::Image(ImageElem::default())),
+        text("!"),
+    ]);
     assert_eq!(body(&m), "Denny: Look[image]!");
 }
 
@@ -218,13 +353,23 @@ fn c2c_and_group_formats() {
         ("C2C: Nickname: content", c2c(vec![text("hi")]), "Denny: hi"),
         (
             "C2C without nickname: content alone",
-            OfflineMessage { sender_nickname: String::new(), ..c2c(vec![text("hi")]) },
+            OfflineMessage {
+                sender_nickname: String::new(),
+                ..c2c(vec![text("hi")])
+            },
             "hi",
         ),
-        ("group: the name card comes first", group(vec![text("hi")]), "Boss Denny (Team): hi"),
+        (
+            "group: the name card comes first",
+            group(vec![text("hi")]),
+            "Boss Denny (Team): hi",
+        ),
         (
             "group without name card: the nickname",
-            OfflineMessage { sender_name_card: String::new(), ..group(vec![text("hi")]) },
+            OfflineMessage {
+                sender_name_card: String::new(),
+                ..group(vec![text("hi")])
+            },
             "Denny (Team): hi",
         ),
         (
@@ -246,13 +391,25 @@ fn c2c_and_group_formats() {
 fn push_info_overrides() {
     let m = with_info(
         c2c(vec![text("secret text")]),
-        OfflinePushInfo { title: "New message".into(), desc: "You have a message".into(), ..Default::default() },
+        OfflinePushInfo {
+            title: "New message".into(),
+            desc: "You have a message".into(),
+            ..Default::default()
+        },
     );
     let n = render_notification(&m, Vendor::Apns, None, &Templates::english());
     assert_eq!(n.title, "New message", "push_info.title sets the title");
-    assert_eq!(n.body, "Denny: You have a message", "push_info.desc replaces the content");
+    assert_eq!(
+        n.body, "Denny: You have a message",
+        "push_info.desc replaces the content"
+    );
 
-    let plain = render_notification(&c2c(vec![text("hi")]), Vendor::Apns, None, &Templates::english());
+    let plain = render_notification(
+        &c2c(vec![text("hi")]),
+        Vendor::Apns,
+        None,
+        &Templates::english(),
+    );
     assert_eq!(plain.title, "", "no title unless the sender sets one");
 }
 
@@ -266,14 +423,38 @@ fn custom_element_rules() {
         Err(SkipReason::CustomWithoutDesc),
         "a custom-only message with no desc is not pushed"
     );
-    let with_push_desc = with_info(only_custom.clone(), OfflinePushInfo { desc: "Order shipped".into(), ..Default::default() });
-    assert_eq!(decide(&with_push_desc, "vinson", &dev, None, Some(&cred), NOW), Ok(()));
-    assert_eq!(body(&with_push_desc), "Denny: Order shipped", "custom elem shows push_info.desc first");
+    let with_push_desc = with_info(
+        only_custom.clone(),
+        OfflinePushInfo {
+            desc: "Order shipped".into(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        decide(&with_push_desc, "vinson", &dev, None, Some(&cred), NOW),
+        Ok(())
+    );
+    assert_eq!(
+        body(&with_push_desc),
+        "Denny: Order shipped",
+        "custom elem shows push_info.desc first"
+    );
     let with_own_desc = c2c(vec![custom("Order placed", "")]);
-    assert_eq!(decide(&with_own_desc, "vinson", &dev, None, Some(&cred), NOW), Ok(()));
-    assert_eq!(body(&with_own_desc), "Denny: Order placed", "else its own desc");
+    assert_eq!(
+        decide(&with_own_desc, "vinson", &dev, None, Some(&cred), NOW),
+        Ok(())
+    );
+    assert_eq!(
+        body(&with_own_desc),
+        "Denny: Order placed",
+        "else its own desc"
+    );
     let mixed = c2c(vec![text("see"), custom("", "")]);
-    assert_eq!(decide(&mixed, "vinson", &dev, None, Some(&cred), NOW), Ok(()), "text next to a silent custom elem");
+    assert_eq!(
+        decide(&mixed, "vinson", &dev, None, Some(&cred), NOW),
+        Ok(()),
+        "text next to a silent custom elem"
+    );
     assert_eq!(body(&mixed), "Denny: see");
     assert_eq!(
         decide(&c2c(vec![]), "vinson", &dev, None, Some(&cred), NOW),
@@ -285,8 +466,17 @@ fn custom_element_rules() {
 #[test]
 fn ext_reaches_the_app_unchanged() {
     let ext = r#"{"entity":{"action":1,"chatType":1,"sender":"denny","nickname":"Denny"}}"#;
-    let m = with_info(c2c(vec![text("hi")]), OfflinePushInfo { ext: ext.into(), ..Default::default() });
-    assert_eq!(render_notification(&m, Vendor::Fcm, None, &Templates::english()).ext, ext);
+    let m = with_info(
+        c2c(vec![text("hi")]),
+        OfflinePushInfo {
+            ext: ext.into(),
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        render_notification(&m, Vendor::Fcm, None, &Templates::english()).ext,
+        ext
+    );
     let from_custom = c2c(vec![custom("Order", "jump to order 5")]);
     assert_eq!(
         render_notification(&from_custom, Vendor::Apns, None, &Templates::english()).ext,
@@ -308,27 +498,93 @@ fn sound_rules() {
         ..Default::default()
     };
     let cases = [
-        ("the message's iOS sound first", with_info(c2c(vec![text("x")]), info("ring.caf", "")), Vendor::Apns, Some(&settings), "ring.caf"),
-        ("the message's Android sound on Android", with_info(c2c(vec![text("x")]), info("ring.caf", "ding")), Vendor::Xiaomi, Some(&settings), "ding"),
-        ("else the user's C2C sound", c2c(vec![text("x")]), Vendor::Apns, Some(&settings), "c2c.caf"),
-        ("else the user's group sound for groups", group(vec![text("x")]), Vendor::Apns, Some(&settings), "group.caf"),
-        ("else the default sound", c2c(vec![text("x")]), Vendor::Apns, None, "default"),
-        ("push.no_sound mutes", with_info(c2c(vec![text("x")]), info("push.no_sound", "")), Vendor::Apns, Some(&settings), ""),
+        (
+            "the message's iOS sound first",
+            with_info(c2c(vec![text("x")]), info("ring.caf", "")),
+            Vendor::Apns,
+            Some(&settings),
+            "ring.caf",
+        ),
+        (
+            "the message's Android sound on Android",
+            with_info(c2c(vec![text("x")]), info("ring.caf", "ding")),
+            Vendor::Xiaomi,
+            Some(&settings),
+            "ding",
+        ),
+        (
+            "else the user's C2C sound",
+            c2c(vec![text("x")]),
+            Vendor::Apns,
+            Some(&settings),
+            "c2c.caf",
+        ),
+        (
+            "else the user's group sound for groups",
+            group(vec![text("x")]),
+            Vendor::Apns,
+            Some(&settings),
+            "group.caf",
+        ),
+        (
+            "else the default sound",
+            c2c(vec![text("x")]),
+            Vendor::Apns,
+            None,
+            "default",
+        ),
+        (
+            "push.no_sound mutes",
+            with_info(c2c(vec![text("x")]), info("push.no_sound", "")),
+            Vendor::Apns,
+            Some(&settings),
+            "",
+        ),
     ];
     for (rule, m, vendor, settings, expected) in cases {
-        assert_eq!(render_notification(&m, vendor, settings, &Templates::english()).sound, expected, "{rule}");
+        assert_eq!(
+            render_notification(&m, vendor, settings, &Templates::english()).sound,
+            expected,
+            "{rule}"
+        );
     }
 }
 
 #[test]
 fn badge_rules() {
     let m = c2c(vec![text("x")]);
-    assert_eq!(badge_for(Vendor::Apns, &m, 3, 1), Some(4), "reported unread plus this push");
-    assert_eq!(badge_for(Vendor::Apns, &m, 3, 3), Some(6), "plus one per push since the report");
-    assert_eq!(badge_for(Vendor::Apns, &m, u32::MAX, 2), Some(u32::MAX), "never overflows");
-    assert_eq!(badge_for(Vendor::Fcm, &m, 3, 1), None, "Android devices carry no badge number");
-    let ignore = with_info(m, OfflinePushInfo { ignore_ios_badge: true, ..Default::default() });
-    assert_eq!(badge_for(Vendor::Apns, &ignore, 3, 1), None, "ignore_ios_badge leaves the badge out");
+    assert_eq!(
+        badge_for(Vendor::Apns, &m, 3, 1),
+        Some(4),
+        "reported unread plus this push"
+    );
+    assert_eq!(
+        badge_for(Vendor::Apns, &m, 3, 3),
+        Some(6),
+        "plus one per push since the report"
+    );
+    assert_eq!(
+        badge_for(Vendor::Apns, &m, u32::MAX, 2),
+        Some(u32::MAX),
+        "never overflows"
+    );
+    assert_eq!(
+        badge_for(Vendor::Fcm, &m, 3, 1),
+        None,
+        "Android devices carry no badge number"
+    );
+    let ignore = with_info(
+        m,
+        OfflinePushInfo {
+            ignore_ios_badge: true,
+            ..Default::default()
+        },
+    );
+    assert_eq!(
+        badge_for(Vendor::Apns, &ignore, 3, 1),
+        None,
+        "ignore_ios_badge leaves the badge out"
+    );
 }
 
 #[test]
@@ -341,21 +597,44 @@ fn call_invitation_rules() {
     };
     let cred = credential(Vendor::Apns);
     let dev = device(Vendor::Apns, PresenceState::Background);
-    let ringing = OfflineMessage { call: Some(call(30, CallType::Video)), ..c2c(vec![]) };
-    assert_eq!(decide(&ringing, "vinson", &dev, None, Some(&cred), NOW), Ok(()));
+    let ringing = OfflineMessage {
+        call: Some(call(30, CallType::Video)),
+        ..c2c(vec![])
+    };
+    assert_eq!(
+        decide(&ringing, "vinson", &dev, None, Some(&cred), NOW),
+        Ok(())
+    );
     let n = render_notification(&ringing, Vendor::Apns, None, &Templates::english());
-    assert_eq!(n.ios_push_type(), IosPushType::Voip, "calls go as VoIP pushes");
-    assert_eq!(n.expires_at_ms, ringing.send_time_ms + 30_000, "a call push expires with its ring time");
+    assert_eq!(
+        n.ios_push_type(),
+        IosPushType::Voip,
+        "calls go as VoIP pushes"
+    );
+    assert_eq!(
+        n.expires_at_ms,
+        ringing.send_time_ms + 30_000,
+        "a call push expires with its ring time"
+    );
     assert_eq!(n.body, "Denny: [video call]");
     assert!(n.is_call);
 
-    let late = OfflineMessage { send_time_ms: NOW - 31_000, ..ringing.clone() };
+    let late = OfflineMessage {
+        send_time_ms: NOW - 31_000,
+        ..ringing.clone()
+    };
     assert_eq!(
         decide(&late, "vinson", &dev, None, Some(&cred), NOW),
         Err(SkipReason::CallExpired),
         "a call is never delivered after it stopped ringing"
     );
-    let plain = with_info(ringing, OfflinePushInfo { ios_push_type: IosPushType::Apns as i32, ..Default::default() });
+    let plain = with_info(
+        ringing,
+        OfflinePushInfo {
+            ios_push_type: IosPushType::Apns as i32,
+            ..Default::default()
+        },
+    );
     assert_eq!(
         render_notification(&plain, Vendor::Apns, None, &Templates::english()).ios_push_type(),
         IosPushType::Apns,
@@ -366,19 +645,41 @@ fn call_invitation_rules() {
 #[test]
 fn chinese_templates() {
     let zh = Templates::chinese();
-    let m = group(vec![text("你好"), elem(Content::Image(ImageElem::default()))]);
-    assert_eq!(render_notification(&m, Vendor::Huawei, None, &zh).body, "Boss Denny（Team）：你好[图片]");
+    let m = group(vec![
+        text("你好"),
+        elem(Content::Image(ImageElem::default())),
+    ]);
+    assert_eq!(
+        render_notification(&m, Vendor::Huawei, None, &zh).body,
+        "Boss Denny（Team）：你好[图片]"
+    );
     let c = c2c(vec![elem(Content::Sound(SoundElem::default()))]);
-    assert_eq!(render_notification(&c, Vendor::Huawei, None, &zh).body, "Denny：[语音]");
+    assert_eq!(
+        render_notification(&c, Vendor::Huawei, None, &zh).body,
+        "Denny：[语音]"
+    );
     let loc = c2c(vec![elem(Content::Location(LocationElem::default()))]);
-    assert_eq!(render_notification(&loc, Vendor::Huawei, None, &zh).body, "Denny：[位置]");
+    assert_eq!(
+        render_notification(&loc, Vendor::Huawei, None, &zh).body,
+        "Denny：[位置]"
+    );
 }
 
 #[test]
 fn conversation_keys_group_threads() {
-    let c = render_notification(&c2c(vec![text("x")]), Vendor::Apns, None, &Templates::english());
+    let c = render_notification(
+        &c2c(vec![text("x")]),
+        Vendor::Apns,
+        None,
+        &Templates::english(),
+    );
     assert_eq!(c.conversation, "c2c:denny");
-    let g = render_notification(&group(vec![text("x")]), Vendor::Apns, None, &Templates::english());
+    let g = render_notification(
+        &group(vec![text("x")]),
+        Vendor::Apns,
+        None,
+        &Templates::english(),
+    );
     assert_eq!(g.conversation, "group:@TGS#team");
     assert!(g.is_group);
 }

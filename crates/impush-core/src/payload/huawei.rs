@@ -41,8 +41,8 @@ use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, required,
-    ttl_seconds,
+    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token,
+    raw_resource_name, required, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 use crate::render::DEFAULT_SOUND;
@@ -68,6 +68,7 @@ pub struct Payload;
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Huawei;
     const MAX_BATCH: usize = MAX_TOKENS;
+    const REQUIRES_TITLE: bool = true;
 
     fn limits(_notification: &Notification) -> Limits {
         Limits::bytes(MAX_MESSAGE_BYTES)
@@ -93,7 +94,7 @@ impl VendorPayload for Payload {
             check_path_safe_token(Vendor::Huawei, &target.token)?;
             tokens.push(Value::String(target.token.clone()));
         }
-        let title = title(notification, credential)?;
+        let title = notification.title.as_str();
 
         let mut message = Map::new();
         if !notification.ext.is_empty() {
@@ -125,26 +126,6 @@ impl VendorPayload for Payload {
             Body::Form(_) => request.body.to_bytes().len(),
         }
     }
-}
-
-/// The title shown, following the fallback chain in the module doc.
-fn title<'a>(
-    notification: &'a Notification,
-    credential: &'a CredentialProfile,
-) -> Result<&'a str, BuildError> {
-    [
-        &notification.title,
-        &credential.default_title,
-        &notification.sender_name,
-        &notification.group_name,
-    ]
-    .into_iter()
-    .find(|t| !t.is_empty())
-    .map(String::as_str)
-    .map_or_else(
-        || required(credential, "default_title", &credential.default_title),
-        Ok,
-    )
 }
 
 fn android(notification: &Notification, credential: &CredentialProfile, title: &str) -> Value {
@@ -189,19 +170,14 @@ fn android_notification(
             fields.insert("default_sound".into(), true.into());
         }
         file => {
-            fields.insert("sound".into(), format!("/raw/{}", raw_name(file)).into());
+            fields.insert(
+                "sound".into(),
+                format!("/raw/{}", raw_resource_name(file)).into(),
+            );
             fields.insert("default_sound".into(), false.into());
         }
     }
     Value::Object(fields)
-}
-
-/// An Android raw resource is named without its extension (`ring.mp3` → `ring`).
-fn raw_name(file: &str) -> &str {
-    match file.rsplit_once('.') {
-        Some((name, _)) if !name.is_empty() => name,
-        _ => file,
-    }
 }
 
 #[cfg(test)]

@@ -33,8 +33,6 @@
 //! No badge (Meizu's API has none; `PushTarget.badge` is an iOS number). No documented size
 //! limit on `messageJson` beyond the per-field ones, so [`Limits::max_bytes`] is unbounded.
 
-use std::borrow::Cow;
-
 use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde_json::{Map, Value, json};
 
@@ -43,7 +41,6 @@ use super::{
     ttl_seconds,
 };
 use crate::credential::CredentialProfile;
-use crate::text;
 
 pub const MAX_PUSH_IDS: usize = 1000;
 pub const MAX_TITLE: usize = 32;
@@ -62,6 +59,7 @@ pub struct Payload;
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Meizu;
     const MAX_BATCH: usize = MAX_PUSH_IDS;
+    const REQUIRES_TITLE: bool = true;
 
     fn limits(_notification: &Notification) -> Limits {
         Limits {
@@ -134,7 +132,7 @@ fn message_json(
         "noticeBarInfo": {
             "noticeBarType": NOTICE_BAR_STANDARD,
             "noticeMsgType": NOTICE_MSG_PRIVATE,
-            "title": title(notification, credential)?,
+            "title": notification.title,
             "content": notification.body,
         },
         "clickTypeInfo": click,
@@ -159,29 +157,7 @@ fn valid_hours(notification: &Notification) -> u64 {
     }
 }
 
-/// Meizu rejects an empty title. The fallbacks did not go through `fit`, so they are cut here.
-fn title<'a>(
-    notification: &'a Notification,
-    credential: &'a CredentialProfile,
-) -> Result<Cow<'a, str>, BuildError> {
-    [
-        &notification.title,
-        &credential.default_title,
-        &notification.sender_name,
-        &notification.group_name,
-    ]
-    .into_iter()
-    .find(|t| !t.is_empty())
-    .map(|t| text::truncate_by(t, MAX_TITLE, java_len))
-    .ok_or(BuildError::MissingCredentialField {
-        business_id: credential.business_id,
-        vendor: "meizu",
-        field: "default_title",
-    })
-}
-
 #[cfg(test)]
-// A failed unwrap is a failed test; clippy.toml has no `allow-unwrap-in-tests` yet.
 mod tests {
     use super::*;
     use crate::payload::build_payload;

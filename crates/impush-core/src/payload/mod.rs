@@ -172,6 +172,9 @@ pub trait VendorPayload {
     const VENDOR: Vendor;
     /// How many device tokens one request may carry with an identical payload.
     const MAX_BATCH: usize;
+    /// The vendor rejects an empty title: `fit` then fills it in with [`fallback_title`]
+    /// before cutting it to the title limit, so `build` always gets a title.
+    const REQUIRES_TITLE: bool = false;
 
     fn limits(notification: &Notification) -> Limits;
 
@@ -282,7 +285,12 @@ fn fit<P: VendorPayload>(
         Some(max) => text::truncate_by(s, max, limits.count).into_owned(),
         None => s.to_owned(),
     };
-    let title = clamp(&notification.title, limits.max_title);
+    let title = if P::REQUIRES_TITLE && notification.title.is_empty() {
+        fallback_title(notification, credential)?
+    } else {
+        &notification.title
+    };
+    let title = clamp(title, limits.max_title);
     let body = clamp(&notification.body, limits.max_body);
     let with_text = |title: &str, body: &str| {
         let mut n = notification.clone();
@@ -355,6 +363,51 @@ pub fn check_path_safe_token(vendor: Vendor, token: &str) -> Result<(), BuildErr
             token: token.to_owned(),
         })
     }
+}
+
+/// The title for vendors that require one when the message has none: the app's name from
+/// the credential, else who sent the message, else the group's name. With none of them the
+/// error names `default_title`, the field an operator can always set.
+pub fn fallback_title<'a>(
+    notification: &'a Notification,
+    credential: &'a CredentialProfile,
+) -> Result<&'a str, BuildError> {
+    [
+        &credential.default_title,
+        &notification.sender_name,
+        &notification.group_name,
+    ]
+    .into_iter()
+    .find(|t| !t.is_empty())
+    .map(String::as_str)
+    .map_or_else(
+        || required(credential, "default_title", &credential.default_title),
+        Ok,
+    )
+}
+
+/// An Android `res/raw` resource is named without its extension (`ring.mp3` → `ring`).
+pub fn raw_resource_name(file: &str) -> &str {
+    match file.rsplit_once('.') {
+        Some((name, _)) if !name.is_empty() => name,
+        _ => file,
+    }
+}
+
+/// A hash that is the same in every process and release (FNV-1a, 64 bits), for ids vendors
+/// use to recognise a message again. Parts are separated by 0xFF, which UTF-8 never holds.
+pub fn stable_hash(parts: &[&[u8]]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = OFFSET;
+    for (i, part) in parts.iter().enumerate() {
+        let separator: &[u8] = if i == 0 { &[] } else { &[0xFF] };
+        for &byte in separator.iter().chain(part.iter()) {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(PRIME);
+        }
+    }
+    hash
 }
 
 /// The credential field `value`, or the error naming it when empty.

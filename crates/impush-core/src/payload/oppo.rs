@@ -39,11 +39,9 @@ use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, required,
-    ttl_seconds,
+    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
-use crate::text;
 
 pub const UNICAST_PATH: &str = "/server/v1/message/notification/unicast";
 pub const UNICAST_BATCH_PATH: &str = "/server/v1/message/notification/unicast_batch";
@@ -73,6 +71,7 @@ pub struct Payload;
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Oppo;
     const MAX_BATCH: usize = MAX_MESSAGES;
+    const REQUIRES_TITLE: bool = true;
 
     fn limits(_notification: &Notification) -> Limits {
         Limits {
@@ -142,7 +141,7 @@ fn oppo_notification(
     credential: &CredentialProfile,
 ) -> Result<Value, BuildError> {
     let mut fields = Map::new();
-    fields.insert("title".into(), title(notification, credential)?.into());
+    fields.insert("title".into(), notification.title.clone().into());
     fields.insert("content".into(), notification.body.clone().into());
     if credential.click_action.is_empty() {
         fields.insert("click_action_type".into(), CLICK_LAUNCH_APP.into());
@@ -181,32 +180,12 @@ fn oppo_notification(
     Ok(Value::Object(fields))
 }
 
-/// The title shown, following the fallback chain in the module doc; a fallback is cut to
-/// the title limit like the notification's own title.
-fn title(
-    notification: &Notification,
-    credential: &CredentialProfile,
-) -> Result<String, BuildError> {
-    [
-        &notification.title,
-        &credential.default_title,
-        &notification.sender_name,
-        &notification.group_name,
-    ]
-    .into_iter()
-    .find(|t| !t.is_empty())
-    .map(|t| text::truncate_by(t, MAX_TITLE_CHARS, text::char_count).into_owned())
-    .map_or_else(
-        || required(credential, "default_title", &credential.default_title).map(str::to_owned),
-        Ok,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::payload::build_payload;
     use crate::payload::testing::{notification, target};
+    use crate::text;
 
     const ACTIVITY: &str = "com.example.im.MainActivity";
 

@@ -44,17 +44,14 @@
 //!
 //! [`measure`]: VendorPayload::measure
 
-use std::borrow::Cow;
-
 use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde_json::{Map, Value, json};
 
 use super::{
     Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, required,
-    ttl_seconds,
+    stable_hash, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
-use crate::text;
 
 pub const MAX_TITLE: usize = 40;
 pub const MAX_CONTENT: usize = 100;
@@ -75,6 +72,7 @@ pub struct Payload;
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Vivo;
     const MAX_BATCH: usize = 1;
+    const REQUIRES_TITLE: bool = true;
 
     fn limits(_notification: &Notification) -> Limits {
         Limits {
@@ -98,13 +96,12 @@ impl VendorPayload for Payload {
         };
         check_path_safe_token(Vendor::Vivo, &target.token)?;
         let app_id = required(credential, "app_id", &credential.app_id)?;
-        let title = title(notification, credential)?;
 
         let mut body = Map::new();
         body.insert("appId".into(), app_id.into());
         body.insert("regId".into(), target.token.clone().into());
         body.insert("notifyType".into(), notify_type(notification).into());
-        body.insert("title".into(), title.into_owned().into());
+        body.insert("title".into(), notification.title.clone().into());
         body.insert("content".into(), notification.body.clone().into());
         if let Some(ttl) = ttl_seconds(notification, MIN_TTL_SECONDS) {
             body.insert("timeToLive".into(), ttl.min(MAX_TTL_SECONDS).into());
@@ -176,57 +173,17 @@ fn notify_type(notification: &Notification) -> u8 {
     }
 }
 
-/// vivo rejects an empty title. The fallbacks did not go through `fit`, so they are cut here.
-fn title<'a>(
-    notification: &'a Notification,
-    credential: &'a CredentialProfile,
-) -> Result<Cow<'a, str>, BuildError> {
-    [
-        &notification.title,
-        &credential.default_title,
-        &notification.sender_name,
-        &notification.group_name,
-    ]
-    .into_iter()
-    .find(|t| !t.is_empty())
-    .map(|t| text::truncate_by(t, MAX_TITLE, vivo_units))
-    .ok_or(BuildError::MissingCredentialField {
-        business_id: credential.business_id,
-        vendor: "vivo",
-        field: "default_title",
-    })
-}
-
 fn request_id(notification: &Notification, token: &str) -> String {
-    // 0xFF never occurs in UTF-8, so it separates the fields unambiguously.
-    let mut hash = FNV_OFFSET;
-    for part in [
-        &notification.send_time_ms.to_le_bytes()[..],
-        &[0xFF],
+    let hash = stable_hash(&[
+        &notification.send_time_ms.to_le_bytes(),
         notification.conversation.as_bytes(),
-        &[0xFF],
         notification.ext.as_bytes(),
-        &[0xFF],
         token.as_bytes(),
-    ] {
-        hash = fnv1a(hash, part);
-    }
+    ]);
     format!("impush-{hash:016x}")
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(FNV_PRIME);
-    }
-    hash
-}
-
 #[cfg(test)]
-// A failed unwrap is a failed test; clippy.toml has no `allow-unwrap-in-tests` yet.
 mod tests {
     use super::*;
     use crate::payload::build_payload;

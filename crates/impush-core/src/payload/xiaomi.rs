@@ -42,12 +42,11 @@
 use impush_proto::v1::{Notification, PushTarget, Vendor};
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, required,
-    ttl_seconds,
+    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token,
+    raw_resource_name, required, stable_hash, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 use crate::render::DEFAULT_SOUND;
-use crate::text;
 
 pub const PATH: &str = "/v3/message/regid";
 /// Registration ids per request.
@@ -75,6 +74,7 @@ pub struct Payload;
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Xiaomi;
     const MAX_BATCH: usize = MAX_REGIDS;
+    const REQUIRES_TITLE: bool = true;
 
     fn limits(_notification: &Notification) -> Limits {
         Limits {
@@ -102,7 +102,7 @@ impl VendorPayload for Payload {
             check_path_safe_token(Vendor::Xiaomi, &target.token)?;
         }
         let package = required(credential, "package_name", &credential.package_name)?;
-        let title = title(notification, credential)?;
+        let title = notification.title.as_str();
 
         let mut form = Form::default();
         form.add("restricted_package_name", package);
@@ -143,7 +143,7 @@ impl VendorPayload for Payload {
                 "extra.sound_uri",
                 format!(
                     "android.resource://{package}/raw/{}",
-                    raw_name(&notification.sound)
+                    raw_resource_name(&notification.sound)
                 ),
             );
         }
@@ -183,56 +183,17 @@ impl Form {
     }
 }
 
-/// The title shown, following the fallback chain in the module doc; a fallback is cut to
-/// the title limit like the notification's own title.
-fn title(
-    notification: &Notification,
-    credential: &CredentialProfile,
-) -> Result<String, BuildError> {
-    [
-        &notification.title,
-        &credential.default_title,
-        &notification.sender_name,
-        &notification.group_name,
-    ]
-    .into_iter()
-    .find(|t| !t.is_empty())
-    .map(|t| text::truncate_by(t, MAX_TITLE_CHARS, text::char_count).into_owned())
-    .map_or_else(
-        || required(credential, "default_title", &credential.default_title).map(str::to_owned),
-        Ok,
-    )
-}
-
 /// A stable id per message (FNV-1a, 31 bits): the same notification always gets the same
 /// id, different ones almost never share one.
 fn notify_id(notification: &Notification) -> u32 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let send_time = notification.send_time_ms.to_be_bytes();
-    let parts: [&[u8]; 5] = [
+    let hash = stable_hash(&[
         notification.conversation.as_bytes(),
-        &send_time,
+        &notification.send_time_ms.to_be_bytes(),
         notification.title.as_bytes(),
         notification.body.as_bytes(),
         notification.ext.as_bytes(),
-    ];
-    let mut hash = OFFSET;
-    for part in parts {
-        for byte in part.iter().chain(&[0xff]) {
-            hash ^= u64::from(*byte);
-            hash = hash.wrapping_mul(PRIME);
-        }
-    }
+    ]);
     ((hash ^ (hash >> 32)) as u32) & 0x7fff_ffff
-}
-
-/// An Android raw resource is named without its extension (`ring.mp3` → `ring`).
-fn raw_name(file: &str) -> &str {
-    match file.rsplit_once('.') {
-        Some((name, _)) if !name.is_empty() => name,
-        _ => file,
-    }
 }
 
 #[cfg(test)]
@@ -240,6 +201,7 @@ mod tests {
     use super::*;
     use crate::payload::build_payload;
     use crate::payload::testing::{notification, target};
+    use crate::text;
     use serde_json::json;
 
     const INTENT: &str = "intent://com.tencent.qcloud/detail#Intent;scheme=pushscheme;\
