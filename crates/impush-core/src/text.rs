@@ -47,6 +47,19 @@ pub fn truncate_by(s: &str, max: usize, count: fn(&str) -> usize) -> Cow<'_, str
     }
     let mut used = 0;
     let mut keep_end = 0;
+    if s.is_ascii() && !s.contains('\r') {
+        // Fast path for the common case: in ASCII without CR (CR LF is one cluster) every
+        // byte is a grapheme cluster of its own, so no segmentation is needed.
+        for i in 0..s.len() {
+            let cost = count(&s[i..=i]);
+            if used + cost + ellipsis > max {
+                break;
+            }
+            used += cost;
+            keep_end = i + 1;
+        }
+        return Cow::Owned(format!("{}{ELLIPSIS}", &s[..keep_end]));
+    }
     for (i, g) in s.grapheme_indices(true) {
         let cost = count(g);
         if used + cost + ellipsis > max {
@@ -94,6 +107,27 @@ mod tests {
         assert!(cut.ends_with(ELLIPSIS));
         assert!(s.starts_with(cut.trim_end_matches(ELLIPSIS)));
         assert!(char_count(&cut) <= 12);
+    }
+
+    #[test]
+    fn ascii_fast_path_cuts_like_the_grapheme_path() {
+        let ascii = "The quick brown fox jumps over the lazy dog";
+        for max in 0..ascii.len() + 2 {
+            let fast = truncate_by(ascii, max, char_count);
+            // The same text with one non-ASCII letter at the very end takes the slow path and
+            // must cut identically wherever the cut falls before that letter.
+            let slow_input = format!("{ascii}é");
+            let slow = truncate_by(&slow_input, max, char_count);
+            if max < ascii.len() {
+                assert_eq!(fast, slow, "max {max}");
+            }
+            assert!(char_count(&fast) <= max.max(0), "max {max}: {fast}");
+        }
+        assert_eq!(
+            truncate_by("a\r\nb\r\nc", 3, char_count),
+            "a…",
+            "CR LF stays whole"
+        );
     }
 
     #[test]

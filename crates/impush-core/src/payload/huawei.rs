@@ -41,8 +41,8 @@ use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token,
-    raw_resource_name, required, ttl_seconds,
+    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, json_len,
+    json_string, raw_resource_name, required, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 use crate::render::DEFAULT_SOUND;
@@ -100,7 +100,7 @@ impl VendorPayload for Payload {
         if !notification.ext.is_empty() {
             message.insert(
                 "data".into(),
-                json!({ "ext": notification.ext }).to_string().into(),
+                json_string(&json!({ "ext": notification.ext })).into(),
             );
         }
         message.insert("android".into(), android(notification, credential, title));
@@ -117,11 +117,9 @@ impl VendorPayload for Payload {
     fn measure(request: &VendorRequest) -> usize {
         match &request.body {
             Body::Json(body) => {
-                let mut body = body.clone();
-                if let Some(message) = body.get_mut("message").and_then(Value::as_object_mut) {
-                    message.remove("token");
-                }
-                body.to_string().len()
+                // Everything but `"token":[…]` and the comma that joins it to its neighbour.
+                let tokens = body.get("message").and_then(|m| m.get("token"));
+                json_len(body) - tokens.map_or(0, |t| json_len(t) + r#""token":,"#.len())
             }
             Body::Form(_) => request.body.to_bytes().len(),
         }

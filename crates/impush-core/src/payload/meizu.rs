@@ -37,8 +37,8 @@ use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, required,
-    ttl_seconds,
+    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, json_string,
+    required, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 
@@ -101,7 +101,7 @@ impl VendorPayload for Payload {
             body: Body::Form(vec![
                 ("appId".into(), app_id.to_owned()),
                 ("pushIds".into(), push_ids),
-                ("messageJson".into(), message.to_string()),
+                ("messageJson".into(), json_string(&message)),
             ]),
         })
     }

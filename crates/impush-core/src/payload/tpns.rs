@@ -45,8 +45,8 @@ use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde_json::{Map, Value, json};
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token,
-    raw_resource_name, ttl_seconds,
+    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, json_len,
+    json_string, raw_resource_name, ttl_seconds,
 };
 use crate::credential::{CredentialProfile, Environment};
 use crate::vendor;
@@ -129,9 +129,7 @@ impl VendorPayload for Payload {
     /// TPNS's 4 KB applies to the `message` field, not to the token list around it.
     fn measure(request: &VendorRequest) -> usize {
         match &request.body {
-            Body::Json(root) => root
-                .get("message")
-                .map_or(0, |message| message.to_string().len()),
+            Body::Json(root) => root.get("message").map_or(0, json_len),
             Body::Form(_) => request.body.to_bytes().len(),
         }
     }
@@ -270,7 +268,7 @@ fn custom_content(ext: &str) -> Option<String> {
     }
     match serde_json::from_str::<Value>(ext) {
         Ok(Value::Object(_)) => Some(ext.to_owned()),
-        _ => Some(json!({ "ext": ext }).to_string()),
+        _ => Some(json_string(&json!({ "ext": ext }))),
     }
 }
 
