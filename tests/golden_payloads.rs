@@ -4,6 +4,8 @@
 //! module under `crates/impush-core/src/payload/`). A change to a payload shows up here as
 //! a diff to review; `UPDATE_GOLDEN=1 cargo test -p impush-tests` rewrites the files.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::PathBuf;
 
 use impush_config::Config;

@@ -2,6 +2,8 @@
 //! marks, CJK, control characters): rendering and payload building never panic, the payload
 //! is valid UTF-8, and it fits the vendor's size limit, for every vendor.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use impush_config::Config;
 use impush_core::{Templates, badge_for, build_payload, payload, render_notification, vendor};
 use impush_proto::v1::{

@@ -1,6 +1,8 @@
 //! `impush render` as IM developers run it: JSON lines in, JSON lines out, bad lines
 //! reported by number without stopping the rest.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::Write;
 use std::process::{Command, Stdio};
 

@@ -5,6 +5,8 @@
 //! "Name (Group Name): content", "Custom Elem: display desc; if desc is not set, it will not
 //! be pushed", and so on.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use impush_core::{
     CredentialProfile, DeviceState, SkipReason, Templates, badge_for, decide, render_notification,
 };
