@@ -1,14 +1,31 @@
 //! The configuration file shared by every impush binary (`--config FILE`).
 //!
-//! This part of the schema holds what rendering needs: the credentials' public profiles
-//! (`[[credentials]]`, keyed by business_id) and the notification templates (`[templates]`).
-//! Unknown sections are left to the binaries that own them.
+//! - `[[credentials]]`: one vendor credential per business_id: its public profile (what
+//!   payloads need), where to send (`base_url`) and its secrets, read from files or the
+//!   environment, never from the file itself and never printed.
+//! - `[templates]`: the notification texts per app.
+//! - `[amqp]`, `[redis]`, `[router]`, `[sender]`, `[sim]`: the workers' settings.
+//!
+//! Any value can be overridden from the environment: `IMPUSH__AMQP__URL=amqp://…` sets
+//! `[amqp] url` (sections and keys joined by double underscores, lower-cased).
+
+mod secret;
+mod workers;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use impush_core::{CredentialProfile, TemplateSet, Templates, Vendor};
 use serde::Deserialize;
+
+pub use secret::{Secret, SecretRef};
+pub use workers::{
+    AmqpConfig, ApnsSecrets, FcmSecrets, QueueType, RedisConfig, RouterConfig, SenderConfig,
+    SimApnsKey, SimConfig, SimFcmAccount, VendorSettings,
+};
+
+/// The prefix of environment variables that override config values.
+pub const ENV_PREFIX: &str = "IMPUSH__";
 
 /// The local stack's configuration, also the built-in sample credentials of
 /// `impush render` without `--config`.
@@ -38,19 +55,39 @@ pub enum ConfigError {
     },
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Deserialize, Default)]
 struct RawConfig {
     #[serde(default)]
-    credentials: Vec<CredentialProfile>,
+    credentials: Vec<toml::Value>,
     #[serde(default)]
     templates: HashMap<String, Templates>,
+    #[serde(default)]
+    amqp: AmqpConfig,
+    #[serde(default)]
+    redis: RedisConfig,
+    #[serde(default)]
+    router: RouterConfig,
+    #[serde(default)]
+    sender: SenderConfig,
+    #[serde(default)]
+    sim: SimConfig,
 }
 
-/// The rendering part of the configuration, validated.
+/// The whole configuration, validated.
 #[derive(Debug, Clone, Default)]
 pub struct Config {
+    /// The public profile of each credential, by business_id.
     pub credentials: HashMap<u64, CredentialProfile>,
+    /// Where each credential sends and which secrets it uses, by business_id.
+    pub vendors: HashMap<u64, VendorSettings>,
     pub templates: TemplateSet,
+    pub amqp: AmqpConfig,
+    pub redis: RedisConfig,
+    pub router: RouterConfig,
+    pub sender: SenderConfig,
+    pub sim: SimConfig,
+    /// The directory relative secret and key file paths are resolved against.
+    pub base_dir: PathBuf,
 }
 
 impl Config {
@@ -59,7 +96,10 @@ impl Config {
             path: path.to_owned(),
             source,
         })?;
-        Config::parse(&text, &path.display().to_string())
+        let mut config =
+            Config::parse_with_env(&text, &path.display().to_string(), std::env::vars())?;
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(config)
     }
 
     /// The local stack's credentials (business_id 1 APNs … 8 TPNS) and default templates.
@@ -67,13 +107,48 @@ impl Config {
         Config::parse(LOCAL_STACK_TOML, "deploy/local/impush.toml (built in)")
     }
 
+    /// Parses `text` as is, without environment overrides.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        Config::parse_with_env(text, origin, std::iter::empty())
+    }
+
+    /// Parses `text` with `IMPUSH__SECTION__KEY` overrides taken from `env`.
+    pub fn parse_with_env(
+        text: &str,
+        origin: &str,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
             origin: origin.to_owned(),
-            message: e.to_string(),
-        })?;
+            message,
+        };
+        let mut value: toml::Table =
+            toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        for (name, override_value) in env {
+            if let Some(path) = name.strip_prefix(ENV_PREFIX) {
+                apply_override(&mut value, path, &override_value)
+                    .map_err(|e| parse_error(format!("environment {name}: {e}")))?;
+            }
+        }
+        let raw: RawConfig = toml::Value::Table(value)
+            .try_into()
+            .map_err(|e: toml::de::Error| parse_error(e.to_string()))?;
         let mut credentials = HashMap::new();
-        for (index, credential) in raw.credentials.into_iter().enumerate() {
+        let mut vendors = HashMap::new();
+        for (index, entry) in raw.credentials.into_iter().enumerate() {
+            let credential: CredentialProfile = entry
+                .clone()
+                .try_into()
+                .map_err(|e: toml::de::Error| parse_error(format!("credentials[{index}]: {e}")))?;
+            let settings: VendorSettings =
+                entry
+                    .try_into()
+                    .map_err(|e: toml::de::Error| ConfigError::Credential {
+                        origin: origin.to_owned(),
+                        index,
+                        business_id: credential.business_id,
+                        message: e.to_string(),
+                    })?;
             let fail = |message: String| ConfigError::Credential {
                 origin: origin.to_owned(),
                 index,
@@ -92,6 +167,7 @@ impl Config {
             if credentials.contains_key(&credential.business_id) {
                 return Err(fail("business_id is used by an earlier credential".into()));
             }
+            vendors.insert(credential.business_id, settings);
             credentials.insert(credential.business_id, credential);
         }
         let mut templates = TemplateSet::default();
@@ -107,11 +183,55 @@ impl Config {
             })?;
             templates.per_app.insert(sdk_app_id, set);
         }
+        raw.amqp
+            .validate()
+            .map_err(|m| parse_error(format!("amqp: {m}")))?;
         Ok(Config {
             credentials,
+            vendors,
             templates,
+            amqp: raw.amqp,
+            redis: raw.redis,
+            router: raw.router,
+            sender: raw.sender,
+            sim: raw.sim,
+            base_dir: PathBuf::new(),
         })
     }
+
+    /// Resolves a secret of this config (relative files against the config's directory).
+    pub fn secret(&self, reference: &SecretRef) -> Result<Secret, ConfigError> {
+        reference.resolve(&self.base_dir)
+    }
+
+    /// A path from the config, relative to the config's directory.
+    pub fn path(&self, path: &Path) -> PathBuf {
+        self.base_dir.join(path)
+    }
+}
+
+/// Sets `a.b.c` (from `A__B__C`) in `table` to `value`, parsed as a TOML value when it
+/// parses (numbers, booleans, arrays) and taken as a string otherwise.
+fn apply_override(table: &mut toml::Table, path: &str, value: &str) -> Result<(), String> {
+    let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+    let Some((last, sections)) = keys.split_last() else {
+        return Err("empty key".into());
+    };
+    let mut current = table;
+    for key in sections {
+        let entry = current
+            .entry(key.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        current = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{key}` is not a section"))?;
+    }
+    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
+    current.insert(last.clone(), parsed);
+    Ok(())
 }
 
 /// The identity field each vendor's payload cannot do without, checked at start so a bad
@@ -179,6 +299,35 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("apns, fcm"), "{err}");
+    }
+
+    #[test]
+    fn environment_overrides_config_values() {
+        let env = [
+            (
+                "IMPUSH__AMQP__URL".to_owned(),
+                "amqp://other:5672/%2f".to_owned(),
+            ),
+            ("IMPUSH__SENDER__CONCURRENCY".to_owned(), "7".to_owned()),
+            ("OTHER__AMQP__URL".to_owned(), "ignored".to_owned()),
+        ];
+        let config = Config::parse_with_env(LOCAL_STACK_TOML, "t", env).unwrap();
+        assert_eq!(config.amqp.url, "amqp://other:5672/%2f");
+        assert_eq!(config.sender.concurrency, 7);
+    }
+
+    #[test]
+    fn the_local_stack_reads_its_secrets_from_key_files() {
+        let config = Config::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../deploy/local/impush.toml"),
+        )
+        .unwrap();
+        let apns = config.vendors[&1].apns.as_ref().unwrap();
+        let key = config.secret(apns.private_key.as_ref().unwrap()).unwrap();
+        assert!(key.expose().contains("BEGIN PRIVATE KEY"));
+        assert_eq!(format!("{key:?}"), "Secret(***)", "secrets never print");
+        assert_eq!(config.vendors[&1].base_url, "http://127.0.0.1:8700/apns");
     }
 
     #[test]

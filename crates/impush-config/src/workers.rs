@@ -1,0 +1,198 @@
+//! The workers' sections of the config file, each with the defaults of a local stack.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::SecretRef;
+
+/// RabbitMQ queue type: quorum (replicated, the default) or classic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum QueueType {
+    #[default]
+    Quorum,
+    Classic,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AmqpConfig {
+    pub url: String,
+    /// Prefix of every exchange and queue name: `impush` gives the names of the contract
+    /// (`impush.events`, `impush.push.apns`, …); tests use their own.
+    pub prefix: String,
+    pub queue_type: QueueType,
+    /// Unacknowledged deliveries per consumer.
+    pub prefetch: u16,
+    /// The retry ladder: one delay queue per step, in milliseconds.
+    pub retry_delays_ms: Vec<u64>,
+    /// Deliveries tried before a push is dead-lettered (the first try included).
+    pub max_attempts: u32,
+}
+
+impl Default for AmqpConfig {
+    fn default() -> AmqpConfig {
+        AmqpConfig {
+            url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            prefix: "impush".into(),
+            queue_type: QueueType::Quorum,
+            prefetch: 64,
+            retry_delays_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
+            max_attempts: 6,
+        }
+    }
+}
+
+impl AmqpConfig {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.retry_delays_ms.is_empty() || self.retry_delays_ms.contains(&0) {
+            return Err("retry_delays_ms needs at least one positive delay".into());
+        }
+        if self.max_attempts == 0 {
+            return Err("max_attempts must be at least 1".into());
+        }
+        if self.prefetch == 0 {
+            return Err("prefetch must be at least 1".into());
+        }
+        if self.prefix.is_empty() || self.prefix.contains(char::is_whitespace) {
+            return Err("prefix must be a non-empty name".into());
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    pub url: String,
+    /// Prefix of every key; tests use their own.
+    pub prefix: String,
+    /// How long a "this device got this message" record is kept, in seconds.
+    pub dedupe_ttl_s: u64,
+}
+
+impl Default for RedisConfig {
+    fn default() -> RedisConfig {
+        RedisConfig {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "impush".into(),
+            dedupe_ttl_s: 7 * 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RouterConfig {
+    /// Recipients fetched from Redis and fanned out per step of a group message.
+    pub chunk_size: usize,
+    /// A push not delivered this long after the message was sent is dropped, in seconds
+    /// (unless the message's own TTL is shorter).
+    pub max_age_s: u64,
+}
+
+impl Default for RouterConfig {
+    fn default() -> RouterConfig {
+        RouterConfig {
+            chunk_size: 500,
+            max_age_s: 24 * 3600,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SenderConfig {
+    /// Jobs in flight per sender process.
+    pub concurrency: usize,
+    /// Timeout of one vendor request, in milliseconds.
+    pub request_timeout_ms: u64,
+}
+
+impl Default for SenderConfig {
+    fn default() -> SenderConfig {
+        SenderConfig {
+            concurrency: 64,
+            request_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Where one credential sends and the secrets it signs with (`[[credentials]]` entries).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct VendorSettings {
+    /// The vendor's API root; empty means the vendor's production host.
+    #[serde(default)]
+    pub base_url: String,
+    #[serde(default)]
+    pub apns: Option<ApnsSecrets>,
+    #[serde(default)]
+    pub fcm: Option<FcmSecrets>,
+}
+
+/// `[credentials.apns]`: a p8 provider-token key, or a p12 client certificate.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApnsSecrets {
+    #[serde(default)]
+    pub team_id: String,
+    #[serde(default)]
+    pub key_id: String,
+    /// The `.p8` PKCS#8 P-256 key.
+    #[serde(default)]
+    pub private_key: Option<SecretRef>,
+    /// A `.p12` client certificate instead of a key.
+    #[serde(default)]
+    pub p12: Option<PathBuf>,
+    #[serde(default)]
+    pub p12_password: Option<SecretRef>,
+}
+
+/// `[credentials.fcm]`: the service account JSON (with its `token_uri`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FcmSecrets {
+    pub service_account: SecretRef,
+    /// Overrides the service account's `token_uri`.
+    #[serde(default)]
+    pub token_uri: Option<String>,
+}
+
+/// `[sim]`: the vendor simulators.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SimConfig {
+    pub listen: String,
+    /// APNs provider keys the simulator accepts.
+    pub apns_keys: Vec<SimApnsKey>,
+    /// FCM service accounts the simulator accepts.
+    pub fcm_accounts: Vec<SimFcmAccount>,
+}
+
+impl Default for SimConfig {
+    fn default() -> SimConfig {
+        SimConfig {
+            listen: "127.0.0.1:8700".into(),
+            apns_keys: Vec::new(),
+            fcm_accounts: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimApnsKey {
+    pub team_id: String,
+    pub key_id: String,
+    /// PEM of the public half.
+    pub public_key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimFcmAccount {
+    pub client_email: String,
+    /// PEM of the public half.
+    pub public_key: PathBuf,
+}
