@@ -1,1 +1,128 @@
-//! Being written.
+//! impush's RabbitMQ layer: the topology every worker declares, a confirming publisher, and
+//! a consumer loop with manual acks, bounded prefetch, reconnection and graceful shutdown.
+//!
+//! Nothing here knows what a message means: the workers give a handler that decides, per
+//! delivery, to ack, requeue, retry or dead-letter, and this crate makes that durable.
+
+mod consumer;
+mod publisher;
+mod topology;
+
+pub use consumer::{ConsumeError, Handled, HandlerFn, RunOptions, run_consumer};
+pub use lapin::message::Delivery;
+pub use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+pub use lapin::{BasicProperties, Connection};
+pub use publisher::{Outgoing, Publisher};
+pub use topology::{Topology, headers};
+
+/// Errors of the broker connection. All of them are worth retrying after a reconnect.
+#[derive(Debug, thiserror::Error)]
+pub enum AmqpError {
+    #[error("RabbitMQ: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("RabbitMQ refused (nacked) a published message to {exchange}/{routing_key}")]
+    Nacked {
+        exchange: String,
+        routing_key: String,
+    },
+    #[error("RabbitMQ returned an unroutable message to {exchange}/{routing_key}")]
+    Unroutable {
+        exchange: String,
+        routing_key: String,
+    },
+}
+
+/// Opens a connection; the caller retries with backoff.
+pub async fn connect(url: &str) -> Result<Connection, AmqpError> {
+    let properties = lapin::ConnectionProperties::default()
+        .with_connection_name(format!("impush-{}", std::process::id()).into());
+    Ok(Connection::connect(url, properties).await?)
+}
+
+/// Persistent protobuf message properties, with the message name in `type`.
+pub fn protobuf_properties(type_name: &str) -> BasicProperties {
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/x-protobuf".into())
+        .with_type(type_name.into())
+}
+
+/// Why a message is dead-lettered, written to its headers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct DeadLetterReason<'a> {
+    /// snake_case, or the vendor's own reason.
+    pub reason: &'a str,
+    /// Free text for people; never a secret or a full token.
+    pub detail: &'a str,
+    /// The vendor's last HTTP status, if one answered.
+    pub status: Option<u16>,
+    pub attempts: Option<u32>,
+}
+
+/// A dead letter: the original body and properties, sent to `queue` through the default
+/// exchange, with why in headers.
+pub fn dead_letter(
+    queue: &str,
+    body: Vec<u8>,
+    original: &BasicProperties,
+    source_queue: &str,
+    why: DeadLetterReason<'_>,
+    now_ms: i64,
+) -> Outgoing {
+    let mut table = original.headers().clone().unwrap_or_default();
+    table.insert(
+        headers::REASON.into(),
+        AMQPValue::LongString(why.reason.into()),
+    );
+    table.insert(
+        headers::DETAIL.into(),
+        AMQPValue::LongString(why.detail.into()),
+    );
+    table.insert(
+        headers::SOURCE_QUEUE.into(),
+        AMQPValue::LongString(source_queue.into()),
+    );
+    table.insert(headers::DEAD_AT_MS.into(), AMQPValue::LongLongInt(now_ms));
+    if let Some(status) = why.status {
+        table.insert(
+            headers::STATUS.into(),
+            AMQPValue::LongLongInt(i64::from(status)),
+        );
+    }
+    if let Some(attempts) = why.attempts {
+        table.insert(
+            headers::ATTEMPTS.into(),
+            AMQPValue::LongLongInt(i64::from(attempts)),
+        );
+    }
+    Outgoing {
+        exchange: String::new(),
+        routing_key: queue.to_owned(),
+        body,
+        properties: original.clone().with_delivery_mode(2).with_headers(table),
+    }
+}
+
+/// A header value as text, for string-ish AMQP values.
+pub fn header_str<'a>(properties: &'a BasicProperties, name: &str) -> Option<&'a str> {
+    let headers = properties.headers().as_ref()?;
+    match headers.inner().get(name)? {
+        AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok(),
+        AMQPValue::ShortString(s) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
+/// A numeric header value.
+pub fn header_u64(properties: &BasicProperties, name: &str) -> Option<u64> {
+    let headers = properties.headers().as_ref()?;
+    match headers.inner().get(name)? {
+        AMQPValue::LongLongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::LongUInt(n) => Some(u64::from(*n)),
+        AMQPValue::ShortInt(n) => u64::try_from(*n).ok(),
+        AMQPValue::ShortUInt(n) => Some(u64::from(*n)),
+        AMQPValue::Timestamp(n) => Some(*n),
+        _ => None,
+    }
+}

@@ -1,5 +1,6 @@
 //! `impush`: the operator's and IM developer's command line.
 
+mod publish;
 mod render;
 
 use std::io::{BufRead, Write};
@@ -19,6 +20,28 @@ struct Cli {
 enum Command {
     /// Preview the decision, notification and exact vendor payload for JSON lines, with no
     /// broker or Redis. Input and output: one JSON object a line.
+    /// Declare the exchanges and queues (idempotent; every worker also does it at start).
+    Setup {
+        #[arg(
+            long,
+            env = "IMPUSH_CONFIG",
+            default_value = "deploy/local/impush.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Publish events written as canonical proto3 JSON, one a line with an "@type", to
+    /// `impush.events`. Every line is validated before anything is sent.
+    Publish {
+        #[arg(
+            long,
+            env = "IMPUSH_CONFIG",
+            default_value = "deploy/local/impush.toml"
+        )]
+        config: PathBuf,
+        /// Input file (default: standard input).
+        #[arg(long)]
+        file: Option<PathBuf>,
+    },
     Render {
         /// Config file whose credentials and templates to use (default: the built-in
         /// local-stack samples, business_id 1 APNs … 8 TPNS).
@@ -46,6 +69,8 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Setup { config } => publish::setup(&config),
+        Command::Publish { config, file } => publish::publish(&config, file.as_deref()),
         Command::Render {
             config,
             file,

@@ -34,6 +34,55 @@ pub fn parse(name_: &str) -> Option<Vendor> {
     ALL.into_iter().find(|v| name(*v) == name_)
 }
 
+/// Why a token is refused at registration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenFormatError {
+    Empty,
+    TooLong {
+        max: usize,
+    },
+    /// A character no vendor token has; it could also change a URL path or a form list.
+    BadCharacter,
+}
+
+impl std::fmt::Display for TokenFormatError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TokenFormatError::Empty => f.write_str("empty token"),
+            TokenFormatError::TooLong { max } => write!(f, "token longer than {max} characters"),
+            TokenFormatError::BadCharacter => {
+                f.write_str("token has a character vendor tokens never have")
+            }
+        }
+    }
+}
+
+/// Checks a device token before it is stored: vendor tokens are hex (APNs), base64url with
+/// `:` (FCM) or alphanumeric with `-`, `_`, `.` (the OEM channels), within a vendor-sized
+/// length. The charset check is what keeps a token from ever changing a request URL or a
+/// comma-separated token list; exact per-vendor formats are left to the vendors, which
+/// answer "invalid token" and get the registration pruned.
+pub fn check_token(vendor: Vendor, token: &str) -> Result<(), TokenFormatError> {
+    let max = match vendor {
+        Vendor::Apns => 200,
+        Vendor::Tpns => 256,
+        _ => 4096,
+    };
+    if token.is_empty() {
+        return Err(TokenFormatError::Empty);
+    }
+    if token.len() > max {
+        return Err(TokenFormatError::TooLong { max });
+    }
+    if !token
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'~'))
+    {
+        return Err(TokenFormatError::BadCharacter);
+    }
+    Ok(())
+}
+
 /// True for the vendors whose devices run iOS (badge numbers apply).
 pub fn is_ios(vendor: Vendor) -> bool {
     vendor == Vendor::Apns
@@ -42,6 +91,24 @@ pub fn is_ios(vendor: Vendor) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_checked_before_they_are_stored() {
+        assert_eq!(check_token(Vendor::Apns, &"ab".repeat(32)), Ok(()));
+        assert_eq!(check_token(Vendor::Fcm, "fcm:APA91b-x_y.z"), Ok(()));
+        assert_eq!(check_token(Vendor::Apns, ""), Err(TokenFormatError::Empty));
+        assert_eq!(
+            check_token(Vendor::Apns, &"a".repeat(201)),
+            Err(TokenFormatError::TooLong { max: 200 })
+        );
+        for bad in ["a/b", "a,b", "a b", "a%2F", "a?b", "a&b", "\u{0}"] {
+            assert_eq!(
+                check_token(Vendor::Xiaomi, bad),
+                Err(TokenFormatError::BadCharacter),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn names_round_trip() {

@@ -1,1 +1,253 @@
-fn main() {}
+//! impush-ingest: consumes `impush.state` and keeps each device's registration and presence
+//! and each user's push settings in Redis, last write wins by `at_ms`. Bad events go to
+//! `impush.dlq.events` with their reason; the worker keeps going.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Parser;
+use impush_amqp::{
+    DeadLetterReason, Delivery, Handled, Publisher, RunOptions, Topology, dead_letter, run_consumer,
+};
+use impush_core::vendor;
+use impush_proto::v1::Vendor;
+use impush_proto::{Event, EventKind};
+use impush_runtime::{CommonArgs, Readiness, now_ms};
+use impush_store::{Applied, Store};
+
+/// Events stamped further ahead than this are refused: one would freeze its record until
+/// the clock caught up, since older-or-equal `at_ms` never overwrites.
+const MAX_CLOCK_SKEW_MS: i64 = 24 * 3600 * 1000;
+
+#[derive(Parser)]
+#[command(name = "impush-ingest", version, about = "State events into Redis")]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    impush_runtime::init_logging();
+    let args = Args::parse();
+    let config = args.common.load_config()?;
+    let shutdown = impush_runtime::shutdown_on_signal();
+
+    let amqp_ready = Arc::new(AtomicBool::new(false));
+    let redis_ready = Arc::new(AtomicBool::new(false));
+    let readiness = Readiness::new(vec![
+        ("rabbitmq", Arc::clone(&amqp_ready)),
+        ("redis", Arc::clone(&redis_ready)),
+    ]);
+    impush_runtime::serve_admin(args.common.metrics_addr, readiness, shutdown.clone()).await?;
+
+    let redis = &config.redis;
+    let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {
+        Store::connect(&redis.url, &redis.prefix)
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    redis_ready.store(true, Ordering::SeqCst);
+    let topology = Topology::new(&config.amqp);
+    let ingest = Arc::new(Ingest {
+        store,
+        queue: topology.state_queue(),
+        events_dlq: topology.events_dlq(),
+        redis_ready,
+    });
+    let handler: impush_amqp::HandlerFn = Arc::new(move |delivery, publisher| {
+        let ingest = Arc::clone(&ingest);
+        Box::pin(async move { ingest.handle(delivery, publisher).await })
+    });
+    run_consumer(
+        RunOptions {
+            url: config.amqp.url.clone(),
+            queue: topology.state_queue(),
+            prefetch: config.amqp.prefetch,
+            topology,
+            shutdown_grace: Duration::from_secs(20),
+            requeue_delay: Duration::from_millis(500),
+            ready: amqp_ready,
+        },
+        handler,
+        shutdown,
+    )
+    .await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+struct Ingest {
+    store: Store,
+    queue: String,
+    events_dlq: String,
+    redis_ready: Arc<AtomicBool>,
+}
+
+/// Why an event cannot be stored; each is a dead letter reason.
+enum Refused {
+    Undecodable(String),
+    Unexpected(EventKind),
+    Invalid(&'static str, String),
+}
+
+impl Ingest {
+    async fn handle(&self, delivery: Delivery, publisher: Publisher) -> Handled {
+        let type_name = delivery.properties.kind().as_ref().map(|t| t.as_str());
+        let outcome = match Event::decode(type_name, &delivery.data) {
+            Ok(event) => self.apply(event).await,
+            Err(err) => Err(Refused::Undecodable(err.to_string())),
+        };
+        match outcome {
+            Ok(Ok((kind, applied))) => {
+                self.redis_ready.store(true, Ordering::SeqCst);
+                let outcome = match applied {
+                    Applied::Applied => "applied",
+                    Applied::Stale => "stale",
+                };
+                metrics::counter!("impush_events_consumed_total", "type" => kind.type_name(), "outcome" => outcome).increment(1);
+                Handled::Ack
+            }
+            Ok(Err(err)) => {
+                if err.is_transient() {
+                    self.redis_ready.store(false, Ordering::SeqCst);
+                    tracing::warn!(error = %err, "Redis unavailable; the event will be retried");
+                    metrics::counter!("impush_events_requeued_total", "queue" => "state")
+                        .increment(1);
+                    Handled::Requeue
+                } else {
+                    self.dead_letter(
+                        &delivery,
+                        publisher,
+                        "store_error",
+                        &err.to_string(),
+                        "unknown",
+                    )
+                    .await
+                }
+            }
+            Err(Refused::Undecodable(detail)) => {
+                self.dead_letter(&delivery, publisher, "undecodable", &detail, "unknown")
+                    .await
+            }
+            Err(Refused::Unexpected(kind)) => {
+                self.dead_letter(
+                    &delivery,
+                    publisher,
+                    "unexpected_event",
+                    "not a state event",
+                    kind.type_name(),
+                )
+                .await
+            }
+            Err(Refused::Invalid(reason, detail)) => {
+                let kind = type_name.unwrap_or("unknown").to_owned();
+                self.dead_letter(&delivery, publisher, reason, &detail, &kind)
+                    .await
+            }
+        }
+    }
+
+    async fn apply(
+        &self,
+        event: Event,
+    ) -> Result<Result<(EventKind, Applied), impush_store::StoreError>, Refused> {
+        let kind = event.kind();
+        let now = now_ms();
+        let check_at = |at_ms: i64| {
+            if at_ms > now + MAX_CLOCK_SKEW_MS {
+                Err(Refused::Invalid(
+                    "future_at_ms",
+                    format!("at_ms {at_ms} is more than a day ahead"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let need = |value: &str, field: &'static str| {
+            if value.is_empty() {
+                Err(Refused::Invalid(
+                    "missing_field",
+                    format!("{field} is empty"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        let applied = match &event {
+            Event::DeviceRegistered(e) => {
+                need(&e.user_id, "user_id")?;
+                need(&e.device_id, "device_id")?;
+                check_at(e.at_ms)?;
+                let vendor = Vendor::try_from(e.vendor).unwrap_or(Vendor::Unspecified);
+                if vendor == Vendor::Unspecified {
+                    return Err(Refused::Invalid(
+                        "unknown_vendor",
+                        format!("vendor {}", e.vendor),
+                    ));
+                }
+                vendor::check_token(vendor, &e.token)
+                    .map_err(|err| Refused::Invalid("invalid_token_format", err.to_string()))?;
+                self.store.register_device(e).await
+            }
+            Event::DeviceUnregistered(e) => {
+                need(&e.user_id, "user_id")?;
+                need(&e.device_id, "device_id")?;
+                check_at(e.at_ms)?;
+                self.store.unregister_device(e).await
+            }
+            Event::PresenceChanged(e) => {
+                need(&e.user_id, "user_id")?;
+                need(&e.device_id, "device_id")?;
+                check_at(e.at_ms)?;
+                self.store.set_presence(e).await
+            }
+            Event::PushSettings(e) => {
+                need(&e.user_id, "user_id")?;
+                check_at(e.at_ms)?;
+                self.store.set_settings(e).await
+            }
+            Event::OfflineMessage(_) | Event::TokenInvalidated(_) => {
+                return Err(Refused::Unexpected(kind));
+            }
+        };
+        Ok(applied.map(|applied| (kind, applied)))
+    }
+
+    async fn dead_letter(
+        &self,
+        delivery: &Delivery,
+        publisher: Publisher,
+        reason: &str,
+        detail: &str,
+        kind: &str,
+    ) -> Handled {
+        let message = dead_letter(
+            &self.events_dlq,
+            delivery.data.clone(),
+            &delivery.properties,
+            &self.queue,
+            DeadLetterReason {
+                reason,
+                detail,
+                ..DeadLetterReason::default()
+            },
+            now_ms(),
+        );
+        match publisher.publish(message).await {
+            Ok(()) => {
+                tracing::warn!(reason, detail, "event dead-lettered");
+                metrics::counter!("impush_events_consumed_total", "type" => kind.to_owned(), "outcome" => "dead_lettered").increment(1);
+                metrics::counter!("impush_dead_letters_total", "queue" => "events", "reason" => reason.to_owned()).increment(1);
+                Handled::Ack
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not dead-letter; the event will be retried");
+                Handled::Requeue
+            }
+        }
+    }
+}

@@ -1,1 +1,81 @@
-fn main() {}
+//! impush-router: consumes `impush.messages`; for each recipient (the C2C receiver or every
+//! group member) fetches devices, presence and settings from Redis a chunk of recipients at
+//! a time, decides and renders with the core, counts iOS badges, and publishes one PushJob
+//! per device, or per vendor batch of devices sharing a credential and an identical
+//! notification, to `impush.push`. The event is acked only after every job is confirmed.
+
+mod route;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::Parser;
+use impush_amqp::{HandlerFn, RunOptions, Topology, run_consumer};
+use impush_runtime::{CommonArgs, Readiness};
+use impush_store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "impush-router",
+    version,
+    about = "Offline messages into push jobs"
+)]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    impush_runtime::init_logging();
+    let args = Args::parse();
+    let config = Arc::new(args.common.load_config()?);
+    let shutdown = impush_runtime::shutdown_on_signal();
+
+    let amqp_ready = Arc::new(AtomicBool::new(false));
+    let redis_ready = Arc::new(AtomicBool::new(false));
+    let readiness = Readiness::new(vec![
+        ("rabbitmq", Arc::clone(&amqp_ready)),
+        ("redis", Arc::clone(&redis_ready)),
+    ]);
+    impush_runtime::serve_admin(args.common.metrics_addr, readiness, shutdown.clone()).await?;
+
+    let redis = &config.redis;
+    let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {
+        Store::connect(&redis.url, &redis.prefix)
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    redis_ready.store(true, Ordering::SeqCst);
+
+    let topology = Topology::new(&config.amqp);
+    let router = Arc::new(route::Router::new(
+        store,
+        Arc::clone(&config),
+        topology.clone(),
+        redis_ready,
+    ));
+    let handler: HandlerFn = Arc::new(move |delivery, publisher| {
+        let router = Arc::clone(&router);
+        Box::pin(async move { router.handle(delivery, publisher).await })
+    });
+    run_consumer(
+        RunOptions {
+            url: config.amqp.url.clone(),
+            queue: topology.messages_queue(),
+            prefetch: config.amqp.prefetch,
+            topology,
+            shutdown_grace: Duration::from_secs(20),
+            requeue_delay: Duration::from_millis(500),
+            ready: amqp_ready,
+        },
+        handler,
+        shutdown,
+    )
+    .await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,1 +1,101 @@
-fn main() {}
+//! impush-sender --vendor V: consumes `impush.push.<vendor>` with bounded concurrency and
+//! sends each job through the vendor's client. Every answer is classified: delivered
+//! (recorded for deduplication), retry (back through the delay ladder, honouring
+//! Retry-After), invalid token (registration pruned, `feedback.token` published) or rejected
+//! (dead-lettered with its reason). Expired jobs are dropped, never delivered late.
+
+mod send;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use impush_amqp::{HandlerFn, RunOptions, Topology, run_consumer};
+use impush_core::vendor;
+use impush_runtime::{CommonArgs, Readiness};
+use impush_store::Store;
+use impush_vendors::VendorClients;
+
+#[derive(Parser)]
+#[command(name = "impush-sender", version, about = "Push jobs to one vendor")]
+struct Args {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The vendor this pool sends to: apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns.
+    #[arg(long, env = "IMPUSH_VENDOR")]
+    vendor: String,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    impush_runtime::init_logging();
+    let args = Args::parse();
+    let vendor = vendor::parse(&args.vendor).with_context(|| {
+        format!(
+            "unknown vendor {:?}; expected one of {}",
+            args.vendor,
+            vendor::ALL.map(vendor::name).join(", ")
+        )
+    })?;
+    let config = Arc::new(args.common.load_config()?);
+    // A malformed credential stops the start with an error naming it, not a failure per push.
+    let clients = VendorClients::from_config(&config, vendor)
+        .with_context(|| format!("loading the {} credentials", vendor::name(vendor)))?;
+    let shutdown = impush_runtime::shutdown_on_signal();
+
+    let amqp_ready = Arc::new(AtomicBool::new(false));
+    let redis_ready = Arc::new(AtomicBool::new(false));
+    let readiness = Readiness::new(vec![
+        ("rabbitmq", Arc::clone(&amqp_ready)),
+        ("redis", Arc::clone(&redis_ready)),
+    ]);
+    impush_runtime::serve_admin(args.common.metrics_addr, readiness, shutdown.clone()).await?;
+
+    let redis = &config.redis;
+    let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {
+        Store::connect(&redis.url, &redis.prefix)
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    redis_ready.store(true, Ordering::SeqCst);
+
+    let topology = Topology::new(&config.amqp);
+    let sender = Arc::new(send::Sender::new(
+        vendor,
+        store,
+        clients,
+        Arc::clone(&config),
+        topology.clone(),
+        redis_ready,
+    ));
+    let handler: HandlerFn = Arc::new(move |delivery, publisher| {
+        let sender = Arc::clone(&sender);
+        Box::pin(async move { sender.handle(delivery, publisher).await })
+    });
+    let prefetch = u16::try_from(config.sender.concurrency.max(1)).unwrap_or(u16::MAX);
+    tracing::info!(
+        vendor = vendor::name(vendor),
+        concurrency = prefetch,
+        "sender starting"
+    );
+    run_consumer(
+        RunOptions {
+            url: config.amqp.url.clone(),
+            queue: topology.push_queue(vendor),
+            prefetch,
+            topology,
+            shutdown_grace: Duration::from_millis(config.sender.request_timeout_ms + 5_000),
+            requeue_delay: Duration::from_millis(500),
+            ready: amqp_ready,
+        },
+        handler,
+        shutdown,
+    )
+    .await;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,1 +1,216 @@
-//! Being written.
+//! impush's Redis schema: device registrations, presence, push settings, iOS badge counters
+//! and the "already sent" records that deduplicate pushes.
+//!
+//! - impush-ingest writes state events with [`Store::register_device`],
+//!   [`Store::unregister_device`], [`Store::set_presence`] and [`Store::set_settings`]: each
+//!   is one atomic script, last write wins by the event's `at_ms`, so duplicated and
+//!   reordered events converge (an event not newer than the stored state is [`Applied::Stale`]).
+//! - impush-router reads recipients with [`Store::fetch_recipients`] and counts badges with
+//!   [`Store::bump_badges`].
+//! - impush-sender deduplicates with [`Store::already_sent`] / [`Store::mark_sent`] and prunes
+//!   dead tokens with [`Store::remove_device_if_token`].
+//!
+//! Every batch call costs one round trip. The key layout is in `keys.rs`, the scripts and the
+//! device hash fields in `scripts.rs`.
+
+mod badges;
+mod dedupe;
+mod error;
+mod keys;
+mod recipients;
+mod reply;
+mod scripts;
+mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{ErrorKind, Pipeline, Script, ServerErrorKind, Value};
+
+pub use error::StoreError;
+pub use recipients::{DeviceRecord, RecipientState};
+
+use keys::KeySpace;
+
+/// A connection to impush's Redis state. Cheap to clone: clones share one multiplexed
+/// connection, which reconnects by itself after Redis restarts.
+#[derive(Clone)]
+pub struct Store {
+    con: ConnectionManager,
+    keys: Arc<KeySpace>,
+    scripts: Arc<Scripts>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("keys", &self.keys)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether a state event changed the stored state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    Applied,
+    /// The stored state is as new as the event or newer (a repeat or a late arrival);
+    /// nothing changed.
+    Stale,
+}
+
+/// One device of one user, as the router and sender name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeviceRef<'a> {
+    pub user_id: &'a str,
+    pub device_id: &'a str,
+}
+
+/// The scripts, hashed once; `EVALSHA` with a reload when Redis has forgotten them.
+struct Scripts {
+    register_device: Script,
+    unregister_device: Script,
+    set_presence: Script,
+    set_settings: Script,
+    fetch_recipient: Script,
+    bump_badges: Script,
+    remove_device_if_token: Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        Scripts {
+            register_device: Script::new(scripts::REGISTER_DEVICE),
+            unregister_device: Script::new(scripts::UNREGISTER_DEVICE),
+            set_presence: Script::new(scripts::SET_PRESENCE),
+            set_settings: Script::new(scripts::SET_SETTINGS),
+            fetch_recipient: Script::new(scripts::FETCH_RECIPIENT),
+            bump_badges: Script::new(scripts::BUMP_BADGES),
+            remove_device_if_token: Script::new(scripts::REMOVE_DEVICE_IF_TOKEN),
+        }
+    }
+
+    fn all(&self) -> [&Script; 7] {
+        [
+            &self.register_device,
+            &self.unregister_device,
+            &self.set_presence,
+            &self.set_settings,
+            &self.fetch_recipient,
+            &self.bump_badges,
+            &self.remove_device_if_token,
+        ]
+    }
+}
+
+/// Redis answers in well under a millisecond; these bound how long a worker waits when it
+/// does not (a 500-user fetch pipeline included), so a stalled Redis surfaces as a transient
+/// error instead of a hung consumer.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Store {
+    /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) and loads the scripts. Every key
+    /// starts with `prefix`, which must not contain braces (they would break the hash tags).
+    pub async fn connect(url: &str, prefix: &str) -> Result<Store, StoreError> {
+        let keys = KeySpace::new(prefix)?;
+        let client = redis::Client::open(url)?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(CONNECTION_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
+        let con = ConnectionManager::new_with_config(client, config).await?;
+        let store = Store {
+            con,
+            keys: Arc::new(keys),
+            scripts: Arc::new(Scripts::new()),
+        };
+        store.load_scripts().await?;
+        Ok(store)
+    }
+
+    /// Whether Redis answers; for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        let mut con = self.con.clone();
+        let reply: Value = redis::cmd("PING").query_async(&mut con).await?;
+        match reply {
+            Value::SimpleString(_) | Value::Okay | Value::BulkString(_) => Ok(()),
+            other => Err(StoreError::unexpected("PING", format!("{other:?}"))),
+        }
+    }
+
+    /// Loads every script up front (one round trip), so that pipelines of `EVALSHA`, which
+    /// redis-rs does not reload on its own, normally find them.
+    async fn load_scripts(&self) -> Result<(), StoreError> {
+        let mut pipe = redis::pipe();
+        for script in self.scripts.all() {
+            pipe.load_script(script).ignore();
+        }
+        let mut con = self.con.clone();
+        pipe.query_async::<()>(&mut con).await?;
+        Ok(())
+    }
+
+    /// Runs a pipeline of calls to `script`. If Redis forgot the script (a restart or
+    /// `SCRIPT FLUSH`), loads it and runs the whole pipeline again: every pipelined script
+    /// here is safe to repeat (reads, or writes that are idempotent per call).
+    async fn query_script_pipeline(
+        &self,
+        pipe: &Pipeline,
+        script: &Script,
+    ) -> Result<Vec<Value>, StoreError> {
+        let mut con = self.con.clone();
+        match pipe.query_async::<Vec<Value>>(&mut con).await {
+            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
+                script.load_async(&mut con).await?;
+                Ok(pipe.query_async::<Vec<Value>>(&mut con).await?)
+            }
+            result => Ok(result?),
+        }
+    }
+}
+
+/// The devices of a batch grouped by user, in order of first appearance, each with the
+/// positions of its devices in the batch: one script call (or key group) per user, and the
+/// answers put back in the caller's order.
+fn group_by_user<'d>(devices: &[DeviceRef<'d>]) -> Vec<(&'d str, Vec<usize>)> {
+    let mut groups: Vec<(&'d str, Vec<usize>)> = Vec::new();
+    let mut group_of_user: std::collections::HashMap<&'d str, usize> =
+        std::collections::HashMap::new();
+    for (position, device) in devices.iter().enumerate() {
+        let group = *group_of_user.entry(device.user_id).or_insert_with(|| {
+            groups.push((device.user_id, Vec::new()));
+            groups.len() - 1
+        });
+        if let Some((_, positions)) = groups.get_mut(group) {
+            positions.push(position);
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grouping_by_user_keeps_first_appearance_order_and_positions() {
+        let devices = [
+            DeviceRef {
+                user_id: "b",
+                device_id: "1",
+            },
+            DeviceRef {
+                user_id: "a",
+                device_id: "2",
+            },
+            DeviceRef {
+                user_id: "b",
+                device_id: "3",
+            },
+        ];
+        assert_eq!(
+            group_by_user(&devices),
+            vec![("b", vec![0, 2]), ("a", vec![1])]
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! Routing one OfflineMessage: recipients, decision per device, badges, and the PushJobs.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use impush_amqp::{
+    DeadLetterReason, Delivery, Handled, Outgoing, Publisher, Topology, dead_letter,
+    protobuf_properties,
+};
+use impush_config::Config;
+use impush_core::payload::max_batch;
+use impush_core::{badge_for, decide, decide_message, render_notification, vendor};
+use impush_proto::Event;
+use impush_proto::v1::{Notification, OfflineMessage, PushJob, PushTarget, Vendor};
+use impush_runtime::now_ms;
+use impush_store::{DeviceRef, Store, StoreError};
+use prost::Message;
+
+/// Larger events are refused (dead-lettered) rather than fanned out.
+const MAX_EVENT_BYTES: usize = 1 << 20;
+
+pub struct Router {
+    store: Store,
+    config: Arc<Config>,
+    topology: Topology,
+    redis_ready: Arc<AtomicBool>,
+}
+
+/// Why a message could not be routed at all.
+enum Failure {
+    /// Redis or RabbitMQ failed: try the whole message again later (idempotent).
+    Transient(String),
+    /// The event itself is bad: dead-letter it.
+    Bad(&'static str, String),
+}
+
+impl From<StoreError> for Failure {
+    fn from(err: StoreError) -> Failure {
+        if err.is_transient() {
+            Failure::Transient(err.to_string())
+        } else {
+            Failure::Bad("store_error", err.to_string())
+        }
+    }
+}
+
+/// Devices of one chunk that get a push, before badges and batching.
+struct Pending {
+    user_id: String,
+    device_id: String,
+    token: String,
+    vendor: Vendor,
+    business_id: u64,
+    unread: u32,
+    notification: Notification,
+}
+
+impl Router {
+    pub fn new(
+        store: Store,
+        config: Arc<Config>,
+        topology: Topology,
+        redis_ready: Arc<AtomicBool>,
+    ) -> Router {
+        Router {
+            store,
+            config,
+            topology,
+            redis_ready,
+        }
+    }
+
+    pub async fn handle(&self, delivery: Delivery, publisher: Publisher) -> Handled {
+        let outcome = self.route(&delivery, &publisher).await;
+        match outcome {
+            Ok(outcome) => {
+                self.redis_ready.store(true, Ordering::SeqCst);
+                metrics::counter!("impush_events_consumed_total", "type" => "OfflineMessage", "outcome" => outcome).increment(1);
+                Handled::Ack
+            }
+            Err(Failure::Transient(detail)) => {
+                tracing::warn!(
+                    detail,
+                    "routing failed for now; the message will be retried"
+                );
+                metrics::counter!("impush_events_requeued_total", "queue" => "messages")
+                    .increment(1);
+                Handled::Requeue
+            }
+            Err(Failure::Bad(reason, detail)) => {
+                let message = dead_letter(
+                    &self.topology.events_dlq(),
+                    delivery.data.clone(),
+                    &delivery.properties,
+                    &self.topology.messages_queue(),
+                    DeadLetterReason {
+                        reason,
+                        detail: &detail,
+                        ..DeadLetterReason::default()
+                    },
+                    now_ms(),
+                );
+                match publisher.publish(message).await {
+                    Ok(()) => {
+                        tracing::warn!(reason, detail, "message dead-lettered");
+                        metrics::counter!("impush_events_consumed_total", "type" => "OfflineMessage", "outcome" => "dead_lettered").increment(1);
+                        metrics::counter!("impush_dead_letters_total", "queue" => "events", "reason" => reason).increment(1);
+                        Handled::Ack
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "could not dead-letter; the message will be retried");
+                        Handled::Requeue
+                    }
+                }
+            }
+        }
+    }
+
+    /// Routes the message; the result names the outcome for the metrics.
+    async fn route(
+        &self,
+        delivery: &Delivery,
+        publisher: &Publisher,
+    ) -> Result<&'static str, Failure> {
+        if delivery.data.len() > MAX_EVENT_BYTES {
+            return Err(Failure::Bad(
+                "too_large",
+                format!(
+                    "{} bytes, the limit is {MAX_EVENT_BYTES}",
+                    delivery.data.len()
+                ),
+            ));
+        }
+        let type_name = delivery.properties.kind().as_ref().map(|t| t.as_str());
+        let message = match Event::decode(type_name, &delivery.data) {
+            Ok(Event::OfflineMessage(message)) => message,
+            Ok(other) => {
+                return Err(Failure::Bad(
+                    "unexpected_event",
+                    format!("{} is not an OfflineMessage", other.kind().type_name()),
+                ));
+            }
+            Err(err) => return Err(Failure::Bad("undecodable", err.to_string())),
+        };
+        let recipients = recipients(&message)?;
+        let now = now_ms();
+        if let Err(reason) = decide_message(&message, now) {
+            metrics::counter!("impush_skips_total", "reason" => reason.as_str())
+                .increment(recipients.len() as u64);
+            return Ok("skipped");
+        }
+        let span =
+            tracing::info_span!("route", msg_id = %message.msg_id, sdk_app_id = message.sdk_app_id);
+        let _entered = span.enter();
+        // Bounded memory for huge groups: one chunk of recipients at a time, each published
+        // and confirmed before the next is fetched.
+        for chunk in recipients.chunks(self.config.router.chunk_size.max(1)) {
+            let jobs = self.route_chunk(&message, chunk, now).await?;
+            if jobs.is_empty() {
+                continue;
+            }
+            publisher
+                .publish_all(jobs)
+                .await
+                .map_err(|e| Failure::Transient(e.to_string()))?;
+        }
+        Ok("routed")
+    }
+
+    async fn route_chunk(
+        &self,
+        message: &OfflineMessage,
+        users: &[String],
+        now: i64,
+    ) -> Result<Vec<Outgoing>, Failure> {
+        let states = self
+            .store
+            .fetch_recipients(message.sdk_app_id, users)
+            .await?;
+        let templates = self.config.templates.for_app(message.sdk_app_id);
+        let mut pending = Vec::new();
+        for recipient in &states {
+            for device in &recipient.devices {
+                let state = &device.state;
+                let credential = self.config.credentials.get(&state.business_id);
+                if let Err(reason) = decide(
+                    message,
+                    &recipient.user_id,
+                    state,
+                    recipient.settings.as_ref(),
+                    credential,
+                    now,
+                ) {
+                    metrics::counter!("impush_skips_total", "reason" => reason.as_str())
+                        .increment(1);
+                    continue;
+                }
+                pending.push(Pending {
+                    user_id: recipient.user_id.clone(),
+                    device_id: state.device_id.clone(),
+                    token: state.token.clone(),
+                    vendor: state.vendor,
+                    business_id: state.business_id,
+                    unread: state.unread,
+                    notification: render_notification(
+                        message,
+                        state.vendor,
+                        recipient.settings.as_ref(),
+                        templates,
+                    ),
+                });
+            }
+        }
+        let badges = self.badges(message, &pending).await?;
+        Ok(self.jobs(message, pending, badges, now))
+    }
+
+    /// The iOS badge of every pending device that shows one, counted once per message.
+    async fn badges(
+        &self,
+        message: &OfflineMessage,
+        pending: &[Pending],
+    ) -> Result<Vec<Option<u32>>, Failure> {
+        let counted: Vec<usize> = (0..pending.len())
+            .filter(|&i| badge_for(pending[i].vendor, message, 0, 1).is_some())
+            .collect();
+        let mut badges = vec![None; pending.len()];
+        if counted.is_empty() {
+            return Ok(badges);
+        }
+        let refs: Vec<DeviceRef<'_>> = counted
+            .iter()
+            .map(|&i| DeviceRef {
+                user_id: &pending[i].user_id,
+                device_id: &pending[i].device_id,
+            })
+            .collect();
+        let since = self
+            .store
+            .bump_badges(
+                message.sdk_app_id,
+                &message.msg_id,
+                &refs,
+                self.config.redis.dedupe_ttl_s,
+            )
+            .await?;
+        for (&i, pushes_since) in counted.iter().zip(since) {
+            let p = &pending[i];
+            badges[i] = badge_for(p.vendor, message, p.unread, pushes_since);
+        }
+        Ok(badges)
+    }
+
+    /// Groups devices that can share a request (same credential, same notification) into
+    /// jobs of at most the vendor's batch size.
+    fn jobs(
+        &self,
+        message: &OfflineMessage,
+        pending: Vec<Pending>,
+        badges: Vec<Option<u32>>,
+        now: i64,
+    ) -> Vec<Outgoing> {
+        let mut groups: HashMap<(u64, Vec<u8>), (Vendor, Notification, Vec<PushTarget>)> =
+            HashMap::new();
+        let mut order = Vec::new();
+        for (p, badge) in pending.into_iter().zip(badges) {
+            let key = (p.business_id, p.notification.encode_to_vec());
+            let target = PushTarget {
+                user_id: p.user_id,
+                device_id: p.device_id,
+                token: p.token,
+                badge,
+            };
+            match groups.get_mut(&key) {
+                Some((_, _, targets)) => targets.push(target),
+                None => {
+                    order.push(key.clone());
+                    groups.insert(key, (p.vendor, p.notification, vec![target]));
+                }
+            }
+        }
+        let default_deadline = if message.send_time_ms > 0 {
+            message.send_time_ms
+        } else {
+            now
+        } + (self.config.router.max_age_s as i64).saturating_mul(1000);
+        let mut jobs = Vec::new();
+        for key in order {
+            let Some((vendor, notification, targets)) = groups.remove(&key) else {
+                continue;
+            };
+            let deadline_ms = if notification.expires_at_ms > 0 {
+                notification.expires_at_ms.min(default_deadline)
+            } else {
+                default_deadline
+            };
+            for batch in targets.chunks(max_batch(vendor).max(1)) {
+                metrics::counter!("impush_notifications_routed_total", "vendor" => vendor::name(vendor)).increment(batch.len() as u64);
+                let job = PushJob {
+                    msg_id: message.msg_id.clone(),
+                    sdk_app_id: message.sdk_app_id,
+                    vendor: vendor as i32,
+                    business_id: key.0,
+                    targets: batch.to_vec(),
+                    notification: Some(notification.clone()),
+                    attempt: 0,
+                    deadline_ms,
+                };
+                jobs.push(Outgoing {
+                    exchange: self.topology.push_exchange(),
+                    routing_key: vendor::name(vendor).to_owned(),
+                    body: job.encode_to_vec(),
+                    properties: protobuf_properties("PushJob")
+                        .with_message_id(message.msg_id.as_str().into()),
+                });
+            }
+        }
+        jobs
+    }
+}
+
+/// The users to consider: the C2C receiver, or the group's members once each.
+fn recipients(message: &OfflineMessage) -> Result<Vec<String>, Failure> {
+    if message.msg_id.is_empty() {
+        return Err(Failure::Bad("missing_field", "msg_id is empty".into()));
+    }
+    if message.group_id.is_empty() {
+        if message.receiver_id.is_empty() {
+            return Err(Failure::Bad(
+                "missing_field",
+                "a C2C message needs receiver_id (or group_id for a group)".into(),
+            ));
+        }
+        return Ok(vec![message.receiver_id.clone()]);
+    }
+    let mut seen = HashSet::with_capacity(message.member_ids.len());
+    Ok(message
+        .member_ids
+        .iter()
+        // The sender is not notified of their own message.
+        .filter(|m| !m.is_empty() && **m != message.sender_id && seen.insert(m.as_str()))
+        .cloned()
+        .collect())
+}

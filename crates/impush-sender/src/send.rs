@@ -1,0 +1,452 @@
+//! Sending one PushJob and acting on each target's outcome.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use impush_amqp::{
+    DeadLetterReason, Delivery, Handled, Outgoing, Publisher, Topology, dead_letter,
+    protobuf_properties,
+};
+use impush_config::Config;
+use impush_core::{BuildError, build_payload, vendor};
+use impush_proto::v1::{PushJob, PushTarget, TokenInvalidated, Vendor};
+use impush_runtime::now_ms;
+use impush_store::{DeviceRef, Store, StoreError};
+use impush_vendors::{Outcome, VendorClients};
+use prost::Message;
+
+pub struct Sender {
+    vendor: Vendor,
+    store: Store,
+    clients: VendorClients,
+    config: Arc<Config>,
+    topology: Topology,
+    redis_ready: Arc<AtomicBool>,
+}
+
+/// The first characters of a token: enough to find it, too few to use it.
+pub fn short_token(token: &str) -> &str {
+    let end = token.char_indices().nth(8).map_or(token.len(), |(i, _)| i);
+    &token[..end]
+}
+
+/// Targets sorted by what the vendor said.
+#[derive(Default)]
+struct Sorted {
+    delivered: Vec<PushTarget>,
+    invalid: Vec<(PushTarget, String)>,
+    retry: Vec<PushTarget>,
+    retry_after_ms: Option<u64>,
+    retry_reason: String,
+    rejected: Vec<(PushTarget, String)>,
+}
+
+impl Sender {
+    pub fn new(
+        vendor: Vendor,
+        store: Store,
+        clients: VendorClients,
+        config: Arc<Config>,
+        topology: Topology,
+        redis_ready: Arc<AtomicBool>,
+    ) -> Sender {
+        Sender {
+            vendor,
+            store,
+            clients,
+            config,
+            topology,
+            redis_ready,
+        }
+    }
+
+    fn vendor_name(&self) -> &'static str {
+        vendor::name(self.vendor)
+    }
+
+    fn count(&self, outcome: &'static str, business_id: u64, n: usize) {
+        metrics::counter!("impush_pushes_total", "vendor" => self.vendor_name(), "business_id" => business_id.to_string(), "outcome" => outcome).increment(n as u64);
+    }
+
+    pub async fn handle(&self, delivery: Delivery, publisher: Publisher) -> Handled {
+        let job = match PushJob::decode(delivery.data.as_slice()) {
+            Ok(job) => job,
+            Err(err) => {
+                return self
+                    .dead_letter_raw(&delivery, &publisher, "undecodable", &err.to_string())
+                    .await;
+            }
+        };
+        let span = tracing::info_span!("send", msg_id = %job.msg_id, vendor = self.vendor_name(), business_id = job.business_id, attempt = job.attempt);
+        let _entered = span.enter();
+        match self.send(&publisher, job).await {
+            Ok(()) => {
+                self.redis_ready.store(true, Ordering::SeqCst);
+                Handled::Ack
+            }
+            Err(detail) => {
+                tracing::warn!(detail, "job failed for now; it will be retried");
+                metrics::counter!("impush_jobs_requeued_total", "vendor" => self.vendor_name())
+                    .increment(1);
+                Handled::Requeue
+            }
+        }
+    }
+
+    /// Ok: every consequence is durable and the delivery may be acked. Err: a dependency
+    /// failed; the job is given back whole (targets already delivered are skipped next time
+    /// thanks to the deduplication records).
+    async fn send(&self, publisher: &Publisher, job: PushJob) -> Result<(), String> {
+        let now = now_ms();
+        let notification = job.notification.clone().unwrap_or_default();
+        let expired = (job.deadline_ms > 0 && now >= job.deadline_ms)
+            || (notification.expires_at_ms > 0 && now >= notification.expires_at_ms);
+        if expired {
+            tracing::info!(
+                targets = job.targets.len(),
+                "expired before delivery; dropped"
+            );
+            self.count("expired", job.business_id, job.targets.len());
+            return Ok(());
+        }
+        let (Some(profile), true) = (
+            self.config.credentials.get(&job.business_id),
+            self.clients.has(job.business_id),
+        ) else {
+            let detail = format!(
+                "no {} credential with business_id {}",
+                self.vendor_name(),
+                job.business_id
+            );
+            return self
+                .dead_letter_job(
+                    publisher,
+                    &job,
+                    &job.targets,
+                    "unknown_business_id",
+                    &detail,
+                    None,
+                )
+                .await;
+        };
+
+        let refs: Vec<DeviceRef<'_>> = job.targets.iter().map(device_ref).collect();
+        let sent = self
+            .store
+            .already_sent(job.sdk_app_id, &job.msg_id, &refs)
+            .await
+            .map_err(|e| self.store_failed(e))?;
+        let targets: Vec<PushTarget> = job
+            .targets
+            .iter()
+            .zip(sent)
+            .filter(|(_, sent)| !sent)
+            .map(|(t, _)| t.clone())
+            .collect();
+        let duplicates = job.targets.len() - targets.len();
+        if duplicates > 0 {
+            self.count("duplicate", job.business_id, duplicates);
+        }
+        if targets.is_empty() {
+            return Ok(());
+        }
+
+        let request = match build_payload(&notification, profile, &targets) {
+            Ok(request) => request,
+            Err(err) => {
+                let reason = build_error_reason(&err);
+                return self
+                    .dead_letter_job(publisher, &job, &targets, reason, &err.to_string(), None)
+                    .await;
+            }
+        };
+        let started = std::time::Instant::now();
+        let result = self.clients.send(job.business_id, &request, &targets).await;
+        metrics::histogram!("impush_vendor_request_duration_seconds", "vendor" => self.vendor_name()).record(started.elapsed().as_secs_f64());
+
+        let mut sorted = Sorted::default();
+        for (target, outcome) in targets.into_iter().zip(result.outcomes) {
+            let reason_label = match &outcome {
+                Outcome::Delivered => "delivered".to_owned(),
+                Outcome::Retry { reason, .. }
+                | Outcome::InvalidToken { reason }
+                | Outcome::Rejected { reason } => reason.clone(),
+            };
+            metrics::counter!("impush_vendor_responses_total", "vendor" => self.vendor_name(), "reason" => reason_label).increment(1);
+            match outcome {
+                Outcome::Delivered => sorted.delivered.push(target),
+                Outcome::InvalidToken { reason } => sorted.invalid.push((target, reason)),
+                Outcome::Retry { after, reason } => {
+                    let after_ms = after.map(|d| d.as_millis() as u64);
+                    sorted.retry_after_ms = sorted.retry_after_ms.max(after_ms);
+                    sorted.retry_reason = reason;
+                    sorted.retry.push(target);
+                }
+                Outcome::Rejected { reason } => sorted.rejected.push((target, reason)),
+            }
+        }
+
+        if !sorted.delivered.is_empty() {
+            self.record_delivered(&job, &sorted.delivered, now).await;
+        }
+        let mut outgoing = Vec::new();
+        for (target, reason) in &sorted.invalid {
+            self.prune(&job, target, reason).await?;
+            outgoing.push(self.token_invalidated(&job, target, reason));
+        }
+        if !sorted.retry.is_empty() {
+            outgoing.push(self.retry_or_dead_letter(&job, &sorted, result.status));
+        }
+        let mut rejected_by_reason: Vec<(String, Vec<PushTarget>)> = Vec::new();
+        for (target, reason) in sorted.rejected {
+            match rejected_by_reason.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, targets)) => targets.push(target),
+                None => rejected_by_reason.push((reason, vec![target])),
+            }
+        }
+        for (reason, targets) in &rejected_by_reason {
+            self.count("rejected", job.business_id, targets.len());
+            outgoing.push(self.dead_letter_message(
+                &job,
+                targets,
+                reason,
+                "the vendor rejected the push",
+                Some(result.status),
+            ));
+        }
+        publisher
+            .publish_all(outgoing)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    async fn record_delivered(&self, job: &PushJob, delivered: &[PushTarget], now: i64) {
+        self.count("delivered", job.business_id, delivered.len());
+        if let Some(sent_ms) = job
+            .notification
+            .as_ref()
+            .map(|n| n.send_time_ms)
+            .filter(|t| *t > 0)
+        {
+            let latency = (now - sent_ms).max(0) as f64 / 1000.0;
+            metrics::histogram!("impush_end_to_end_latency_seconds", "vendor" => self.vendor_name()).record(latency);
+        }
+        let refs: Vec<DeviceRef<'_>> = delivered.iter().map(device_ref).collect();
+        // The vendor has the push: if the record cannot be written, acking is still right;
+        // only a redelivery of this very job could then notify twice.
+        if let Err(err) = self
+            .store
+            .mark_sent(
+                job.sdk_app_id,
+                &job.msg_id,
+                &refs,
+                self.config.redis.dedupe_ttl_s,
+            )
+            .await
+        {
+            tracing::warn!(error = %err, "delivered, but the deduplication record was not written");
+            metrics::counter!("impush_dedupe_record_failures_total", "vendor" => self.vendor_name()).increment(1);
+        }
+    }
+
+    async fn prune(&self, job: &PushJob, target: &PushTarget, reason: &str) -> Result<(), String> {
+        let removed = self
+            .store
+            .remove_device_if_token(
+                job.sdk_app_id,
+                &target.user_id,
+                &target.device_id,
+                &target.token,
+            )
+            .await
+            .map_err(|e| self.store_failed(e))?;
+        tracing::info!(device_id = %target.device_id, token = short_token(&target.token), reason, removed, "token invalid");
+        self.count("invalid_token", job.business_id, 1);
+        if removed {
+            metrics::counter!("impush_tokens_pruned_total", "vendor" => self.vendor_name())
+                .increment(1);
+        }
+        Ok(())
+    }
+
+    fn token_invalidated(&self, job: &PushJob, target: &PushTarget, reason: &str) -> Outgoing {
+        let event = TokenInvalidated {
+            sdk_app_id: job.sdk_app_id,
+            user_id: target.user_id.clone(),
+            device_id: target.device_id.clone(),
+            vendor: self.vendor as i32,
+            business_id: job.business_id,
+            token: target.token.clone(),
+            reason: reason.to_owned(),
+            at_ms: now_ms(),
+        };
+        Outgoing {
+            exchange: self.topology.events_exchange(),
+            routing_key: "feedback.token".into(),
+            body: event.encode_to_vec(),
+            properties: protobuf_properties("TokenInvalidated"),
+        }
+    }
+
+    /// The retry job (only the targets that need it) into the delay ladder, or the dead
+    /// letter queue once out of attempts.
+    fn retry_or_dead_letter(&self, job: &PushJob, sorted: &Sorted, status: u16) -> Outgoing {
+        let attempts = job.attempt + 1;
+        if attempts >= self.config.amqp.max_attempts {
+            self.count("dead_lettered", job.business_id, sorted.retry.len());
+            let detail = format!("out of attempts; last answer: {}", sorted.retry_reason);
+            return self.dead_letter_message_with(
+                job,
+                &sorted.retry,
+                "retries_exhausted",
+                &detail,
+                Some(status),
+                attempts,
+            );
+        }
+        self.count("retried", job.business_id, sorted.retry.len());
+        metrics::counter!("impush_retries_total", "vendor" => self.vendor_name(), "attempt" => attempts.to_string()).increment(1);
+        let step = self.topology.retry_step(attempts, sorted.retry_after_ms);
+        let delay = self.topology.retry_delay_ms(step);
+        // Jitter spreads retries of one outage; a message may only expire earlier than the
+        // queue's TTL, so the jitter takes up to a fifth off the step's delay.
+        let jittered = delay - rand::random_range(0..=delay / 5);
+        let retry = PushJob {
+            targets: sorted.retry.clone(),
+            attempt: attempts,
+            ..job.clone()
+        };
+        tracing::info!(targets = sorted.retry.len(), delay_ms = jittered, reason = %sorted.retry_reason, "retrying later");
+        Outgoing {
+            exchange: String::new(),
+            routing_key: self.topology.retry_queue(self.vendor, step),
+            body: retry.encode_to_vec(),
+            properties: protobuf_properties("PushJob")
+                .with_message_id(job.msg_id.as_str().into())
+                .with_expiration(jittered.to_string().into()),
+        }
+    }
+
+    fn dead_letter_message(
+        &self,
+        job: &PushJob,
+        targets: &[PushTarget],
+        reason: &str,
+        detail: &str,
+        status: Option<u16>,
+    ) -> Outgoing {
+        self.dead_letter_message_with(job, targets, reason, detail, status, job.attempt + 1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn dead_letter_message_with(
+        &self,
+        job: &PushJob,
+        targets: &[PushTarget],
+        reason: &str,
+        detail: &str,
+        status: Option<u16>,
+        attempts: u32,
+    ) -> Outgoing {
+        let dead = PushJob {
+            targets: targets.to_vec(),
+            attempt: attempts,
+            ..job.clone()
+        };
+        tracing::warn!(targets = targets.len(), reason, detail, "dead-lettered");
+        metrics::counter!("impush_dead_letters_total", "queue" => self.vendor_name(), "reason" => reason.to_owned()).increment(1);
+        // Fresh properties: the dead letter must not inherit a retry's expiration.
+        let properties = protobuf_properties("PushJob").with_message_id(job.msg_id.as_str().into());
+        dead_letter(
+            &self.topology.dlq(self.vendor),
+            dead.encode_to_vec(),
+            &properties,
+            &self.topology.push_queue(self.vendor),
+            DeadLetterReason {
+                reason,
+                detail,
+                status,
+                attempts: Some(attempts),
+            },
+            now_ms(),
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn dead_letter_job(
+        &self,
+        publisher: &Publisher,
+        job: &PushJob,
+        targets: &[PushTarget],
+        reason: &str,
+        detail: &str,
+        status: Option<u16>,
+    ) -> Result<(), String> {
+        self.count("dead_lettered", job.business_id, targets.len());
+        let message = self.dead_letter_message(job, targets, reason, detail, status);
+        publisher.publish(message).await.map_err(|e| e.to_string())
+    }
+
+    async fn dead_letter_raw(
+        &self,
+        delivery: &Delivery,
+        publisher: &Publisher,
+        reason: &str,
+        detail: &str,
+    ) -> Handled {
+        let message = dead_letter(
+            &self.topology.dlq(self.vendor),
+            delivery.data.clone(),
+            &delivery.properties,
+            &self.topology.push_queue(self.vendor),
+            DeadLetterReason {
+                reason,
+                detail,
+                ..DeadLetterReason::default()
+            },
+            now_ms(),
+        );
+        match publisher.publish(message).await {
+            Ok(()) => {
+                metrics::counter!("impush_dead_letters_total", "queue" => self.vendor_name(), "reason" => reason.to_owned()).increment(1);
+                Handled::Ack
+            }
+            Err(_) => Handled::Requeue,
+        }
+    }
+
+    fn store_failed(&self, err: StoreError) -> String {
+        self.redis_ready
+            .store(!err.is_transient(), Ordering::SeqCst);
+        err.to_string()
+    }
+}
+
+fn device_ref(target: &PushTarget) -> DeviceRef<'_> {
+    DeviceRef {
+        user_id: &target.user_id,
+        device_id: &target.device_id,
+    }
+}
+
+fn build_error_reason(err: &BuildError) -> &'static str {
+    match err {
+        BuildError::NoTargets | BuildError::TooManyTargets { .. } => "bad_batch",
+        BuildError::VendorMismatch { .. } => "credential_vendor_mismatch",
+        BuildError::MissingCredentialField { .. } => "credential_incomplete",
+        BuildError::InvalidToken { .. } => "invalid_token_format",
+        BuildError::PayloadTooLarge { .. } => "payload_too_large",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_shortened_in_logs() {
+        assert_eq!(short_token("0123456789abcdef"), "01234567");
+        assert_eq!(short_token("abc"), "abc");
+        assert_eq!(short_token("你好你好你好你好你好"), "你好你好你好你好");
+    }
+}

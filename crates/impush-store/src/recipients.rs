@@ -1,0 +1,276 @@
+//! The router's read: every registered device of each recipient and the recipient's push
+//! settings, for a whole chunk of recipients in one round trip.
+//!
+//! A stored record that cannot be read (unknown vendor number, non-numeric business id, ...)
+//! is skipped with a warning rather than failing the whole message: the other recipients
+//! still get their pushes.
+
+use impush_core::DeviceState;
+use impush_proto::v1::{PresenceState, PushSettings, Vendor};
+use redis::Value;
+
+use crate::error::StoreError;
+use crate::keys::UserKeys;
+use crate::{Store, reply};
+
+/// One registered device with a token.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceRecord {
+    pub state: DeviceState,
+    /// A TPNS token stands in for the phone vendor's own token.
+    pub is_tpns_token: bool,
+}
+
+/// Everything the router needs about one recipient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecipientState {
+    pub user_id: String,
+    /// Registered devices with a token, ordered by device id.
+    pub devices: Vec<DeviceRecord>,
+    /// `None` when the user never sent settings (push on, default sounds).
+    pub settings: Option<PushSettings>,
+}
+
+const CALL: &str = "fetch_recipients";
+
+impl Store {
+    /// All registered devices and the settings of each user, in the order of `user_ids`,
+    /// in ONE round trip (a pipeline of one script call per user).
+    pub async fn fetch_recipients(
+        &self,
+        sdk_app_id: u32,
+        user_ids: &[String],
+    ) -> Result<Vec<RecipientState>, StoreError> {
+        if user_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let users: Vec<UserKeys> = user_ids
+            .iter()
+            .map(|user_id| self.keys.user(sdk_app_id, user_id))
+            .collect();
+        let mut pipe = redis::pipe();
+        for user in &users {
+            let mut call = self.scripts.fetch_recipient.prepare_invoke();
+            call.key(user.devices())
+                .key(user.settings())
+                .arg(user.device_prefix());
+            pipe.invoke_script(&call);
+        }
+        let replies = self
+            .query_script_pipeline(&pipe, &self.scripts.fetch_recipient)
+            .await?;
+        if replies.len() != users.len() {
+            return Err(StoreError::unexpected(
+                CALL,
+                format!("{} replies for {} users", replies.len(), users.len()),
+            ));
+        }
+        replies
+            .into_iter()
+            .zip(user_ids.iter().zip(&users))
+            .map(|(reply, (user_id, user))| read_recipient(sdk_app_id, user_id, user, reply))
+            .collect()
+    }
+}
+
+fn read_recipient(
+    sdk_app_id: u32,
+    user_id: &str,
+    user: &UserKeys,
+    reply: Value,
+) -> Result<RecipientState, StoreError> {
+    let mut parts = reply::array(CALL, reply)?.into_iter();
+    let (Some(devices), Some(settings), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(StoreError::unexpected(CALL, "expected {devices, settings}"));
+    };
+    let mut records = Vec::new();
+    for entry in reply::array(CALL, devices)? {
+        let mut entry = reply::array(CALL, entry)?.into_iter();
+        let (Some(device_id), Some(fields), None) = (entry.next(), entry.next(), entry.next())
+        else {
+            return Err(StoreError::unexpected(CALL, "expected {device_id, fields}"));
+        };
+        let fields = reply::array(CALL, fields)?;
+        let device_id = match reply::text(device_id) {
+            Ok(Some(id)) => id,
+            Ok(None) | Err(_) => {
+                tracing::warn!(key = %user.devices(), "skipping a device id that is not text");
+                continue;
+            }
+        };
+        match read_device(&device_id, fields) {
+            Ok(Some(record)) => records.push(record),
+            Ok(None) => {}
+            Err(reason) => {
+                tracing::warn!(
+                    key = %user.device(&device_id),
+                    %reason,
+                    "skipping a corrupt device record"
+                );
+            }
+        }
+    }
+    records.sort_by(|a, b| a.state.device_id.cmp(&b.state.device_id));
+    let settings = match read_settings(sdk_app_id, user_id, reply::array(CALL, settings)?) {
+        Ok(settings) => settings,
+        Err(reason) => {
+            tracing::warn!(key = %user.settings(), %reason, "ignoring corrupt push settings");
+            None
+        }
+    };
+    Ok(RecipientState {
+        user_id: user_id.to_owned(),
+        devices: records,
+        settings,
+    })
+}
+
+/// Reads the fields FETCH_RECIPIENT returns for one device, in its order. `Ok(None)`: a
+/// device that cannot be pushed to (a tombstone, or registered without a token).
+fn read_device(device_id: &str, fields: Vec<Value>) -> Result<Option<DeviceRecord>, String> {
+    let [
+        vendor,
+        business_id,
+        token,
+        tpns,
+        presence,
+        unread,
+        unregistered,
+    ] = <[Value; 7]>::try_from(fields).map_err(|f| format!("{} fields instead of 7", f.len()))?;
+    if reply::text(unregistered)?.as_deref() == Some("1") {
+        return Ok(None);
+    }
+    let token = reply::text(token)?.unwrap_or_default();
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let vendor_number: i32 = parse_required("vendor", reply::text(vendor)?)?;
+    let vendor = match Vendor::try_from(vendor_number) {
+        Ok(Vendor::Unspecified) | Err(_) => return Err(format!("unknown vendor {vendor_number}")),
+        Ok(vendor) => vendor,
+    };
+    let business_id: u64 = parse_required("business_id", reply::text(business_id)?)?;
+    // A presence never reported (or one this build does not know) is UNSPECIFIED: the
+    // decision treats it as "not in the foreground", which is the safe side for delivery.
+    let presence = match reply::text(presence)? {
+        Some(number) => number
+            .parse::<i32>()
+            .ok()
+            .and_then(|n| PresenceState::try_from(n).ok())
+            .unwrap_or(PresenceState::Unspecified),
+        None => PresenceState::Unspecified,
+    };
+    let unread: u32 = match reply::text(unread)? {
+        Some(number) => number
+            .parse()
+            .map_err(|_| format!("unread {number:?} is not a count"))?,
+        None => 0,
+    };
+    Ok(Some(DeviceRecord {
+        state: DeviceState {
+            device_id: device_id.to_owned(),
+            vendor,
+            business_id,
+            token,
+            presence,
+            unread,
+        },
+        is_tpns_token: reply::text(tpns)?.as_deref() == Some("1"),
+    }))
+}
+
+fn read_settings(
+    sdk_app_id: u32,
+    user_id: &str,
+    fields: Vec<Value>,
+) -> Result<Option<PushSettings>, String> {
+    let [at, open_push, c2c_sound, group_sound] =
+        <[Value; 4]>::try_from(fields).map_err(|f| format!("{} fields instead of 4", f.len()))?;
+    let Some(at) = reply::text(at)? else {
+        return Ok(None);
+    };
+    let at_ms: i64 = at
+        .parse()
+        .map_err(|_| format!("at {at:?} is not a timestamp"))?;
+    Ok(Some(PushSettings {
+        sdk_app_id,
+        user_id: user_id.to_owned(),
+        open_push: parse_required("open_push", reply::text(open_push)?)?,
+        c2c_sound: reply::text(c2c_sound)?.unwrap_or_default(),
+        group_sound: reply::text(group_sound)?.unwrap_or_default(),
+        at_ms,
+    }))
+}
+
+fn parse_required<T: std::str::FromStr>(field: &str, value: Option<String>) -> Result<T, String> {
+    let value = value.ok_or_else(|| format!("{field} missing"))?;
+    value
+        .parse()
+        .map_err(|_| format!("{field} {value:?} is not a number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bulk(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    fn device_fields(vendor: &str, presence: Option<&str>, unread: Option<&str>) -> Vec<Value> {
+        vec![
+            bulk(vendor),
+            bulk("1"),
+            bulk("tok"),
+            bulk("0"),
+            presence.map_or(Value::Nil, bulk),
+            unread.map_or(Value::Nil, bulk),
+            bulk("0"),
+        ]
+    }
+
+    #[test]
+    fn a_device_never_reporting_presence_is_unspecified_with_no_unread() {
+        let record = read_device("d", device_fields("1", None, None))
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.state.presence, PresenceState::Unspecified);
+        assert_eq!(record.state.unread, 0);
+        assert_eq!(record.state.vendor, Vendor::Apns);
+    }
+
+    #[test]
+    fn an_unknown_presence_number_reads_as_unspecified() {
+        let record = read_device("d", device_fields("2", Some("99"), Some("4")))
+            .unwrap()
+            .unwrap();
+        assert_eq!(record.state.presence, PresenceState::Unspecified);
+        assert_eq!(record.state.unread, 4);
+    }
+
+    #[test]
+    fn a_corrupt_device_record_is_an_error_not_a_panic() {
+        assert!(read_device("d", device_fields("apns", None, None)).is_err());
+        assert!(read_device("d", device_fields("1", None, Some("-3"))).is_err());
+        assert!(read_device("d", vec![bulk("1")]).is_err());
+        let mut not_text = device_fields("1", None, None);
+        not_text[2] = Value::BulkString(vec![0xff, 0xfe]);
+        assert!(read_device("d", not_text).is_err());
+    }
+
+    #[test]
+    fn a_tombstone_or_a_device_without_token_is_not_a_recipient_device() {
+        let mut tombstone = device_fields("1", None, None);
+        tombstone[6] = bulk("1");
+        assert_eq!(read_device("d", tombstone), Ok(None));
+        let mut no_token = device_fields("1", None, None);
+        no_token[2] = Value::Nil;
+        assert_eq!(read_device("d", no_token), Ok(None));
+    }
+
+    #[test]
+    fn settings_never_written_are_none() {
+        let fields = vec![Value::Nil, Value::Nil, Value::Nil, Value::Nil];
+        assert_eq!(read_settings(1, "u", fields), Ok(None));
+    }
+}
