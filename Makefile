@@ -3,20 +3,28 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build demo test lint fmt unit bench clean
+.PHONY: all build services demo render-demo test lint fmt unit bench clean
 
 all: build
 
 build:
 	$(CARGO) build --workspace --bins
 
-## demo: render a sample event stream and show what each vendor would receive.
-demo: build
-	@echo "== impush render over deploy/local/demo-render.jsonl (built-in local-stack credentials)"
+## services: RabbitMQ and Redis on loopback (installed from Debian's packages if absent).
+services:
+	./scripts/ensure-services.sh
+
+## demo: the whole fleet on the local stack, a sample conversation, and what each vendor got.
+demo: build services
+	./scripts/demo.sh
+
+## render-demo: the template preview over a sample stream, no services needed.
+render-demo: build
 	./target/debug/impush render --format table --file deploy/local/demo-render.jsonl
 
-## test: formatting, lints, then every test of the workspace.
-test: lint unit
+## test: formatting, lints, then every test of the workspace (the fleet tests run the
+## workers as processes against the real RabbitMQ and Redis).
+test: lint services build unit
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -11,7 +11,7 @@ mod topology;
 pub use consumer::{ConsumeError, Handled, HandlerFn, RunOptions, run_consumer};
 pub use lapin::message::Delivery;
 pub use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-pub use lapin::{BasicProperties, Connection};
+pub use lapin::{BasicProperties, Connection, options};
 pub use publisher::{Outgoing, Publisher};
 pub use topology::{Topology, headers};
 

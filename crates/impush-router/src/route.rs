@@ -45,6 +45,11 @@ impl From<StoreError> for Failure {
     }
 }
 
+/// Devices share a request when they share a credential and an identical notification
+/// (its protobuf encoding is the identity).
+type BatchKey = (u64, Vec<u8>);
+type Batch = (Vendor, Notification, Vec<PushTarget>);
+
 /// Devices of one chunk that get a push, before badges and batching.
 struct Pending {
     user_id: String,
@@ -261,8 +266,7 @@ impl Router {
         badges: Vec<Option<u32>>,
         now: i64,
     ) -> Vec<Outgoing> {
-        let mut groups: HashMap<(u64, Vec<u8>), (Vendor, Notification, Vec<PushTarget>)> =
-            HashMap::new();
+        let mut groups: HashMap<BatchKey, Batch> = HashMap::new();
         let mut order = Vec::new();
         for (p, badge) in pending.into_iter().zip(badges) {
             let key = (p.business_id, p.notification.encode_to_vec());

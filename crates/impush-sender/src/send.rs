@@ -11,9 +11,10 @@ use impush_config::Config;
 use impush_core::{BuildError, build_payload, vendor};
 use impush_proto::v1::{PushJob, PushTarget, TokenInvalidated, Vendor};
 use impush_runtime::now_ms;
-use impush_store::{DeviceRef, Store, StoreError};
+use impush_store::{DeviceRef, SendClaim, Store, StoreError};
 use impush_vendors::{Outcome, VendorClients};
 use prost::Message;
+use tracing::Instrument;
 
 pub struct Sender {
     vendor: Vendor,
@@ -78,8 +79,7 @@ impl Sender {
             }
         };
         let span = tracing::info_span!("send", msg_id = %job.msg_id, vendor = self.vendor_name(), business_id = job.business_id, attempt = job.attempt);
-        let _entered = span.enter();
-        match self.send(&publisher, job).await {
+        match self.send(&publisher, job).instrument(span).await {
             Ok(()) => {
                 self.redis_ready.store(true, Ordering::SeqCst);
                 Handled::Ack
@@ -131,24 +131,31 @@ impl Sender {
         };
 
         let refs: Vec<DeviceRef<'_>> = job.targets.iter().map(device_ref).collect();
-        let sent = self
+        let claims = self
             .store
-            .already_sent(job.sdk_app_id, &job.msg_id, &refs)
+            .claim_for_send(job.sdk_app_id, &job.msg_id, &refs, self.claim_ttl_s())
             .await
             .map_err(|e| self.store_failed(e))?;
-        let targets: Vec<PushTarget> = job
-            .targets
-            .iter()
-            .zip(sent)
-            .filter(|(_, sent)| !sent)
-            .map(|(t, _)| t.clone())
-            .collect();
-        let duplicates = job.targets.len() - targets.len();
-        if duplicates > 0 {
-            self.count("duplicate", job.business_id, duplicates);
+        let mut targets = Vec::with_capacity(job.targets.len());
+        let mut busy = Vec::new();
+        for (target, claim) in job.targets.iter().zip(claims) {
+            match claim {
+                SendClaim::Claimed => targets.push(target.clone()),
+                SendClaim::AlreadySent => self.count("duplicate", job.business_id, 1),
+                // Another sender holds it right now (the same message twice in the queue):
+                // come back later, when it has been delivered or its claim released.
+                SendClaim::InProgress => busy.push(target.clone()),
+            }
+        }
+        let mut outgoing = Vec::new();
+        if !busy.is_empty() {
+            outgoing.push(self.wait_for_claims(&job, busy));
         }
         if targets.is_empty() {
-            return Ok(());
+            return publisher
+                .publish_all(outgoing)
+                .await
+                .map_err(|e| e.to_string());
         }
 
         let request = match build_payload(&notification, profile, &targets) {
@@ -189,7 +196,14 @@ impl Sender {
         if !sorted.delivered.is_empty() {
             self.record_delivered(&job, &sorted.delivered, now).await;
         }
-        let mut outgoing = Vec::new();
+        let undelivered: Vec<PushTarget> = sorted
+            .invalid
+            .iter()
+            .map(|(t, _)| t.clone())
+            .chain(sorted.retry.iter().cloned())
+            .chain(sorted.rejected.iter().map(|(t, _)| t.clone()))
+            .collect();
+        self.release(&job, &undelivered).await;
         for (target, reason) in &sorted.invalid {
             self.prune(&job, target, reason).await?;
             outgoing.push(self.token_invalidated(&job, target, reason));
@@ -218,6 +232,27 @@ impl Sender {
             .publish_all(outgoing)
             .await
             .map_err(|e| e.to_string())
+    }
+
+    /// How long a send claim holds: longer than one vendor request can take.
+    fn claim_ttl_s(&self) -> u64 {
+        (self.config.sender.request_timeout_ms / 1000).max(1) * 2 + 5
+    }
+
+    /// Gives back the claims of undelivered targets; if that fails they expire by
+    /// themselves, which only delays their retry.
+    async fn release(&self, job: &PushJob, targets: &[PushTarget]) {
+        if targets.is_empty() {
+            return;
+        }
+        let refs: Vec<DeviceRef<'_>> = targets.iter().map(device_ref).collect();
+        if let Err(err) = self
+            .store
+            .release_claims(job.sdk_app_id, &job.msg_id, &refs)
+            .await
+        {
+            tracing::warn!(error = %err, "could not release send claims; they will expire");
+        }
     }
 
     async fn record_delivered(&self, job: &PushJob, delivered: &[PushTarget], now: i64) {
@@ -285,6 +320,22 @@ impl Sender {
             routing_key: "feedback.token".into(),
             body: event.encode_to_vec(),
             properties: protobuf_properties("TokenInvalidated"),
+        }
+    }
+
+    /// Targets another sender is busy with go round the shortest delay again, without using
+    /// up an attempt: the other sender delivers them or its claim expires.
+    fn wait_for_claims(&self, job: &PushJob, targets: Vec<PushTarget>) -> Outgoing {
+        metrics::counter!("impush_pushes_total", "vendor" => self.vendor_name(), "business_id" => job.business_id.to_string(), "outcome" => "claimed_elsewhere").increment(targets.len() as u64);
+        let wait = PushJob {
+            targets,
+            ..job.clone()
+        };
+        Outgoing {
+            exchange: String::new(),
+            routing_key: self.topology.retry_queue(self.vendor, 0),
+            body: wait.encode_to_vec(),
+            properties: protobuf_properties("PushJob").with_message_id(job.msg_id.as_str().into()),
         }
     }
 

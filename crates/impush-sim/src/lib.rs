@@ -1,1 +1,302 @@
-//! Being written.
+//! impush-sim: the phone vendors' real push APIs on loopback, for tests, the demo and the bench.
+//!
+//! One listener serves every vendor under its own prefix (`/apns`, `/fcm`, …), each a
+//! "personality" module that checks requests the way that vendor does (authentication,
+//! headers, body) and answers with that vendor's own success and error bodies, so pointing a
+//! client at the real vendor is only a change of base URL and secrets. `/sim` is the control
+//! API of the tests: what was delivered, faults to inject, auth to expire ([`control`]).
+//!
+//! Every personality has the same shape ([`Personality`]): a name, its routes, how it answers
+//! an injected fault, and how the notification a device would show is read from its payload.
+
+mod apns;
+mod control;
+mod fcm;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::response::Response;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use control::{Delivery, Fault, FaultError};
+
+/// An APNs provider-token key the simulator trusts (the public half of a `.p8`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApnsKey {
+    pub team_id: String,
+    pub key_id: String,
+    /// PEM of the P-256 public key (`-----BEGIN PUBLIC KEY-----`).
+    pub public_pem: String,
+}
+
+/// An FCM service account the simulator trusts (the public half of its key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FcmAccount {
+    pub client_email: String,
+    /// PEM of the RSA public key (`-----BEGIN PUBLIC KEY-----`).
+    pub public_pem: String,
+}
+
+/// What the simulators trust and how long what they issue lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SimSettings {
+    pub apns_keys: Vec<ApnsKey>,
+    pub fcm_accounts: Vec<FcmAccount>,
+    /// Lifetime of the OAuth2 access tokens the FCM personality issues.
+    pub fcm_token_lifetime: Duration,
+}
+
+impl Default for SimSettings {
+    fn default() -> SimSettings {
+        SimSettings {
+            apns_keys: Vec::new(),
+            fcm_accounts: Vec::new(),
+            fcm_token_lifetime: Duration::from_secs(3600),
+        }
+    }
+}
+
+impl SimSettings {
+    /// The `[sim]` section of the config, with the public key files read (relative paths
+    /// against the config's directory).
+    pub fn from_config(config: &impush_config::Config) -> Result<SimSettings, SimError> {
+        let read = |path: &Path| {
+            let path = config.path(path);
+            std::fs::read_to_string(&path).map_err(|source| SimError::ReadKey { path, source })
+        };
+        let apns_keys = config
+            .sim
+            .apns_keys
+            .iter()
+            .map(|key| {
+                Ok(ApnsKey {
+                    team_id: key.team_id.clone(),
+                    key_id: key.key_id.clone(),
+                    public_pem: read(&key.public_key)?,
+                })
+            })
+            .collect::<Result<_, SimError>>()?;
+        let fcm_accounts = config
+            .sim
+            .fcm_accounts
+            .iter()
+            .map(|account| {
+                Ok(FcmAccount {
+                    client_email: account.client_email.clone(),
+                    public_pem: read(&account.public_key)?,
+                })
+            })
+            .collect::<Result<_, SimError>>()?;
+        Ok(SimSettings {
+            apns_keys,
+            fcm_accounts,
+            ..SimSettings::default()
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    #[error("cannot read key file {path}: {source}")]
+    ReadKey {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{owner}: {message}")]
+    BadKey { owner: String, message: String },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("server failed: {0}")]
+    Serve(std::io::Error),
+    #[error("server task failed: {0}")]
+    Task(String),
+}
+
+/// The notification a device would show, read from a vendor payload.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Shown {
+    pub title: Option<String>,
+    pub body: Option<String>,
+    pub badge: Option<u64>,
+    pub sound: Option<String>,
+    pub ext: Option<String>,
+}
+
+/// The shape every vendor personality has.
+pub(crate) trait Personality {
+    /// The vendor's name in lower case, as `--vendor` and `/sim` write it; also its prefix.
+    const NAME: &'static str;
+
+    /// Its routes, under `/<NAME>`.
+    fn routes() -> Router<Arc<Sim>>;
+
+    /// The answer to a request an injected fault makes fail, in the vendor's own error shape.
+    fn fault_response(fault: &control::FaultReply) -> Response;
+
+    /// What a device would show for an accepted payload.
+    fn shown(payload: &Value) -> Shown;
+}
+
+/// The names of the vendors simulated here.
+pub(crate) const VENDORS: &[&str] = &[
+    <apns::Apns as Personality>::NAME,
+    <fcm::Fcm as Personality>::NAME,
+];
+
+/// The state of one running simulator, shared by every request.
+pub(crate) struct Sim {
+    pub control: control::Control,
+    pub apns: apns::Apns,
+    pub fcm: fcm::Fcm,
+    /// Turns true when the server shuts down, so hanging (delayed) answers end at once.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+impl Sim {
+    fn new(settings: &SimSettings, shutdown: watch::Receiver<bool>) -> Result<Sim, SimError> {
+        Ok(Sim {
+            control: control::Control::default(),
+            apns: apns::Apns::new(&settings.apns_keys)?,
+            fcm: fcm::Fcm::new(&settings.fcm_accounts, settings.fcm_token_lifetime)?,
+            shutdown,
+        })
+    }
+}
+
+fn router(sim: Arc<Sim>) -> Router {
+    Router::new()
+        .merge(<apns::Apns as Personality>::routes())
+        .merge(<fcm::Fcm as Personality>::routes())
+        .merge(control::routes())
+        .with_state(sim)
+}
+
+/// Serves the simulators on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    settings: SimSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), SimError> {
+    let (stop, stopped) = watch::channel(false);
+    let sim = Arc::new(Sim::new(&settings, stopped)?);
+    serve_sim(listener, sim, async move {
+        shutdown.await;
+        stop.send_replace(true);
+    })
+    .await
+}
+
+async fn serve_sim(
+    listener: TcpListener,
+    sim: Arc<Sim>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), SimError> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, vendors = ?VENDORS, "impush-sim listening");
+    }
+    axum::serve(listener, router(sim))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(SimError::Serve)
+}
+
+/// Starts the simulators on a free loopback port, in the background.
+pub async fn spawn(settings: SimSettings) -> Result<RunningSim, SimError> {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|source| SimError::Bind {
+            addr: "127.0.0.1:0".into(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| SimError::Bind {
+        addr: "127.0.0.1:0".into(),
+        source,
+    })?;
+    let (stop, stopped) = watch::channel(false);
+    let sim = Arc::new(Sim::new(&settings, stopped.clone())?);
+    let mut signal = stopped;
+    let task = tokio::spawn(serve_sim(listener, Arc::clone(&sim), async move {
+        // An error means the sender is gone, which is a stop too.
+        let _ = signal.wait_for(|stopped| *stopped).await;
+    }));
+    Ok(RunningSim {
+        addr,
+        sim,
+        stop,
+        task: Some(task),
+    })
+}
+
+/// Simulators running in the background ([`spawn`]); they stop when this is dropped or
+/// [`RunningSim::shutdown`] is called.
+pub struct RunningSim {
+    pub addr: SocketAddr,
+    sim: Arc<Sim>,
+    stop: watch::Sender<bool>,
+    task: Option<JoinHandle<Result<(), SimError>>>,
+}
+
+impl RunningSim {
+    /// The base URL of one vendor's personality (`http://127.0.0.1:PORT/apns`), what a
+    /// credential's `base_url` points at.
+    pub fn base_url(&self, vendor: &str) -> String {
+        format!("http://{}/{vendor}", self.addr)
+    }
+
+    /// The OAuth2 token URI of the FCM personality (a service account's `token_uri`).
+    pub fn fcm_token_uri(&self) -> String {
+        format!("http://{}/fcm/token", self.addr)
+    }
+
+    /// What was accepted so far, oldest first, of one vendor or all.
+    pub fn deliveries(&self, vendor: Option<&str>) -> Vec<Delivery> {
+        self.sim.control.deliveries(vendor, None)
+    }
+
+    pub fn clear_deliveries(&self) {
+        self.sim.control.clear_deliveries();
+    }
+
+    /// Makes the next `fault.times` matching requests fail (`POST /sim/faults`).
+    pub fn inject_fault(&self, fault: Fault) -> Result<(), FaultError> {
+        self.sim.control.add_fault(fault)
+    }
+
+    pub fn clear_faults(&self) {
+        self.sim.control.clear_faults();
+    }
+
+    /// Every access token and provider token issued so far counts as expired.
+    pub fn expire_auth(&self) {
+        self.sim.control.expire_auth();
+    }
+
+    /// Stops accepting, lets requests in flight finish and waits for the server to end.
+    pub async fn shutdown(mut self) -> Result<(), SimError> {
+        self.stop.send_replace(true);
+        match self.task.take() {
+            Some(task) => task
+                .await
+                .map_err(|e| SimError::Task(e.to_string()))
+                .and_then(|result| result),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningSim {
+    fn drop(&mut self) {
+        self.stop.send_replace(true);
+    }
+}

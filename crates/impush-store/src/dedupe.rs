@@ -1,14 +1,32 @@
-//! "This device already got this message": the sender checks before calling the vendor and
-//! records after the vendor accepted, so a redelivered push job (at-least-once delivery)
-//! never notifies the same device twice while the record lives.
+//! "This device already got this message": before calling the vendor the sender claims
+//! each (message, device); after the vendor accepted, the claim becomes a delivery record.
+//! A redelivered push job (at-least-once delivery) or a second job for the same device
+//! running at the same moment (a message published twice) therefore never notifies a
+//! device twice while the record lives: the second finds the record, or the claim in
+//! progress and retries later. A claim of a process that died expires after its TTL.
 
 use redis::Value;
 
 use crate::error::StoreError;
-use crate::{DeviceRef, Store};
+use crate::{DeviceRef, Store, group_by_user};
+
+/// The delivery record's value (a claim holds the claimer's value instead).
+const DELIVERED: &str = "1";
+
+/// What a sender may do with one (message, device).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendClaim {
+    /// Ours: send it.
+    Claimed,
+    /// Delivered before: skip it.
+    AlreadySent,
+    /// Another sender is on it right now: try again later.
+    InProgress,
+}
 
 impl Store {
-    /// Which of these devices already got this message (one round trip).
+    /// Which of these devices already got this message (one round trip); a claim in
+    /// progress is not a delivery.
     pub async fn already_sent(
         &self,
         sdk_app_id: u32,
@@ -21,7 +39,7 @@ impl Store {
         let mut pipe = redis::pipe();
         for device in devices {
             let user = self.keys.user(sdk_app_id, device.user_id);
-            pipe.exists(user.sent(msg_id, device.device_id));
+            pipe.get(user.sent(msg_id, device.device_id));
         }
         let mut con = self.con.clone();
         let replies: Vec<Value> = pipe.query_async(&mut con).await?;
@@ -34,18 +52,95 @@ impl Store {
         replies
             .iter()
             .map(|reply| match reply {
-                Value::Int(n) => Ok(*n > 0),
-                Value::Boolean(b) => Ok(*b),
+                Value::Nil => Ok(false),
+                Value::BulkString(value) => Ok(value.as_slice() == DELIVERED.as_bytes()),
                 other => Err(StoreError::unexpected(
                     "already_sent",
-                    format!("EXISTS answered {other:?}"),
+                    format!("GET answered {other:?}"),
                 )),
             })
             .collect()
     }
 
+    /// Claims these (message, device) pairs for sending, for `claim_ttl_s` seconds (one
+    /// round trip).
+    pub async fn claim_for_send(
+        &self,
+        sdk_app_id: u32,
+        msg_id: &str,
+        devices: &[DeviceRef<'_>],
+        claim_ttl_s: u64,
+    ) -> Result<Vec<SendClaim>, StoreError> {
+        const CALL: &str = "claim_for_send";
+        if claim_ttl_s == 0 {
+            return Err(StoreError::invalid(CALL, "claim_ttl_s must be at least 1"));
+        }
+        if devices.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for device in devices {
+            let key = self
+                .keys
+                .user(sdk_app_id, device.user_id)
+                .sent(msg_id, device.device_id);
+            pipe.cmd("SET")
+                .arg(&key)
+                .arg(&*self.claim_owner)
+                .arg("NX")
+                .arg("EX")
+                .arg(claim_ttl_s);
+            pipe.get(&key);
+        }
+        let mut con = self.con.clone();
+        let replies: Vec<Value> = pipe.query_async(&mut con).await?;
+        if replies.len() != devices.len() * 2 {
+            return Err(StoreError::unexpected(
+                CALL,
+                format!("{} replies for {} devices", replies.len(), devices.len()),
+            ));
+        }
+        Ok(replies
+            .chunks(2)
+            .map(|pair| match pair {
+                [Value::Okay, _] => SendClaim::Claimed,
+                [_, Value::BulkString(value)] if value.as_slice() == DELIVERED.as_bytes() => {
+                    SendClaim::AlreadySent
+                }
+                _ => SendClaim::InProgress,
+            })
+            .collect())
+    }
+
+    /// Gives back claims of pushes that were not delivered (retry, rejected, dead token), so
+    /// a retry need not wait for them to expire (one round trip).
+    pub async fn release_claims(
+        &self,
+        sdk_app_id: u32,
+        msg_id: &str,
+        devices: &[DeviceRef<'_>],
+    ) -> Result<(), StoreError> {
+        if devices.is_empty() {
+            return Ok(());
+        }
+        let groups = group_by_user(devices);
+        let mut pipe = redis::pipe();
+        for (user_id, positions) in &groups {
+            let user = self.keys.user(sdk_app_id, user_id);
+            let mut call = self.scripts.release_claims.prepare_invoke();
+            for device in positions.iter().filter_map(|&p| devices.get(p)) {
+                call.key(user.sent(msg_id, device.device_id));
+            }
+            call.arg(&*self.claim_owner);
+            pipe.invoke_script(&call);
+        }
+        self.query_script_pipeline(&pipe, &self.scripts.release_claims)
+            .await?;
+        Ok(())
+    }
+
     /// Records that the vendor accepted this message for these devices, for `ttl_s`
-    /// seconds (one round trip).
+    /// seconds (one round trip). The record replaces the claim.
     pub async fn mark_sent(
         &self,
         sdk_app_id: u32,
@@ -62,7 +157,7 @@ impl Store {
         let mut pipe = redis::pipe();
         for device in devices {
             let user = self.keys.user(sdk_app_id, device.user_id);
-            pipe.set_ex(user.sent(msg_id, device.device_id), 1, ttl_s)
+            pipe.set_ex(user.sent(msg_id, device.device_id), DELIVERED, ttl_s)
                 .ignore();
         }
         let mut con = self.con.clone();

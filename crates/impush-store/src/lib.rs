@@ -28,6 +28,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{ErrorKind, Pipeline, Script, ServerErrorKind, Value};
 
+pub use dedupe::SendClaim;
 pub use error::StoreError;
 pub use recipients::{DeviceRecord, RecipientState};
 
@@ -40,6 +41,8 @@ pub struct Store {
     con: ConnectionManager,
     keys: Arc<KeySpace>,
     scripts: Arc<Scripts>,
+    /// The value of this store's send claims: unique per connected process.
+    claim_owner: Arc<str>,
 }
 
 impl std::fmt::Debug for Store {
@@ -75,6 +78,7 @@ struct Scripts {
     fetch_recipient: Script,
     bump_badges: Script,
     remove_device_if_token: Script,
+    release_claims: Script,
 }
 
 impl Scripts {
@@ -87,10 +91,11 @@ impl Scripts {
             fetch_recipient: Script::new(scripts::FETCH_RECIPIENT),
             bump_badges: Script::new(scripts::BUMP_BADGES),
             remove_device_if_token: Script::new(scripts::REMOVE_DEVICE_IF_TOKEN),
+            release_claims: Script::new(scripts::RELEASE_CLAIMS),
         }
     }
 
-    fn all(&self) -> [&Script; 7] {
+    fn all(&self) -> [&Script; 8] {
         [
             &self.register_device,
             &self.unregister_device,
@@ -98,6 +103,7 @@ impl Scripts {
             &self.set_settings,
             &self.fetch_recipient,
             &self.bump_badges,
+            &self.release_claims,
             &self.remove_device_if_token,
         ]
     }
@@ -123,6 +129,7 @@ impl Store {
             con,
             keys: Arc::new(keys),
             scripts: Arc::new(Scripts::new()),
+            claim_owner: claim_owner().into(),
         };
         store.load_scripts().await?;
         Ok(store)
@@ -172,6 +179,14 @@ impl Store {
 /// The devices of a batch grouped by user, in order of first appearance, each with the
 /// positions of its devices in the batch: one script call (or key group) per user, and the
 /// answers put back in the caller's order.
+/// `claim:<pid>:<nanos>`: tells this process's claims apart from any other's.
+fn claim_owner() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("claim:{}:{nanos}", std::process::id())
+}
+
 fn group_by_user<'d>(devices: &[DeviceRef<'d>]) -> Vec<(&'d str, Vec<usize>)> {
     let mut groups: Vec<(&'d str, Vec<usize>)> = Vec::new();
     let mut group_of_user: std::collections::HashMap<&'d str, usize> =

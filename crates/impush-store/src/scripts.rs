@@ -167,3 +167,19 @@ redis.call('HDEL', KEYS[2], 'vendor', 'business_id', 'token', 'tpns')
 redis.call('SREM', KEYS[1], ARGV[1])
 return 1
 ";
+
+/// Releases send claims this process still holds (the push was not delivered), so a retry
+/// need not wait for the claims to expire. A claim is only deleted while it still holds this
+/// owner's value: a delivery record, or another process's claim, is left alone.
+/// KEYS: the dedupe keys of one user's devices. ARGV[1] the claim value.
+/// Returns the number released.
+pub(crate) const RELEASE_CLAIMS: &str = r"
+local released = 0
+for i = 1, #KEYS do
+  if redis.call('GET', KEYS[i]) == ARGV[1] then
+    redis.call('DEL', KEYS[i])
+    released = released + 1
+  end
+end
+return released
+";

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use impush_proto::v1::{OpenPush, PresenceState, Vendor};
-use impush_store::{Applied, DeviceRef, StoreError};
+use impush_store::{Applied, DeviceRef, SendClaim, Store, StoreError};
 
 fn dev<'a>(user_id: &'a str, device_id: &'a str) -> DeviceRef<'a> {
     DeviceRef { user_id, device_id }
@@ -408,5 +408,71 @@ async fn ping_answers_when_redis_is_up() {
     let t = TestStore::new().await;
     t.store.ping().await.unwrap();
     assert!(t.store.fetch_recipients(APP, &[]).await.unwrap().is_empty());
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn only_one_sender_at_a_time_may_send_a_message_to_a_device() {
+    let t = TestStore::new().await;
+    let other = Store::connect(&common::redis_url(), &t.prefix)
+        .await
+        .unwrap();
+    let s = &t.store;
+    let devices = [dev("alice", "iphone"), dev("bob", "b1")];
+    assert_eq!(
+        s.claim_for_send(APP, "m1", &devices, 30).await.unwrap(),
+        [SendClaim::Claimed, SendClaim::Claimed]
+    );
+    // A second job for the same message (published twice, or redelivered) meanwhile.
+    assert_eq!(
+        other.claim_for_send(APP, "m1", &devices, 30).await.unwrap(),
+        [SendClaim::InProgress, SendClaim::InProgress]
+    );
+    assert_eq!(
+        s.already_sent(APP, "m1", &devices).await.unwrap(),
+        [false, false],
+        "a claim is not a delivery"
+    );
+    // Alice's push was delivered; Bob's must be retried.
+    s.mark_sent(APP, "m1", &devices[..1], 60).await.unwrap();
+    s.release_claims(APP, "m1", &devices[1..]).await.unwrap();
+    assert_eq!(
+        other.claim_for_send(APP, "m1", &devices, 30).await.unwrap(),
+        [SendClaim::AlreadySent, SendClaim::Claimed]
+    );
+    // Releasing is only for the claim's owner: the other store's claim stays.
+    s.release_claims(APP, "m1", &devices[1..]).await.unwrap();
+    assert_eq!(
+        s.claim_for_send(APP, "m1", &devices[1..], 30)
+            .await
+            .unwrap(),
+        [SendClaim::InProgress]
+    );
+    t.cleanup().await;
+}
+
+#[tokio::test]
+async fn the_claim_of_a_sender_that_died_expires() {
+    let t = TestStore::new().await;
+    let other = Store::connect(&common::redis_url(), &t.prefix)
+        .await
+        .unwrap();
+    let devices = [dev("alice", "iphone")];
+    assert_eq!(
+        t.store
+            .claim_for_send(APP, "m1", &devices, 1)
+            .await
+            .unwrap(),
+        [SendClaim::Claimed]
+    );
+    let mut claimed = false;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if other.claim_for_send(APP, "m1", &devices, 1).await.unwrap() == [SendClaim::Claimed] {
+            claimed = true;
+            break;
+        }
+    }
+    assert!(claimed, "the dead claim never expired");
     t.cleanup().await;
 }

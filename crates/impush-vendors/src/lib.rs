@@ -1,1 +1,254 @@
-//! Being written.
+//! impush's vendor clients: they send the requests `impush-core` builds
+//! ([`VendorRequest`]) to the vendors' servers, authenticate them, and turn every answer
+//! into an [`Outcome`] per target device.
+//!
+//! One module per vendor, all shaped alike:
+//! - **config → client**: `clients(&Config)` reads every credential of the vendor and checks
+//!   its secrets at start-up, so a bad one is an error naming its business_id and field;
+//! - **auth with a token cache**: one cached token per signing key (APNs) or service account
+//!   (FCM), shared by all credentials that use it;
+//! - **send**: one request, and one more when the vendor says our auth token expired;
+//! - **classify**: the vendor's status and reason or code → [`Outcome`], never on message text.
+//!
+//! `http` holds what they share. A transport error or timeout is `Retry` for every target;
+//! nothing here panics on a vendor's answer. Tokens are logged as their first 8 characters
+//! and secrets never.
+
+mod apns;
+mod fcm;
+mod http;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use impush_config::Config;
+use impush_core::{PushTarget, Vendor, VendorRequest};
+
+/// What the vendor said about one target token.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Delivered,
+    /// Try again later; `after` from Retry-After when the vendor gave one.
+    Retry {
+        after: Option<Duration>,
+        reason: String,
+    },
+    /// The token is dead: delete the registration (vendor's own reason, e.g. "Unregistered").
+    InvalidToken {
+        reason: String,
+    },
+    /// Will never succeed as sent (bad request, bad credential, payload too large…).
+    Rejected {
+        reason: String,
+    },
+}
+
+/// The answer to one [`VendorClients::send`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SendResult {
+    /// The last HTTP status the vendor answered with, 0 if none (transport error, unknown
+    /// business_id).
+    pub status: u16,
+    /// One per target, in the order of the targets.
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Why the clients could not be built: always a configuration problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("credential {business_id}: `{field}`: {message}")]
+    Credential {
+        business_id: u64,
+        field: &'static str,
+        message: String,
+    },
+    #[error("impush-vendors has no {vendor} client yet")]
+    UnsupportedVendor { vendor: &'static str },
+}
+
+/// One client per business_id of one vendor.
+pub struct VendorClients {
+    vendor: Vendor,
+    clients: HashMap<u64, Client>,
+}
+
+/// One credential's client, whichever the vendor.
+enum Client {
+    Apns(apns::Client),
+    Fcm(fcm::Client),
+}
+
+impl VendorClients {
+    /// Clients for every credential of `vendor` in the config; a malformed credential is an
+    /// error naming its business_id and the field (missing key file, bad PEM, missing team_id…).
+    pub fn from_config(config: &Config, vendor: Vendor) -> Result<VendorClients, ClientError> {
+        let clients: HashMap<u64, Client> = match vendor {
+            Vendor::Apns => apns::clients(config)?
+                .into_iter()
+                .map(|(id, c)| (id, Client::Apns(c)))
+                .collect(),
+            Vendor::Fcm => fcm::clients(config)?
+                .into_iter()
+                .map(|(id, c)| (id, Client::Fcm(c)))
+                .collect(),
+            other => {
+                return Err(ClientError::UnsupportedVendor {
+                    vendor: impush_core::vendor::name(other),
+                });
+            }
+        };
+        tracing::info!(
+            vendor = impush_core::vendor::name(vendor),
+            credentials = clients.len(),
+            "vendor clients ready"
+        );
+        Ok(VendorClients { vendor, clients })
+    }
+
+    pub fn has(&self, business_id: u64) -> bool {
+        self.clients.contains_key(&business_id)
+    }
+
+    /// Sends `request` (built for `targets` by `impush_core::build_payload`) with the
+    /// credential `business_id`: one outcome per target, in order.
+    pub async fn send(
+        &self,
+        business_id: u64,
+        request: &VendorRequest,
+        targets: &[PushTarget],
+    ) -> SendResult {
+        match self.clients.get(&business_id) {
+            Some(Client::Apns(client)) => client.send(request, targets).await,
+            Some(Client::Fcm(client)) => client.send(request, targets).await,
+            None => http::all(
+                0,
+                targets.len(),
+                Outcome::Rejected {
+                    reason: "unknown_business_id".into(),
+                },
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for VendorClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut ids: Vec<u64> = self.clients.keys().copied().collect();
+        ids.sort_unstable();
+        f.debug_struct("VendorClients")
+            .field("vendor", &impush_core::vendor::name(self.vendor))
+            .field("business_ids", &ids)
+            .finish()
+    }
+}
+
+/// The business_ids of `vendor`'s credentials, lowest first (so errors are reproducible).
+fn business_ids(config: &Config, vendor: Vendor) -> Vec<u64> {
+    let mut ids: Vec<u64> = config
+        .credentials
+        .values()
+        .filter(|c| c.vendor == vendor)
+        .map(|c| c.business_id)
+        .collect();
+    ids.sort_unstable();
+    ids
+}
+
+/// `sender.request_timeout_ms` as a duration (at least 1 ms).
+fn request_timeout(config: &Config) -> Duration {
+    Duration::from_millis(config.sender.request_timeout_ms.max(1))
+}
+
+#[cfg(test)]
+pub(crate) mod testing {
+    //! Fixtures shared by the vendor modules' tests.
+    use std::path::{Path, PathBuf};
+
+    use impush_config::Config;
+
+    /// `deploy/local`, where the local stack's config and test keys live.
+    pub fn local_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local")
+    }
+
+    pub fn local_config() -> Config {
+        Config::load(&local_dir().join("impush.toml")).unwrap()
+    }
+
+    /// `text` parsed as a config whose relative paths resolve in `dir`.
+    pub fn config_in(dir: &Path, text: &str) -> Config {
+        let mut config = Config::parse(text, "test.toml").unwrap();
+        config.base_dir = dir.to_owned();
+        config
+    }
+
+    /// A fresh directory for this test's files.
+    pub fn temp_dir(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("impush-vendors-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    pub fn read_key(name: &str) -> String {
+        std::fs::read_to_string(local_dir().join("keys").join(name)).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(token: &str) -> PushTarget {
+        PushTarget {
+            user_id: "u".into(),
+            device_id: "d".into(),
+            token: token.into(),
+            badge: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unknown_business_id_is_rejected_for_every_target() {
+        let clients = VendorClients::from_config(&testing::local_config(), Vendor::Apns).unwrap();
+        assert!(clients.has(1));
+        assert!(!clients.has(2), "business_id 2 is FCM");
+        let request = VendorRequest {
+            path: "/3/device/ab".into(),
+            headers: Vec::new(),
+            body: impush_core::Body::Json(serde_json::json!({})),
+        };
+        let result = clients
+            .send(99, &request, &[target("a"), target("b")])
+            .await;
+        let rejected = Outcome::Rejected {
+            reason: "unknown_business_id".into(),
+        };
+        assert_eq!(result.status, 0);
+        assert_eq!(result.outcomes, vec![rejected.clone(), rejected]);
+    }
+
+    #[test]
+    fn clients_can_be_shared_by_the_senders_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<VendorClients>();
+    }
+
+    #[test]
+    fn vendors_without_a_client_are_an_error() {
+        let err = VendorClients::from_config(&testing::local_config(), Vendor::Huawei)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("huawei"), "{err}");
+    }
+
+    #[test]
+    fn debug_shows_no_secret() {
+        let clients = VendorClients::from_config(&testing::local_config(), Vendor::Fcm).unwrap();
+        assert_eq!(
+            format!("{clients:?}"),
+            r#"VendorClients { vendor: "fcm", business_ids: [2] }"#
+        );
+    }
+}

@@ -1,0 +1,538 @@
+//! A whole impush fleet for one test: impush-sim, impush-ingest, impush-router and one
+//! impush-sender per vendor, as real processes on the real RabbitMQ and Redis of this
+//! machine, isolated by a unique queue and key prefix and removed at the end.
+//!
+//! The binaries are the workspace's own (`cargo build --workspace --bins`, which
+//! `make test` runs first); `IMPUSH_BIN_DIR` points elsewhere.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use impush_amqp::{Outgoing, Publisher, Topology, protobuf_properties};
+use impush_proto::Event;
+use impush_proto::v1::{
+    DeviceRegistered, Elem, OfflineMessage, PresenceChanged, PresenceState, TextElem, Vendor,
+    elem::Content,
+};
+use serde_json::Value;
+
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+pub fn workspace_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn bin_dir() -> PathBuf {
+    std::env::var_os("IMPUSH_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| workspace_dir().join("target"))
+                .join("debug")
+        })
+}
+
+fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (make test does)",
+        path.display()
+    );
+    path
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Settings a test may change before the fleet starts.
+pub struct FleetOptions {
+    pub vendors: Vec<Vendor>,
+    pub retry_delays_ms: Vec<u64>,
+    pub max_attempts: u32,
+    pub sender_concurrency: usize,
+    pub queue_type: &'static str,
+}
+
+impl Default for FleetOptions {
+    fn default() -> FleetOptions {
+        FleetOptions {
+            vendors: vec![Vendor::Apns, Vendor::Fcm],
+            retry_delays_ms: vec![200, 400, 800],
+            max_attempts: 4,
+            sender_concurrency: 16,
+            queue_type: "classic",
+        }
+    }
+}
+
+pub struct Fleet {
+    pub prefix: String,
+    pub config_path: PathBuf,
+    pub sim_url: String,
+    pub topology: Topology,
+    pub config: impush_config::Config,
+    processes: HashMap<String, Child>,
+    admin: HashMap<String, u16>,
+    http: reqwest::Client,
+    connection: impush_amqp::Connection,
+    publisher: Publisher,
+    _dir: TempDir,
+}
+
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+impl Fleet {
+    pub async fn start(options: FleetOptions) -> Fleet {
+        let prefix = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
+        let dir = std::env::temp_dir().join(format!("impush-{prefix}"));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let sim_port = free_port();
+        let sim_url = format!("http://127.0.0.1:{sim_port}");
+        let keys = workspace_dir().join("deploy/local/keys");
+        let base = std::fs::read_to_string(workspace_dir().join("deploy/local/impush.toml"))
+            .expect("the local stack config")
+            .replace("http://127.0.0.1:8700", &sim_url)
+            .replace("\"keys/", &format!("\"{}/", keys.display()))
+            .replace(
+                "listen = \"127.0.0.1:8700\"",
+                &format!("listen = \"127.0.0.1:{sim_port}\""),
+            );
+        let mut table: toml::Table = base.parse().expect("config parses");
+        let set = |table: &mut toml::Table, section: &str, key: &str, value: toml::Value| {
+            table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(Default::default()))
+                .as_table_mut()
+                .expect("a section")
+                .insert(key.into(), value);
+        };
+        use toml::Value as V;
+        set(&mut table, "amqp", "prefix", V::String(prefix.clone()));
+        set(
+            &mut table,
+            "amqp",
+            "queue_type",
+            V::String(options.queue_type.into()),
+        );
+        set(
+            &mut table,
+            "amqp",
+            "retry_delays_ms",
+            V::Array(
+                options
+                    .retry_delays_ms
+                    .iter()
+                    .map(|d| V::Integer(*d as i64))
+                    .collect(),
+            ),
+        );
+        set(
+            &mut table,
+            "amqp",
+            "max_attempts",
+            V::Integer(options.max_attempts.into()),
+        );
+        set(&mut table, "amqp", "prefetch", V::Integer(32));
+        set(&mut table, "redis", "prefix", V::String(prefix.clone()));
+        set(
+            &mut table,
+            "sender",
+            "concurrency",
+            V::Integer(options.sender_concurrency as i64),
+        );
+        set(
+            &mut table,
+            "sender",
+            "request_timeout_ms",
+            V::Integer(2_000),
+        );
+        let config_path = dir.join("impush.toml");
+        std::fs::write(
+            &config_path,
+            toml::to_string(&table).expect("config serialises"),
+        )
+        .expect("config written");
+        let config = impush_config::Config::load(&config_path).expect("test config loads");
+        let topology = Topology::new(&config.amqp);
+
+        let connection = impush_amqp::connect(AMQP_URL)
+            .await
+            .expect("RabbitMQ is running");
+        let channel = connection.create_channel().await.expect("channel");
+        topology.declare(&channel).await.expect("topology");
+        let publisher = Publisher::open(&connection).await.expect("publisher");
+
+        let mut fleet = Fleet {
+            prefix,
+            config_path,
+            sim_url,
+            topology,
+            config,
+            processes: HashMap::new(),
+            admin: HashMap::new(),
+            http: reqwest::Client::new(),
+            connection,
+            publisher,
+            _dir: TempDir(dir),
+        };
+        fleet.spawn("impush-sim", &[]);
+        fleet
+            .wait_http(&format!("{}/sim/deliveries", fleet.sim_url))
+            .await;
+        fleet.spawn("impush-ingest", &[]);
+        fleet.spawn("impush-router", &[]);
+        for vendor in &options.vendors {
+            let name = impush_core::vendor::name(*vendor);
+            fleet.spawn_named(
+                &format!("sender-{name}"),
+                "impush-sender",
+                &["--vendor", name],
+            );
+        }
+        let names: Vec<String> = fleet.admin.keys().cloned().collect();
+        for name in names {
+            fleet.wait_ready(&name).await;
+        }
+        fleet
+    }
+
+    fn spawn(&mut self, binary_name: &str, args: &[&str]) {
+        self.spawn_named(binary_name, binary_name, args);
+    }
+
+    /// Starts (or restarts) a process of the fleet.
+    pub fn spawn_named(&mut self, name: &str, binary_name: &str, args: &[&str]) {
+        let mut command = Command::new(binary(binary_name));
+        command
+            .arg("--config")
+            .arg(&self.config_path)
+            .args(args)
+            .current_dir(workspace_dir())
+            .env(
+                "RUST_LOG",
+                std::env::var("IMPUSH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdin(Stdio::null());
+        if binary_name != "impush-sim" {
+            let port = free_port();
+            command
+                .arg("--metrics-addr")
+                .arg(format!("127.0.0.1:{port}"));
+            self.admin.insert(name.to_owned(), port);
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting {binary_name}: {e}"));
+        self.processes.insert(name.to_owned(), child);
+    }
+
+    pub async fn wait_ready(&self, name: &str) {
+        let port = self.admin[name];
+        self.wait_http(&format!("http://127.0.0.1:{port}/readyz"))
+            .await;
+    }
+
+    async fn wait_http(&self, url: &str) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(response) = self.http.get(url).send().await
+                && response.status().is_success()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{url} never became ready");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// SIGKILL: no chance to finish anything.
+    pub fn kill9(&mut self, name: &str) {
+        if let Some(mut child) = self.processes.remove(name) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then wait for the exit status.
+    pub fn terminate(&mut self, name: &str) -> std::process::ExitStatus {
+        let mut child = self.processes.remove(name).expect("a running process");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        child.wait().expect("exit status")
+    }
+
+    pub fn admin_port(&self, name: &str) -> u16 {
+        self.admin[name]
+    }
+
+    pub async fn metrics(&self, name: &str) -> String {
+        let url = format!("http://127.0.0.1:{}/metrics", self.admin[name]);
+        self.http
+            .get(url)
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
+    pub async fn publish(&self, events: Vec<Event>) {
+        let messages = events
+            .into_iter()
+            .map(|event| Outgoing {
+                exchange: self.topology.events_exchange(),
+                routing_key: event.kind().routing_key().to_owned(),
+                body: event.encode_to_vec(),
+                properties: protobuf_properties(event.kind().type_name()),
+            })
+            .collect();
+        self.publisher
+            .publish_all(messages)
+            .await
+            .expect("published");
+    }
+
+    pub async fn publish_raw(&self, routing_key: &str, type_name: &str, body: Vec<u8>) {
+        self.publisher
+            .publish(Outgoing {
+                exchange: self.topology.events_exchange(),
+                routing_key: routing_key.into(),
+                body,
+                properties: protobuf_properties(type_name),
+            })
+            .await
+            .expect("published");
+    }
+
+    pub fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
+    pub fn connection(&self) -> &impush_amqp::Connection {
+        &self.connection
+    }
+
+    pub async fn deliveries(&self, vendor: Option<&str>) -> Vec<Value> {
+        let mut url = format!("{}/sim/deliveries", self.sim_url);
+        if let Some(vendor) = vendor {
+            url.push_str(&format!("?vendor={vendor}"));
+        }
+        self.http
+            .get(url)
+            .send()
+            .await
+            .expect("sim")
+            .json()
+            .await
+            .expect("deliveries JSON")
+    }
+
+    /// Waits until `check` holds for the deliveries, or fails with them.
+    pub async fn wait_deliveries(
+        &self,
+        timeout: Duration,
+        check: impl Fn(&[Value]) -> bool,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let deliveries = self.deliveries(None).await;
+            if check(&deliveries) {
+                return deliveries;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "deliveries never matched; got {}: {deliveries:#?}",
+                    deliveries.len()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn fault(&self, fault: Value) {
+        let response = self
+            .http
+            .post(format!("{}/sim/faults", self.sim_url))
+            .json(&fault)
+            .send()
+            .await
+            .expect("sim");
+        assert!(
+            response.status().is_success(),
+            "fault refused: {}",
+            response.status()
+        );
+    }
+
+    /// Messages currently in a queue of this fleet.
+    pub async fn queue_len(&self, queue: &str) -> u32 {
+        let channel = self.connection.create_channel().await.expect("channel");
+        let declared = channel
+            .queue_declare(
+                queue.into(),
+                impush_amqp_options::passive(),
+                impush_amqp::FieldTable::default(),
+            )
+            .await
+            .expect("queue exists");
+        declared.message_count()
+    }
+
+    /// Takes every message out of a queue (acking them), with their headers.
+    pub async fn drain(&self, queue: &str) -> Vec<impush_amqp::Delivery> {
+        let channel = self.connection.create_channel().await.expect("channel");
+        let mut out = Vec::new();
+        while let Some(message) = channel
+            .basic_get(queue.into(), impush_amqp_options::get_ack())
+            .await
+            .expect("basic.get")
+        {
+            out.push(message.delivery);
+        }
+        out
+    }
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        for (_, mut child) in self.processes.drain() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // Queues and keys of this prefix go; nothing of other tests is touched.
+        let topology = self.topology.clone();
+        let prefix = self.prefix.clone();
+        let cleanup = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(connection) = impush_amqp::connect(AMQP_URL).await
+                    && let Ok(channel) = connection.create_channel().await
+                {
+                    let _ = topology.delete(&channel).await;
+                }
+                if let Ok(client) = redis::Client::open(REDIS_URL)
+                    && let Ok(mut con) = client.get_multiplexed_async_connection().await
+                {
+                    let keys: Vec<String> = redis::cmd("KEYS")
+                        .arg(format!("{prefix}:*"))
+                        .query_async(&mut con)
+                        .await
+                        .unwrap_or_default();
+                    for chunk in keys.chunks(500) {
+                        let _: Result<(), _> =
+                            redis::cmd("DEL").arg(chunk).query_async(&mut con).await;
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
+}
+
+/// lapin option values the tests use.
+mod impush_amqp_options {
+    use impush_amqp::options::{BasicGetOptions, QueueDeclareOptions};
+
+    pub fn passive() -> QueueDeclareOptions {
+        QueueDeclareOptions {
+            passive: true,
+            ..Default::default()
+        }
+    }
+
+    pub fn get_ack() -> BasicGetOptions {
+        BasicGetOptions { no_ack: true }
+    }
+}
+
+// ---- event builders -------------------------------------------------------------------
+
+pub const APP: u32 = 1400000001;
+
+pub fn register(user: &str, device: &str, vendor: Vendor, token: &str, at_ms: i64) -> Event {
+    let business_id = match vendor {
+        Vendor::Apns => 1,
+        Vendor::Fcm => 2,
+        Vendor::Huawei => 3,
+        Vendor::Xiaomi => 4,
+        Vendor::Oppo => 5,
+        Vendor::Vivo => 6,
+        Vendor::Meizu => 7,
+        Vendor::Tpns => 8,
+        Vendor::Unspecified => 0,
+    };
+    Event::DeviceRegistered(DeviceRegistered {
+        sdk_app_id: APP,
+        user_id: user.into(),
+        device_id: device.into(),
+        vendor: vendor as i32,
+        business_id,
+        token: token.into(),
+        is_tpns_token: false,
+        at_ms,
+    })
+}
+
+pub fn presence(user: &str, device: &str, state: PresenceState, unread: u32, at_ms: i64) -> Event {
+    Event::PresenceChanged(PresenceChanged {
+        sdk_app_id: APP,
+        user_id: user.into(),
+        device_id: device.into(),
+        state: state as i32,
+        unread,
+        at_ms,
+    })
+}
+
+pub fn text_message(msg_id: &str, from: &str, to: &str, text: &str) -> OfflineMessage {
+    OfflineMessage {
+        msg_id: msg_id.into(),
+        sdk_app_id: APP,
+        sender_id: from.into(),
+        sender_nickname: from.to_uppercase(),
+        receiver_id: to.into(),
+        elems: vec![Elem {
+            content: Some(Content::Text(TextElem { text: text.into() })),
+        }],
+        send_time_ms: now_ms(),
+        ..Default::default()
+    }
+}
+
+/// A 64-hex-character APNs-looking token, distinct per seed.
+pub fn apns_token(seed: u32) -> String {
+    format!("{seed:08x}").repeat(8)
+}
