@@ -8,6 +8,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 CONFIG=deploy/local/impush.toml
+# The demo keeps to its own queues and keys, emptied at every start, so leftovers of an
+# earlier (interrupted) demo never mix in.
+export IMPUSH__AMQP__PREFIX=impush-demo
+export IMPUSH__REDIS__PREFIX=impush-demo
 BIN=target/debug
 SIM=http://127.0.0.1:8700
 LOGS=$(mktemp -d)
@@ -37,7 +41,7 @@ start sim "$BIN/impush-sim" --config "$CONFIG"
 wait_url "$SIM/sim/deliveries"
 curl -fsS -X DELETE "$SIM/sim/deliveries" >/dev/null
 
-"$BIN/impush" setup --config "$CONFIG"
+"$BIN/impush" setup --reset --config "$CONFIG"
 start ingest "$BIN/impush-ingest" --config "$CONFIG" --metrics-addr 127.0.0.1:9601
 start router "$BIN/impush-router" --config "$CONFIG" --metrics-addr 127.0.0.1:9602
 start sender-apns "$BIN/impush-sender" --vendor apns --config "$CONFIG" --metrics-addr 127.0.0.1:9603
@@ -61,7 +65,7 @@ fill deploy/local/demo-messages.jsonl | "$BIN/impush" publish --config "$CONFIG"
 # Wait until deliveries stop changing (retries take a second or two).
 last=-1; stable=0
 for _ in $(seq 1 60); do
-  count=$(curl -fsS "$SIM/sim/deliveries" | grep -o '"vendor"' | wc -l)
+  count=$(curl -fsS "$SIM/sim/deliveries" | grep -o '"vendor"' | wc -l || true)
   if [ "$count" = "$last" ]; then stable=$((stable + 1)); else stable=0; fi
   [ "$stable" -ge 6 ] && [ "$count" -gt 0 ] && break
   last=$count; sleep 0.5

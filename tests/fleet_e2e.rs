@@ -594,3 +594,84 @@ async fn sigterm_finishes_in_flight_work_and_exits_cleanly() {
         deliveries.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ten_thousand_member_group_is_routed_in_chunks() {
+    let fleet = Fleet::start(FleetOptions {
+        vendors: vec![Vendor::Fcm],
+        ..FleetOptions::default()
+    })
+    .await;
+    let t = now_ms() - 10_000;
+    // Every 50th member has a phone in the background; the others have none registered.
+    let members: Vec<String> = (0..10_000).map(|i| format!("member-{i}")).collect();
+    let mut events = Vec::new();
+    for member in members.iter().step_by(50) {
+        events.push(register(
+            member,
+            "phone",
+            Vendor::Fcm,
+            &format!("fcm-{member}"),
+            t,
+        ));
+        events.push(presence(
+            member,
+            "phone",
+            PresenceState::Background,
+            0,
+            t + 1,
+        ));
+    }
+    fleet.publish(events).await;
+    settle().await;
+    let mut message = text_message("m-big-group", "founder", "", "all hands at 10");
+    message.group_id = "@TGS#company".into();
+    message.group_name = "Company".into();
+    message.member_ids = members;
+    fleet.publish(vec![Event::OfflineMessage(message)]).await;
+    fleet.wait_deliveries(WAIT, |d| d.len() >= 200).await;
+    settle().await;
+    assert_eq!(fleet.deliveries(None).await.len(), 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_token_with_nobody_listening_for_feedback_does_not_block_the_push() {
+    let fleet = Fleet::start(FleetOptions {
+        vendors: vec![Vendor::Fcm],
+        ..FleetOptions::default()
+    })
+    .await;
+    let t = now_ms() - 10_000;
+    fleet
+        .publish(vec![
+            register("vinson", "old", Vendor::Fcm, "invalid-old", t),
+            presence("vinson", "old", PresenceState::Background, 0, t + 1),
+            register("vinson", "new", Vendor::Fcm, "fcm-new", t),
+            presence("vinson", "new", PresenceState::Background, 0, t + 1),
+        ])
+        .await;
+    settle().await;
+    fleet
+        .publish(vec![Event::OfflineMessage(text_message(
+            "m-nobody", "denny", "vinson", "hi",
+        ))])
+        .await;
+    fleet.wait_deliveries(WAIT, |d| d.len() == 1).await;
+    settle().await;
+    let metrics = fleet.metrics("sender-fcm").await;
+    let invalid = metrics
+        .lines()
+        .find(|l| l.starts_with("impush_pushes_total") && l.contains("outcome=\"invalid_token\""))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        invalid.ends_with(" 1"),
+        "the dead token was tried exactly once: {invalid}"
+    );
+    assert_eq!(
+        fleet
+            .queue_len(&fleet.topology.push_queue(Vendor::Fcm))
+            .await,
+        0
+    );
+}

@@ -308,6 +308,7 @@ impl Fleet {
         let messages = events
             .into_iter()
             .map(|event| Outgoing {
+                mandatory: true,
                 exchange: self.topology.events_exchange(),
                 routing_key: event.kind().routing_key().to_owned(),
                 body: event.encode_to_vec(),
@@ -323,6 +324,7 @@ impl Fleet {
     pub async fn publish_raw(&self, routing_key: &str, type_name: &str, body: Vec<u8>) {
         self.publisher
             .publish(Outgoing {
+                mandatory: true,
                 exchange: self.topology.events_exchange(),
                 routing_key: routing_key.into(),
                 body,

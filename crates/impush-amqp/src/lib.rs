@@ -96,6 +96,7 @@ pub fn dead_letter(
         );
     }
     Outgoing {
+        mandatory: true,
         exchange: String::new(),
         routing_key: queue.to_owned(),
         body,

@@ -14,6 +14,9 @@ pub struct Outgoing {
     pub routing_key: String,
     pub body: Vec<u8>,
     pub properties: BasicProperties,
+    /// A mandatory message that no queue would take is an error (never silently dropped).
+    /// Only notifications others may or may not listen to (`feedback.token`) are not.
+    pub mandatory: bool,
 }
 
 #[derive(Clone)]
@@ -39,8 +42,7 @@ impl Publisher {
         self.publish_all(vec![message]).await
     }
 
-    /// Publishes every message, then waits for every confirm. Messages are `mandatory`: one
-    /// that no queue would take is an error, never silently dropped.
+    /// Publishes every message, then waits for every confirm.
     pub async fn publish_all(&self, messages: Vec<Outgoing>) -> Result<(), AmqpError> {
         let mut pending = Vec::with_capacity(messages.len());
         for message in messages {
@@ -50,7 +52,7 @@ impl Publisher {
                     message.exchange.as_str().into(),
                     message.routing_key.as_str().into(),
                     BasicPublishOptions {
-                        mandatory: true,
+                        mandatory: message.mandatory,
                         ..BasicPublishOptions::default()
                     },
                     &message.body,

@@ -28,6 +28,10 @@ enum Command {
             default_value = "deploy/local/impush.toml"
         )]
         config: PathBuf,
+        /// Delete every queue and exchange of the configured prefix first, with whatever
+        /// they hold (for local stacks and tests; never on a fleet in use).
+        #[arg(long)]
+        reset: bool,
     },
     /// Publish events written as canonical proto3 JSON, one a line with an "@type", to
     /// `impush.events`. Every line is validated before anything is sent.
@@ -69,7 +73,7 @@ enum Format {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Setup { config } => publish::setup(&config),
+        Command::Setup { config, reset } => publish::setup(&config, reset),
         Command::Publish { config, file } => publish::publish(&config, file.as_deref()),
         Command::Render {
             config,

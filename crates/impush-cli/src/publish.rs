@@ -19,12 +19,19 @@ fn load(config: &Path) -> anyhow::Result<impush_config::Config> {
     impush_config::Config::load(config).with_context(|| format!("loading {}", config.display()))
 }
 
-pub fn setup(config: &Path) -> anyhow::Result<ExitCode> {
+pub fn setup(config: &Path, reset: bool) -> anyhow::Result<ExitCode> {
     let config = load(config)?;
     let topology = Topology::new(&config.amqp);
     runtime()?.block_on(async {
         let connection = impush_amqp::connect(&config.amqp.url).await?;
         let channel = connection.create_channel().await?;
+        if reset {
+            topology.delete(&channel).await?;
+            println!(
+                "deleted every queue and exchange of prefix {:?}",
+                config.amqp.prefix
+            );
+        }
         topology.declare(&channel).await?;
         let _ = connection.close(200, "done".into()).await;
         anyhow::Ok(())
@@ -94,6 +101,7 @@ pub fn publish(config: &Path, file: Option<&Path>) -> anyhow::Result<ExitCode> {
         let messages = events
             .into_iter()
             .map(|event| Outgoing {
+                mandatory: true,
                 exchange: topology.events_exchange(),
                 routing_key: event.kind().routing_key().to_owned(),
                 body: event.encode_to_vec(),

@@ -312,6 +312,7 @@ impl Router {
                     deadline_ms,
                 };
                 jobs.push(Outgoing {
+                    mandatory: true,
                     exchange: self.topology.push_exchange(),
                     routing_key: vendor::name(vendor).to_owned(),
                     body: job.encode_to_vec(),

@@ -316,6 +316,9 @@ impl Sender {
             at_ms: now_ms(),
         };
         Outgoing {
+            // IM core binds its own queue to `feedback.token`; with none bound there is
+            // nobody to tell, which is no reason to fail the push.
+            mandatory: false,
             exchange: self.topology.events_exchange(),
             routing_key: "feedback.token".into(),
             body: event.encode_to_vec(),
@@ -332,6 +335,7 @@ impl Sender {
             ..job.clone()
         };
         Outgoing {
+            mandatory: true,
             exchange: String::new(),
             routing_key: self.topology.retry_queue(self.vendor, 0),
             body: wait.encode_to_vec(),
@@ -369,6 +373,7 @@ impl Sender {
         };
         tracing::info!(targets = sorted.retry.len(), delay_ms = jittered, reason = %sorted.retry_reason, "retrying later");
         Outgoing {
+            mandatory: true,
             exchange: String::new(),
             routing_key: self.topology.retry_queue(self.vendor, step),
             body: retry.encode_to_vec(),
