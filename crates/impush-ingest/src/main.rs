@@ -13,7 +13,7 @@ use impush_amqp::{
 use impush_core::vendor;
 use impush_proto::v1::Vendor;
 use impush_proto::{Event, EventKind};
-use impush_runtime::{CommonArgs, Readiness, now_ms};
+use impush_runtime::{CommonArgs, now_ms};
 use impush_store::{Applied, Store};
 
 /// Events stamped further ahead than this are refused: one would freeze its record until
@@ -32,15 +32,11 @@ async fn main() -> anyhow::Result<()> {
     impush_runtime::init_logging();
     let args = Args::parse();
     let config = args.common.load_config()?;
-    let shutdown = impush_runtime::shutdown_on_signal();
-
-    let amqp_ready = Arc::new(AtomicBool::new(false));
-    let redis_ready = Arc::new(AtomicBool::new(false));
-    let readiness = Readiness::new(vec![
-        ("rabbitmq", Arc::clone(&amqp_ready)),
-        ("redis", Arc::clone(&redis_ready)),
-    ]);
-    impush_runtime::serve_admin(args.common.metrics_addr, readiness, shutdown.clone()).await?;
+    let impush_runtime::Worker {
+        shutdown,
+        amqp_ready,
+        redis_ready,
+    } = impush_runtime::Worker::start(args.common.metrics_addr).await?;
 
     let redis = &config.redis;
     let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {

@@ -7,12 +7,12 @@
 mod route;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::Parser;
 use impush_amqp::{HandlerFn, RunOptions, Topology, run_consumer};
-use impush_runtime::{CommonArgs, Readiness};
+use impush_runtime::CommonArgs;
 use impush_store::Store;
 
 #[derive(Parser)]
@@ -31,15 +31,11 @@ async fn main() -> anyhow::Result<()> {
     impush_runtime::init_logging();
     let args = Args::parse();
     let config = Arc::new(args.common.load_config()?);
-    let shutdown = impush_runtime::shutdown_on_signal();
-
-    let amqp_ready = Arc::new(AtomicBool::new(false));
-    let redis_ready = Arc::new(AtomicBool::new(false));
-    let readiness = Readiness::new(vec![
-        ("rabbitmq", Arc::clone(&amqp_ready)),
-        ("redis", Arc::clone(&redis_ready)),
-    ]);
-    impush_runtime::serve_admin(args.common.metrics_addr, readiness, shutdown.clone()).await?;
+    let impush_runtime::Worker {
+        shutdown,
+        amqp_ready,
+        redis_ready,
+    } = impush_runtime::Worker::start(args.common.metrics_addr).await?;
 
     let redis = &config.redis;
     let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {

@@ -75,6 +75,32 @@ impl Readiness {
     }
 }
 
+/// What a queue worker (needing RabbitMQ and Redis) starts with: the shutdown signal, its
+/// two readiness flags, and the admin endpoints already serving them.
+pub struct Worker {
+    pub shutdown: CancellationToken,
+    pub amqp_ready: Arc<AtomicBool>,
+    pub redis_ready: Arc<AtomicBool>,
+}
+
+impl Worker {
+    pub async fn start(metrics_addr: SocketAddr) -> anyhow::Result<Worker> {
+        let shutdown = shutdown_on_signal();
+        let amqp_ready = Arc::new(AtomicBool::new(false));
+        let redis_ready = Arc::new(AtomicBool::new(false));
+        let readiness = Readiness::new(vec![
+            ("rabbitmq", Arc::clone(&amqp_ready)),
+            ("redis", Arc::clone(&redis_ready)),
+        ]);
+        serve_admin(metrics_addr, readiness, shutdown.clone()).await?;
+        Ok(Worker {
+            shutdown,
+            amqp_ready,
+            redis_ready,
+        })
+    }
+}
+
 /// Installs the Prometheus recorder and serves the admin endpoints; returns the bound
 /// address (useful with port 0).
 pub async fn serve_admin(

@@ -7,14 +7,14 @@
 mod send;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
 use impush_amqp::{HandlerFn, RunOptions, Topology, run_consumer};
 use impush_core::vendor;
-use impush_runtime::{CommonArgs, Readiness};
+use impush_runtime::CommonArgs;
 use impush_store::Store;
 use impush_vendors::VendorClients;
 
@@ -43,15 +43,11 @@ async fn main() -> anyhow::Result<()> {
     // A malformed credential stops the start with an error naming it, not a failure per push.
     let clients = VendorClients::from_config(&config, vendor)
         .with_context(|| format!("loading the {} credentials", vendor::name(vendor)))?;
-    let shutdown = impush_runtime::shutdown_on_signal();
-
-    let amqp_ready = Arc::new(AtomicBool::new(false));
-    let redis_ready = Arc::new(AtomicBool::new(false));
-    let readiness = Readiness::new(vec![
-        ("rabbitmq", Arc::clone(&amqp_ready)),
-        ("redis", Arc::clone(&redis_ready)),
-    ]);
-    impush_runtime::serve_admin(args.common.metrics_addr, readiness, shutdown.clone()).await?;
+    let impush_runtime::Worker {
+        shutdown,
+        amqp_ready,
+        redis_ready,
+    } = impush_runtime::Worker::start(args.common.metrics_addr).await?;
 
     let redis = &config.redis;
     let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {
