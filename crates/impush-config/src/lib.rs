@@ -20,7 +20,7 @@ use serde::Deserialize;
 
 pub use secret::{Secret, SecretRef};
 pub use workers::{
-    AmqpConfig, ApnsSecrets, FcmSecrets, QueueType, RedisConfig, RouterConfig, SenderConfig,
+    AmqpConfig, ApnsSecrets, FcmSecrets, OemSecrets, QueueType, RedisConfig, RouterConfig, SenderConfig,
     SimApnsKey, SimConfig, SimFcmAccount, VendorSettings,
 };
 

@@ -129,6 +129,43 @@ pub struct VendorSettings {
     pub apns: Option<ApnsSecrets>,
     #[serde(default)]
     pub fcm: Option<FcmSecrets>,
+    #[serde(default)]
+    pub huawei: Option<OemSecrets>,
+    #[serde(default)]
+    pub xiaomi: Option<OemSecrets>,
+    #[serde(default)]
+    pub oppo: Option<OemSecrets>,
+    #[serde(default)]
+    pub vivo: Option<OemSecrets>,
+    #[serde(default)]
+    pub meizu: Option<OemSecrets>,
+    #[serde(default)]
+    pub tpns: Option<OemSecrets>,
+}
+
+/// `[credentials.huawei]`, `[credentials.xiaomi]`, … : the app secrets of the Android OEM
+/// channels and TPNS. The app's public id is the credential's `app_id`.
+///
+/// | vendor | app_key | app_secret | master_secret |
+/// |---|---|---|---|
+/// | Huawei | – | AppSecret (OAuth client secret) | – |
+/// | Xiaomi | – | AppSecret (`Authorization: key=…`) | – |
+/// | OPPO | – | – | MasterSecret (auth sign) |
+/// | vivo | AppKey | AppSecret (auth sign) | – |
+/// | Meizu | – | AppSecret (request sign) | – |
+/// | TPNS | – | SecretKey (Basic auth with the AccessID) | – |
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OemSecrets {
+    #[serde(default)]
+    pub app_key: String,
+    #[serde(default)]
+    pub app_secret: Option<SecretRef>,
+    #[serde(default)]
+    pub master_secret: Option<SecretRef>,
+    /// Overrides the vendor's OAuth/auth endpoint (Huawei token URL), e.g. for the simulator.
+    #[serde(default)]
+    pub auth_url: Option<String>,
 }
 
 /// `[credentials.apns]`: a p8 provider-token key, or a p12 client certificate.
