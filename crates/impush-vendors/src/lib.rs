@@ -217,7 +217,7 @@ mod tests {
         let request = VendorRequest {
             path: "/3/device/ab".into(),
             headers: Vec::new(),
-            body: impush_core::Body::Json(serde_json::json!({})),
+            body: impush_core::Body::json(&serde_json::json!({})),
         };
         let result = clients
             .send(99, &request, &[target("a"), target("b")])

@@ -10,9 +10,11 @@
 //! Size: 4096 bytes, 5120 for VoIP (413 `PayloadTooLarge` beyond). One token per request.
 
 use impush_proto::v1::{IosPushType, Notification, PushTarget, Vendor};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
-use super::{BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, required};
+use super::{
+    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, required,
+};
 use crate::credential::CredentialProfile;
 
 pub const MAX_PAYLOAD_BYTES: usize = 4096;
@@ -70,7 +72,7 @@ impl VendorPayload for Payload {
         Ok(VendorRequest {
             path: format!("/3/device/{}", target.token),
             headers,
-            body: super::Body::Json(body(notification, target.badge)),
+            body: Body::json(&body(notification, target.badge)),
         })
     }
 }
@@ -79,29 +81,54 @@ fn is_voip(notification: &Notification) -> bool {
     notification.ios_push_type() == IosPushType::Voip
 }
 
-fn body(notification: &Notification, badge: Option<u32>) -> Value {
-    let mut aps = Map::new();
+/// Fields in alphabetical order, like every payload struct (see [`super`]).
+#[derive(Serialize)]
+struct ApnsBody<'a> {
+    aps: Aps<'a>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    ext: &'a str,
+}
+
+#[derive(Serialize)]
+struct Aps<'a> {
+    alert: Alert<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    badge: Option<u32>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    sound: &'a str,
+    #[serde(rename = "thread-id", skip_serializing_if = "str::is_empty")]
+    thread_id: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Alert<'a> {
+    /// Without a title, the alert is the body text alone.
+    Body(&'a str),
+    Titled {
+        body: &'a str,
+        title: &'a str,
+    },
+}
+
+fn body(notification: &Notification, badge: Option<u32>) -> ApnsBody<'_> {
     let alert = if notification.title.is_empty() {
-        Value::String(notification.body.clone())
+        Alert::Body(&notification.body)
     } else {
-        json!({ "title": notification.title, "body": notification.body })
+        Alert::Titled {
+            body: &notification.body,
+            title: &notification.title,
+        }
     };
-    aps.insert("alert".into(), alert);
-    if let Some(badge) = badge {
-        aps.insert("badge".into(), badge.into());
+    ApnsBody {
+        aps: Aps {
+            alert,
+            badge,
+            sound: &notification.sound,
+            thread_id: &notification.conversation,
+        },
+        ext: &notification.ext,
     }
-    if !notification.sound.is_empty() {
-        aps.insert("sound".into(), notification.sound.clone().into());
-    }
-    if !notification.conversation.is_empty() {
-        aps.insert("thread-id".into(), notification.conversation.clone().into());
-    }
-    let mut root = Map::new();
-    root.insert("aps".into(), Value::Object(aps));
-    if !notification.ext.is_empty() {
-        root.insert("ext".into(), notification.ext.clone().into());
-    }
-    Value::Object(root)
 }
 
 #[cfg(test)]
@@ -109,6 +136,7 @@ mod tests {
     use super::*;
     use crate::payload::build_payload;
     use crate::payload::testing::{notification, target};
+    use serde_json::json;
 
     fn credential() -> CredentialProfile {
         CredentialProfile {
@@ -125,11 +153,11 @@ mod tests {
         assert_eq!(req.header("apns-push-type"), Some("alert"));
         assert_eq!(req.header("apns-priority"), Some("10"));
         assert_eq!(req.header("apns-expiration"), None);
-        let super::super::Body::Json(body) = req.body else {
+        let Body::Json(body) = &req.body else {
             panic!("APNs takes JSON")
         };
         assert_eq!(
-            body,
+            serde_json::from_str::<serde_json::Value>(body).unwrap(),
             json!({
                 "aps": {
                     "alert": {"title": "Team chat", "body": "Denny: see you at 5"},

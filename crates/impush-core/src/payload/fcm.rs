@@ -31,10 +31,10 @@
 //! The badge is ignored: `PushTarget.badge` is an iOS number and this credential is Android's.
 
 use impush_proto::v1::{Notification, PushTarget, Vendor};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token,
+    Body, BuildError, ExtMap, Limits, Seconds, VendorPayload, VendorRequest, check_path_safe_token,
     raw_resource_name, required, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
@@ -70,69 +70,96 @@ impl VendorPayload for Payload {
         Ok(VendorRequest {
             path: format!("/v1/projects/{project_id}/messages:send"),
             headers: Vec::new(),
-            body: Body::Json(
-                json!({ "message": message(notification, credential, &target.token) }),
-            ),
+            body: Body::json(&Request {
+                message: message(notification, credential, &target.token),
+            }),
         })
     }
 }
 
-fn message(notification: &Notification, credential: &CredentialProfile, token: &str) -> Value {
-    let mut message = Map::new();
-    message.insert("token".into(), token.into());
-
-    let mut display = Map::new();
-    if !notification.title.is_empty() {
-        display.insert("title".into(), notification.title.clone().into());
-    }
-    display.insert("body".into(), notification.body.clone().into());
-    message.insert("notification".into(), Value::Object(display));
-
-    if !notification.ext.is_empty() {
-        message.insert("data".into(), json!({ "ext": notification.ext }));
-    }
-    message.insert("android".into(), android(notification, credential));
-    Value::Object(message)
+/// Fields in alphabetical order, like every payload struct (see [`super`]).
+#[derive(Serialize)]
+struct Request<'a> {
+    message: Message<'a>,
 }
 
-fn android(notification: &Notification, credential: &CredentialProfile) -> Value {
-    let mut android = Map::new();
-    android.insert("priority".into(), "HIGH".into());
-    if let Some(ttl) = ttl_seconds(notification, 0) {
-        android.insert(
-            "ttl".into(),
-            format!("{}s", ttl.min(MAX_TTL_SECONDS)).into(),
-        );
-    }
-    if !credential.package_name.is_empty() {
-        // FCM then refuses tokens of another app instead of showing our text in it.
-        android.insert(
-            "restricted_package_name".into(),
-            credential.package_name.clone().into(),
-        );
-    }
+#[derive(Serialize)]
+struct Message<'a> {
+    android: Android<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<ExtMap<'a>>,
+    notification: Display<'a>,
+    token: &'a str,
+}
 
-    let mut display = Map::new();
-    let channel = first_non_empty(&[
-        &notification.android_fcm_channel_id,
-        &credential.default_channel_id,
-    ]);
-    if let Some(channel) = channel {
-        display.insert("channel_id".into(), channel.into());
+#[derive(Serialize)]
+struct Display<'a> {
+    body: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    title: &'a str,
+}
+
+#[derive(Serialize)]
+struct Android<'a> {
+    #[serde(skip_serializing_if = "AndroidNotification::is_empty")]
+    notification: AndroidNotification<'a>,
+    priority: &'static str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    restricted_package_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<Seconds>,
+}
+
+#[derive(Serialize)]
+struct AndroidNotification<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    channel_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    click_action: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sound: Option<&'a str>,
+}
+
+impl AndroidNotification<'_> {
+    /// Nothing to say: the whole object is left out, not sent as `{}`.
+    fn is_empty(&self) -> bool {
+        self.channel_id.is_none() && self.sound.is_none() && self.click_action.is_empty()
     }
-    if let Some(sound) = sound(&notification.sound) {
-        display.insert("sound".into(), sound.into());
+}
+
+fn message<'a>(
+    notification: &'a Notification,
+    credential: &'a CredentialProfile,
+    token: &'a str,
+) -> Message<'a> {
+    Message {
+        android: android(notification, credential),
+        data: (!notification.ext.is_empty()).then_some(ExtMap {
+            ext: &notification.ext,
+        }),
+        notification: Display {
+            body: &notification.body,
+            title: &notification.title,
+        },
+        token,
     }
-    if !credential.click_action.is_empty() {
-        display.insert(
-            "click_action".into(),
-            credential.click_action.clone().into(),
-        );
+}
+
+fn android<'a>(notification: &'a Notification, credential: &'a CredentialProfile) -> Android<'a> {
+    Android {
+        notification: AndroidNotification {
+            channel_id: first_non_empty(&[
+                &notification.android_fcm_channel_id,
+                &credential.default_channel_id,
+            ]),
+            click_action: &credential.click_action,
+            sound: sound(&notification.sound),
+        },
+        priority: "HIGH",
+        // FCM then refuses tokens of another app instead of showing our text in it.
+        restricted_package_name: &credential.package_name,
+        ttl: ttl_seconds(notification, 0).map(|ttl| Seconds(ttl.min(MAX_TTL_SECONDS))),
     }
-    if !display.is_empty() {
-        android.insert("notification".into(), Value::Object(display));
-    }
-    Value::Object(android)
 }
 
 /// The `sound` value FCM takes, or `None` for silence.
@@ -153,6 +180,7 @@ mod tests {
     use super::*;
     use crate::payload::build_payload;
     use crate::payload::testing::{notification, target};
+    use serde_json::{Value, json};
 
     const TOKEN: &str = "fcm:APA91b_x-y.z";
 
@@ -167,7 +195,7 @@ mod tests {
         let Body::Json(body) = &request.body else {
             panic!("FCM takes JSON")
         };
-        body.clone()
+        serde_json::from_str(body).unwrap()
     }
 
     #[test]

@@ -38,11 +38,12 @@
 //!   and a batch shares one payload.
 
 use impush_proto::v1::{Notification, PushTarget, Vendor};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::de::IgnoredAny;
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, json_len,
-    json_string, raw_resource_name, required, ttl_seconds,
+    Body, BuildError, ExtMap, Limits, Seconds, Tokens, VendorPayload, VendorRequest,
+    check_path_safe_token, json_member, json_string, raw_resource_name, required, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 use crate::render::DEFAULT_SOUND;
@@ -89,93 +90,128 @@ impl VendorPayload for Payload {
             });
         }
         let app_id = required(credential, "app_id", &credential.app_id)?;
-        let mut tokens = Vec::with_capacity(targets.len());
         for target in targets {
             check_path_safe_token(Vendor::Huawei, &target.token)?;
-            tokens.push(Value::String(target.token.clone()));
         }
-        let title = notification.title.as_str();
 
-        let mut message = Map::new();
-        if !notification.ext.is_empty() {
-            message.insert(
-                "data".into(),
-                json_string(&json!({ "ext": notification.ext })).into(),
-            );
-        }
-        message.insert("android".into(), android(notification, credential, title));
-        message.insert("token".into(), Value::Array(tokens));
-
+        let request = Request {
+            message: Message {
+                android: android(notification, credential),
+                data: (!notification.ext.is_empty()).then(|| {
+                    json_string(&ExtMap {
+                        ext: &notification.ext,
+                    })
+                }),
+                token: Tokens(targets),
+            },
+            validate_only: false,
+        };
         Ok(VendorRequest {
             path: format!("/v1/{app_id}/messages:send"),
             headers: Vec::new(),
-            body: Body::Json(json!({ "validate_only": false, "message": message })),
+            body: Body::json(&request),
         })
     }
 
     /// The body without `message.token`: Huawei's 4096 bytes exclude the tokens.
     fn measure(request: &VendorRequest) -> usize {
         match &request.body {
-            Body::Json(body) => {
+            Body::Json(json) => {
                 // Everything but `"token":[…]` and the comma that joins it to its neighbour.
-                let tokens = body.get("message").and_then(|m| m.get("token"));
-                json_len(body) - tokens.map_or(0, |t| json_len(t) + r#""token":,"#.len())
+                let tokens = json_member::<IgnoredAny>(json, "token");
+                json.len() - tokens.map_or(0, |(_, t)| t.len() + r#""token":,"#.len())
             }
             Body::Form(_) => request.body.to_bytes().len(),
         }
     }
 }
 
-fn android(notification: &Notification, credential: &CredentialProfile, title: &str) -> Value {
+/// Fields in alphabetical order, like every payload struct (see [`super`]).
+/// [`Payload::measure`] relies on `message.token` being the first key so named.
+#[derive(Serialize)]
+struct Request<'a> {
+    message: Message<'a>,
+    validate_only: bool,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    android: Android<'a>,
+    /// `{"ext": <ext>}` as a JSON string: Push Kit's `data` is text.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data: Option<String>,
+    token: Tokens<'a>,
+}
+
+#[derive(Serialize)]
+struct Android<'a> {
+    category: &'a str,
+    collapse_key: i32,
+    notification: AndroidNotification<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ttl: Option<Seconds>,
+}
+
+#[derive(Serialize)]
+struct AndroidNotification<'a> {
+    body: &'a str,
+    click_action: ClickAction<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    default_sound: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sound: Option<String>,
+    title: &'a str,
+}
+
+#[derive(Serialize)]
+struct ClickAction<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    intent: &'a str,
+    #[serde(rename = "type")]
+    kind: u8,
+}
+
+fn android<'a>(notification: &'a Notification, credential: &'a CredentialProfile) -> Android<'a> {
     let category = if notification.android_huawei_category.is_empty() {
         IM_CATEGORY
     } else {
         &notification.android_huawei_category
     };
-    let mut android = Map::new();
-    android.insert("collapse_key".into(), KEEP_ALL_CACHED.into());
-    android.insert("category".into(), category.into());
-    if let Some(ttl) = ttl_seconds(notification, 1) {
-        android.insert(
-            "ttl".into(),
-            format!("{}s", ttl.min(MAX_TTL_SECONDS)).into(),
-        );
+    Android {
+        category,
+        collapse_key: KEEP_ALL_CACHED,
+        notification: android_notification(notification, credential),
+        ttl: ttl_seconds(notification, 1).map(|ttl| Seconds(ttl.min(MAX_TTL_SECONDS))),
     }
-    android.insert(
-        "notification".into(),
-        android_notification(notification, credential, title),
-    );
-    Value::Object(android)
 }
 
-fn android_notification(
-    notification: &Notification,
-    credential: &CredentialProfile,
-    title: &str,
-) -> Value {
-    let mut fields = Map::new();
-    fields.insert("title".into(), title.into());
-    fields.insert("body".into(), notification.body.clone().into());
-    let click_action = if credential.click_action.is_empty() {
-        json!({ "type": CLICK_OPEN_APP })
-    } else {
-        json!({ "type": CLICK_INTENT, "intent": credential.click_action })
+fn android_notification<'a>(
+    notification: &'a Notification,
+    credential: &'a CredentialProfile,
+) -> AndroidNotification<'a> {
+    let click_action = ClickAction {
+        intent: &credential.click_action,
+        kind: if credential.click_action.is_empty() {
+            CLICK_OPEN_APP
+        } else {
+            CLICK_INTENT
+        },
     };
-    fields.insert("click_action".into(), click_action);
-    match notification.sound.as_str() {
-        "" => {}
-        DEFAULT_SOUND => {
-            fields.insert("default_sound".into(), true.into());
-        }
-        file => {
-            fields.insert(
-                "sound".into(),
-                format!("/raw/{}", raw_resource_name(file)).into(),
-            );
-            fields.insert("default_sound".into(), false.into());
-        }
+    let (sound, default_sound) = match notification.sound.as_str() {
+        "" => (None, None),
+        DEFAULT_SOUND => (None, Some(true)),
+        file => (
+            Some(format!("/raw/{}", raw_resource_name(file))),
+            Some(false),
+        ),
+    };
+    AndroidNotification {
+        body: &notification.body,
+        click_action,
+        default_sound,
+        sound,
+        title: &notification.title,
     }
-    Value::Object(fields)
 }
 
 #[cfg(test)]
@@ -183,6 +219,7 @@ mod tests {
     use super::*;
     use crate::payload::build_payload;
     use crate::payload::testing::{notification, target};
+    use serde_json::{Value, json};
 
     const INTENT: &str = "intent://com.tencent.qcloud/detail#Intent;scheme=pushscheme;\
         launchFlags=0x4000000;component=com.example.im/com.example.im.MainActivity;end";
@@ -198,7 +235,7 @@ mod tests {
         let Body::Json(body) = &req.body else {
             panic!("Huawei takes JSON")
         };
-        body.clone()
+        serde_json::from_str(body).unwrap()
     }
 
     #[test]
@@ -384,5 +421,17 @@ mod tests {
                 field: "app_id"
             }
         );
+    }
+
+    #[test]
+    fn measure_is_the_body_without_the_token_list() {
+        let targets: Vec<_> = (0..3).map(|i| target(&format!("tok-{i}"))).collect();
+        let req = build_payload(&notification(), &credential(), &targets).unwrap();
+        let mut without_tokens = body(&req);
+        without_tokens["message"]
+            .as_object_mut()
+            .unwrap()
+            .remove("token");
+        assert_eq!(Payload::measure(&req), without_tokens.to_string().len());
     }
 }

@@ -34,11 +34,11 @@
 //! limit on `messageJson` beyond the per-field ones, so [`Limits::max_bytes`] is unbounded.
 
 use impush_proto::v1::{Notification, PushTarget, Vendor};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, json_string,
-    required, ttl_seconds,
+    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest, check_path_safe_token,
+    json_string, required, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 
@@ -93,7 +93,7 @@ impl VendorPayload for Payload {
             .map(|t| t.token.as_str())
             .collect::<Vec<_>>()
             .join(",");
-        let message = message_json(notification, credential)?;
+        let message = message_json(notification, credential);
 
         Ok(VendorRequest {
             path: "/garcia/api/server/push/varnished/pushByPushId".into(),
@@ -112,42 +112,91 @@ pub fn java_len(s: &str) -> usize {
     s.encode_utf16().count()
 }
 
-fn message_json(
-    notification: &Notification,
-    credential: &CredentialProfile,
-) -> Result<Value, BuildError> {
-    let mut click = Map::new();
-    if credential.click_action.is_empty() {
-        click.insert("clickType".into(), CLICK_OPEN_APP.into());
-    } else {
-        click.insert("clickType".into(), CLICK_OPEN_ACTIVITY.into());
-        click.insert("activity".into(), credential.click_action.clone().into());
-    }
-    if !notification.ext.is_empty() {
-        click.insert("parameters".into(), json!({ "ext": notification.ext }));
-    }
+/// Fields in alphabetical order, like every payload struct (see [`super`]).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct MessageJson<'a> {
+    advance_info: AdvanceInfo,
+    click_type_info: ClickTypeInfo<'a>,
+    notice_bar_info: NoticeBarInfo<'a>,
+    push_time_info: PushTimeInfo,
+}
 
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct AdvanceInfo {
+    notification_type: NotificationType,
+}
+
+#[derive(Serialize)]
+struct NotificationType {
+    lights: u8,
+    sound: u8,
+    vibrate: u8,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ClickTypeInfo<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
+    activity: &'a str,
+    click_type: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parameters: Option<ExtMap<'a>>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct NoticeBarInfo<'a> {
+    content: &'a str,
+    notice_bar_type: u8,
+    notice_msg_type: u8,
+    title: &'a str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PushTimeInfo {
+    off_line: u8,
+    valid_time: u64,
+}
+
+fn message_json<'a>(
+    notification: &'a Notification,
+    credential: &'a CredentialProfile,
+) -> MessageJson<'a> {
+    let click_type = if credential.click_action.is_empty() {
+        CLICK_OPEN_APP
+    } else {
+        CLICK_OPEN_ACTIVITY
+    };
     let silent = notification.sound.is_empty();
-    Ok(json!({
-        "noticeBarInfo": {
-            "noticeBarType": NOTICE_BAR_STANDARD,
-            "noticeMsgType": NOTICE_MSG_PRIVATE,
-            "title": notification.title,
-            "content": notification.body,
-        },
-        "clickTypeInfo": click,
-        "pushTimeInfo": {
-            "offLine": 1,
-            "validTime": valid_hours(notification),
-        },
-        "advanceInfo": {
-            "notificationType": {
-                "vibrate": u8::from(!silent),
-                "lights": 1,
-                "sound": u8::from(!silent),
+    MessageJson {
+        advance_info: AdvanceInfo {
+            notification_type: NotificationType {
+                lights: 1,
+                sound: u8::from(!silent),
+                vibrate: u8::from(!silent),
             },
         },
-    }))
+        click_type_info: ClickTypeInfo {
+            activity: &credential.click_action,
+            click_type,
+            parameters: (!notification.ext.is_empty()).then_some(ExtMap {
+                ext: &notification.ext,
+            }),
+        },
+        notice_bar_info: NoticeBarInfo {
+            content: &notification.body,
+            notice_bar_type: NOTICE_BAR_STANDARD,
+            notice_msg_type: NOTICE_MSG_PRIVATE,
+            title: &notification.title,
+        },
+        push_time_info: PushTimeInfo {
+            off_line: 1,
+            valid_time: valid_hours(notification),
+        },
+    }
 }
 
 fn valid_hours(notification: &Notification) -> u64 {
@@ -162,6 +211,7 @@ mod tests {
     use super::*;
     use crate::payload::build_payload;
     use crate::payload::testing::{notification, target};
+    use serde_json::{Value, json};
 
     const PUSH_ID: &str = "RA50c6348036344485d01776773577c64740465480a6b";
 

@@ -36,11 +36,12 @@
 //!   notification (OPPO's default), so different messages are never collapsed.
 
 use impush_proto::v1::{Notification, PushTarget, Vendor};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde_json::value::RawValue;
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, json_string,
-    ttl_seconds,
+    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest, check_path_safe_token,
+    json_string, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 
@@ -96,23 +97,22 @@ impl VendorPayload for Payload {
                 max: MAX_MESSAGES,
             });
         }
-        // The notification is identical for every target: serialise it once and splice it
-        // into each message, instead of cloning and re-serialising a JSON tree per token.
-        let content = json_string(&oppo_notification(notification, credential)?);
-        let mut messages = String::with_capacity(targets.len() * (content.len() + 80) + 2);
-        for (i, target) in targets.iter().enumerate() {
+        for target in targets {
             check_path_safe_token(Vendor::Oppo, &target.token)?;
-            messages.push_str(if i == 0 { "" } else { "," });
-            // Path-safe tokens need no JSON escaping.
-            messages.push_str(&format!(
-                r#"{{"target_type":{TARGET_REGISTRATION_ID},"target_value":"{}","notification":{content}}}"#,
-                target.token
-            ));
         }
-        let (path, field, value) = if targets.len() == 1 {
-            (UNICAST_PATH, "message", messages)
-        } else {
-            (UNICAST_BATCH_PATH, "messages", format!("[{messages}]"))
+        // The notification is identical for every target: serialise it once and copy its
+        // text into each message, instead of serialising it again per token. Serialising a
+        // struct of strings and numbers cannot fail.
+        let content = serde_json::value::to_raw_value(&oppo_notification(notification, credential))
+            .unwrap_or_default();
+        let message = |target| Message::new(target, &content);
+        let (path, field, value) = match targets {
+            [target] => (UNICAST_PATH, "message", json_string(&message(target))),
+            _ => (
+                UNICAST_BATCH_PATH,
+                "messages",
+                json_string(&targets.iter().map(message).collect::<Vec<_>>()),
+            ),
         };
         Ok(VendorRequest {
             path: path.to_owned(),
@@ -141,48 +141,73 @@ impl VendorPayload for Payload {
     }
 }
 
-fn oppo_notification(
-    notification: &Notification,
-    credential: &CredentialProfile,
-) -> Result<Value, BuildError> {
-    let mut fields = Map::new();
-    fields.insert("title".into(), notification.title.clone().into());
-    fields.insert("content".into(), notification.body.clone().into());
-    if credential.click_action.is_empty() {
-        fields.insert("click_action_type".into(), CLICK_LAUNCH_APP.into());
-    } else {
-        fields.insert("click_action_type".into(), CLICK_ACTIVITY.into());
-        fields.insert(
-            "click_action_activity".into(),
-            credential.click_action.clone().into(),
-        );
+/// One message of `message(s)`, in the order OPPO has always been sent, not alphabetical:
+/// [`Payload::measure`] finds where the next message starts by `target_type`.
+#[derive(Serialize)]
+struct Message<'a> {
+    target_type: u8,
+    target_value: &'a str,
+    notification: &'a RawValue,
+}
+
+impl<'a> Message<'a> {
+    fn new(target: &'a PushTarget, notification: &'a RawValue) -> Message<'a> {
+        Message {
+            target_type: TARGET_REGISTRATION_ID,
+            target_value: &target.token,
+            notification,
+        }
     }
-    if !notification.ext.is_empty() {
-        fields.insert(
-            "action_parameters".into(),
-            json_string(&json!({ "ext": notification.ext })).into(),
-        );
-    }
-    let channel = if notification.android_oppo_channel_id.is_empty() {
+}
+
+/// Fields in alphabetical order, like every payload struct (see [`super`]).
+#[derive(Serialize)]
+struct OppoNotification<'a> {
+    /// `{"ext": <ext>}` as a JSON string, the form OPPO takes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action_parameters: Option<String>,
+    category: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    channel_id: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    click_action_activity: &'a str,
+    click_action_type: u8,
+    content: &'a str,
+    notify_level: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    off_line_ttl: Option<u64>,
+    title: &'a str,
+}
+
+fn oppo_notification<'a>(
+    notification: &'a Notification,
+    credential: &'a CredentialProfile,
+) -> OppoNotification<'a> {
+    let channel_id = if notification.android_oppo_channel_id.is_empty() {
         &credential.default_channel_id
     } else {
         &notification.android_oppo_channel_id
     };
-    if !channel.is_empty() {
-        fields.insert("channel_id".into(), channel.clone().into());
+    OppoNotification {
+        action_parameters: (!notification.ext.is_empty()).then(|| {
+            json_string(&ExtMap {
+                ext: &notification.ext,
+            })
+        }),
+        category: IM_CATEGORY,
+        channel_id,
+        click_action_activity: &credential.click_action,
+        click_action_type: if credential.click_action.is_empty() {
+            CLICK_LAUNCH_APP
+        } else {
+            CLICK_ACTIVITY
+        },
+        content: &notification.body,
+        notify_level: NOTIFY_LEVEL_BAR_AND_LOCK_SCREEN,
+        off_line_ttl: ttl_seconds(notification, MIN_OFFLINE_TTL_SECONDS)
+            .map(|ttl| ttl.min(MAX_OFFLINE_TTL_SECONDS)),
+        title: &notification.title,
     }
-    fields.insert("category".into(), IM_CATEGORY.into());
-    fields.insert(
-        "notify_level".into(),
-        NOTIFY_LEVEL_BAR_AND_LOCK_SCREEN.into(),
-    );
-    if let Some(ttl) = ttl_seconds(notification, MIN_OFFLINE_TTL_SECONDS) {
-        fields.insert(
-            "off_line_ttl".into(),
-            ttl.min(MAX_OFFLINE_TTL_SECONDS).into(),
-        );
-    }
-    Ok(Value::Object(fields))
 }
 
 #[cfg(test)]
@@ -191,6 +216,7 @@ mod tests {
     use crate::payload::build_payload;
     use crate::payload::testing::{notification, target};
     use crate::text;
+    use serde_json::{Value, json};
 
     const ACTIVITY: &str = "com.example.im.MainActivity";
 

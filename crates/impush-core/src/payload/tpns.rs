@@ -41,12 +41,15 @@
 //! Size: "推送的消息体大小限制为4K，此限制适用于Push API中的message字段" (Xinge v3 doc): the
 //! 4 KB counts the `message` object only, which is what [`Payload::measure`] measures.
 
+use std::borrow::Cow;
+
 use impush_proto::v1::{Notification, PushTarget, Vendor};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
+use serde::de::IgnoredAny;
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, json_len,
-    json_string, raw_resource_name, ttl_seconds,
+    Body, BuildError, ExtMap, Limits, Tokens, VendorPayload, VendorRequest, check_path_safe_token,
+    json_member, json_string, raw_resource_name, ttl_seconds,
 };
 use crate::credential::{CredentialProfile, Environment};
 use crate::vendor;
@@ -88,52 +91,125 @@ impl VendorPayload for Payload {
         }
         let platform = Platform::of(credential)?;
 
-        let mut root = Map::new();
-        if let [_] = targets {
-            root.insert("audience_type".into(), "token".into());
-        } else {
-            root.insert("audience_type".into(), "token_list".into());
-            root.insert("ignore_invalid_token".into(), 1.into());
-        }
-        root.insert(
-            "token_list".into(),
-            targets.iter().map(|t| t.token.clone()).collect(),
-        );
-        root.insert("message_type".into(), "notify".into());
-        let message = match platform {
-            Platform::Android => android_message(notification, credential),
-            Platform::Ios => {
-                root.insert(
-                    "environment".into(),
-                    match credential.environment {
-                        Environment::Production => "product",
-                        Environment::Sandbox => "dev",
-                    }
-                    .into(),
-                );
-                ios_message(notification, credential, common_badge(targets)?)
-            }
+        let (audience_type, ignore_invalid_token) = match targets {
+            [_] => ("token", None),
+            _ => ("token_list", Some(1)),
         };
-        if let Some(seconds) = expire_time(notification) {
-            root.insert("expire_time".into(), seconds.into());
-        }
-        root.insert("message".into(), message);
+        let (environment, message) = match platform {
+            Platform::Android => (None, android_message(notification, credential)),
+            Platform::Ios => (
+                Some(match credential.environment {
+                    Environment::Production => "product",
+                    Environment::Sandbox => "dev",
+                }),
+                ios_message(notification, common_badge(targets)?),
+            ),
+        };
+        let root = Push {
+            audience_type,
+            environment,
+            expire_time: expire_time(notification),
+            ignore_invalid_token,
+            message,
+            message_type: "notify",
+            token_list: Tokens(targets),
+        };
 
         Ok(VendorRequest {
             path: "/v3/push/app".to_owned(),
             headers: Vec::new(),
-            body: Body::Json(Value::Object(root)),
+            body: Body::json(&root),
         })
     }
 
     /// TPNS's 4 KB applies to the `message` field, not to the token list around it.
     fn measure(request: &VendorRequest) -> usize {
         match &request.body {
-            Body::Json(root) => root.get("message").map_or(0, json_len),
+            Body::Json(root) => {
+                json_member::<IgnoredAny>(root, "message").map_or(0, |(_, message)| message.len())
+            }
             Body::Form(_) => request.body.to_bytes().len(),
         }
     }
 }
+
+/// The `/v3/push/app` body. Fields in alphabetical order, like every payload struct (see
+/// [`super`]). [`Payload::measure`] relies on `message` being the first key so named.
+#[derive(Serialize)]
+struct Push<'a> {
+    audience_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    environment: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expire_time: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ignore_invalid_token: Option<u8>,
+    message: Message<'a>,
+    message_type: &'a str,
+    token_list: Tokens<'a>,
+}
+
+#[derive(Serialize)]
+struct Message<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    android: Option<Android<'a>>,
+    content: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ios: Option<Ios<'a>>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    thread_id: &'a str,
+    title: &'a str,
+}
+
+#[derive(Serialize)]
+struct Android<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<Action<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_content: Option<Cow<'a, str>>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    fcm_ch_id: &'a str,
+    hw_category: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    n_ch_id: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    oppo_ch_id: &'a str,
+    ring: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ring_raw: Option<&'a str>,
+    vivo_ch_id: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    xm_ch_id: &'a str,
+}
+
+#[derive(Serialize)]
+struct Action<'a> {
+    action_type: u8,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    activity: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    intent: &'a str,
+}
+
+#[derive(Serialize)]
+struct Ios<'a> {
+    aps: Aps<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    custom_content: Option<Cow<'a, str>>,
+}
+
+#[derive(Serialize)]
+struct Aps<'a> {
+    alert: EmptyObject,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    badge_type: Option<u32>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    sound: &'a str,
+}
+
+/// Serialises as `{}`.
+#[derive(Serialize)]
+struct EmptyObject {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Platform {
@@ -171,104 +247,154 @@ fn common_badge(targets: &[PushTarget]) -> Result<Option<u32>, BuildError> {
     }
 }
 
-fn android_message(notification: &Notification, credential: &CredentialProfile) -> Value {
-    let mut android = Map::new();
-    let mut put_if_set = |key: &str, value: &str| {
-        if !value.is_empty() {
-            android.insert(key.into(), value.into());
-        }
-    };
-    put_if_set("n_ch_id", &credential.default_channel_id);
-    put_if_set("xm_ch_id", &notification.android_xiaomi_channel_id);
-    put_if_set("oppo_ch_id", &notification.android_oppo_channel_id);
-    put_if_set("fcm_ch_id", &notification.android_fcm_channel_id);
+fn android_message<'a>(
+    notification: &'a Notification,
+    credential: &'a CredentialProfile,
+) -> Message<'a> {
     let hw_category = match notification.android_huawei_category.as_str() {
         "" => "IM",
         category => category,
     };
-    android.insert("hw_category".into(), hw_category.into());
     // proto3 cannot tell "unset" from vivo's 0 (operational); an IM push is never
     // operational, so 0 takes the IM default, 1 (system).
     let vivo = match notification.android_vivo_classification {
         0 => 1,
         classification => classification,
     };
-    android.insert("vivo_ch_id".into(), vivo.to_string().into());
-
-    match notification.sound.as_str() {
-        "" => {
-            android.insert("ring".into(), 0.into());
-        }
-        "default" => {
-            android.insert("ring".into(), 1.into());
-        }
-        file => {
-            android.insert("ring".into(), 1.into());
-            let raw = raw_resource_name(file);
-            android.insert("ring_raw".into(), raw.into());
-        }
+    let (ring, ring_raw) = match notification.sound.as_str() {
+        "" => (0, None),
+        "default" => (1, None),
+        file => (1, Some(raw_resource_name(file))),
+    };
+    Message {
+        android: Some(Android {
+            action: click_action(&credential.click_action),
+            custom_content: custom_content(&notification.ext),
+            fcm_ch_id: &notification.android_fcm_channel_id,
+            hw_category,
+            n_ch_id: &credential.default_channel_id,
+            oppo_ch_id: &notification.android_oppo_channel_id,
+            ring,
+            ring_raw,
+            vivo_ch_id: vivo.to_string(),
+            xm_ch_id: &notification.android_xiaomi_channel_id,
+        }),
+        content: &notification.body,
+        ios: None,
+        thread_id: "",
+        title: &notification.title,
     }
-    if let Some(action) = click_action(&credential.click_action) {
-        android.insert("action".into(), action);
-    }
-    if let Some(custom) = custom_content(&notification.ext) {
-        android.insert("custom_content".into(), custom.into());
-    }
-
-    json!({
-        "title": notification.title,
-        "content": notification.body,
-        "android": Value::Object(android),
-    })
 }
 
-fn ios_message(
-    notification: &Notification,
-    _credential: &CredentialProfile,
-    badge: Option<u32>,
-) -> Value {
-    // `alert` is required; TPNS fills its title and body from the message's own.
-    let mut aps = Map::new();
-    aps.insert("alert".into(), json!({}));
-    if let Some(badge) = badge {
-        aps.insert("badge_type".into(), badge.into());
+fn ios_message(notification: &Notification, badge: Option<u32>) -> Message<'_> {
+    Message {
+        android: None,
+        content: &notification.body,
+        ios: Some(Ios {
+            // `alert` is required; TPNS fills its title and body from the message's own.
+            aps: Aps {
+                alert: EmptyObject {},
+                badge_type: badge,
+                sound: &notification.sound,
+            },
+            custom_content: custom_content(&notification.ext),
+        }),
+        thread_id: &notification.conversation,
+        title: &notification.title,
     }
-    if !notification.sound.is_empty() {
-        aps.insert("sound".into(), notification.sound.clone().into());
-    }
-    let mut ios = Map::new();
-    ios.insert("aps".into(), Value::Object(aps));
-    if let Some(custom) = custom_content(&notification.ext) {
-        ios.insert("custom_content".into(), custom.into());
-    }
-
-    let mut message = Map::new();
-    message.insert("title".into(), notification.title.clone().into());
-    message.insert("content".into(), notification.body.clone().into());
-    if !notification.conversation.is_empty() {
-        message.insert("thread_id".into(), notification.conversation.clone().into());
-    }
-    message.insert("ios".into(), Value::Object(ios));
-    Value::Object(message)
 }
 
-fn click_action(click_action: &str) -> Option<Value> {
+fn click_action(click_action: &str) -> Option<Action<'_>> {
     if click_action.is_empty() {
         None
     } else if click_action.contains("://") || click_action.starts_with("intent:") {
-        Some(json!({ "action_type": 3, "intent": click_action }))
+        Some(Action {
+            action_type: 3,
+            activity: "",
+            intent: click_action,
+        })
     } else {
-        Some(json!({ "action_type": 1, "activity": click_action }))
+        Some(Action {
+            action_type: 1,
+            activity: click_action,
+            intent: "",
+        })
     }
 }
 
-fn custom_content(ext: &str) -> Option<String> {
+/// `ext` as is when it is a JSON object, else wrapped as `{"ext": <ext>}`.
+fn custom_content(ext: &str) -> Option<Cow<'_, str>> {
     if ext.is_empty() {
-        return None;
+        None
+    } else if is_json_object(ext) {
+        Some(Cow::Borrowed(ext))
+    } else {
+        Some(Cow::Owned(json_string(&ExtMap { ext })))
     }
-    match serde_json::from_str::<Value>(ext) {
-        Ok(Value::Object(_)) => Some(ext.to_owned()),
-        _ => Some(json_string(&json!({ "ext": ext }))),
+}
+
+/// Whether `text` is a JSON object, judged exactly as parsing it into a `serde_json::Value`
+/// would (the same parser calls, so the same depth limit, number range and escape rules)
+/// but without building the tree.
+fn is_json_object(text: &str) -> bool {
+    matches!(
+        serde_json::from_str::<Parsed>(text),
+        Ok(Parsed { object: true })
+    )
+}
+
+/// A JSON value read and dropped, remembering only whether it was an object.
+struct Parsed {
+    object: bool,
+}
+
+impl<'de> serde::Deserialize<'de> for Parsed {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Parsed, D::Error> {
+        deserializer.deserialize_any(ParsedVisitor)
+    }
+}
+
+struct ParsedVisitor;
+
+impl<'de> serde::de::Visitor<'de> for ParsedVisitor {
+    type Value = Parsed;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Parsed, E> {
+        Ok(Parsed { object: false })
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Parsed, E> {
+        Ok(Parsed { object: false })
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Parsed, E> {
+        Ok(Parsed { object: false })
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Parsed, E> {
+        Ok(Parsed { object: false })
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Parsed, E> {
+        Ok(Parsed { object: false })
+    }
+
+    fn visit_unit<E>(self) -> Result<Parsed, E> {
+        Ok(Parsed { object: false })
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Parsed, A::Error> {
+        while seq.next_element::<Parsed>()?.is_some() {}
+        Ok(Parsed { object: false })
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
+        while map.next_entry::<Parsed, Parsed>()?.is_some() {}
+        Ok(Parsed { object: true })
     }
 }
 
@@ -286,6 +412,7 @@ mod tests {
     use super::*;
     use crate::payload::build_payload;
     use crate::payload::testing::{notification, target};
+    use serde_json::{Value, json};
 
     const TOKEN: &str = "005c28bf60e29f9a1c2052ce96f43019a0b7";
     const EXT: &str = r#"{"entity":{"action":1,"chatType":1,"sender":"denny"}}"#;
@@ -310,7 +437,7 @@ mod tests {
         let Body::Json(body) = &request.body else {
             panic!("TPNS takes JSON")
         };
-        body.clone()
+        serde_json::from_str(body).unwrap()
     }
 
     #[test]
@@ -596,5 +723,15 @@ mod tests {
             err,
             BuildError::InvalidToken { vendor: "tpns", .. }
         ));
+    }
+
+    #[test]
+    fn measure_is_the_message_field_alone() {
+        for credential in [android_credential(), ios_credential()] {
+            let targets = [target("t1"), target("t2")];
+            let req = build_payload(&notification(), &credential, &targets).unwrap();
+            let message = body(&req)["message"].to_string();
+            assert_eq!(Payload::measure(&req), message.len());
+        }
     }
 }

@@ -44,12 +44,14 @@
 //!
 //! [`measure`]: VendorPayload::measure
 
+use std::fmt;
+
 use impush_proto::v1::{Notification, PushTarget, Vendor};
-use serde_json::{Map, Value, json};
+use serde::{Deserialize, Deserializer, Serialize, de};
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, required,
-    stable_hash, ttl_seconds,
+    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest, check_path_safe_token,
+    json_member, required, stable_hash, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 
@@ -97,41 +99,40 @@ impl VendorPayload for Payload {
         check_path_safe_token(Vendor::Vivo, &target.token)?;
         let app_id = required(credential, "app_id", &credential.app_id)?;
 
-        let mut body = Map::new();
-        body.insert("appId".into(), app_id.into());
-        body.insert("regId".into(), target.token.clone().into());
-        body.insert("notifyType".into(), notify_type(notification).into());
-        body.insert("title".into(), notification.title.clone().into());
-        body.insert("content".into(), notification.body.clone().into());
-        if let Some(ttl) = ttl_seconds(notification, MIN_TTL_SECONDS) {
-            body.insert("timeToLive".into(), ttl.min(MAX_TTL_SECONDS).into());
-        }
-        if credential.click_action.is_empty() {
-            body.insert("skipType".into(), SKIP_OPEN_APP.into());
-        } else {
-            body.insert("skipType".into(), SKIP_INTENT.into());
-            body.insert("skipContent".into(), credential.click_action.clone().into());
-        }
         let classification = match notification.android_vivo_classification {
             0 => CLASSIFICATION_SYSTEM,
             explicit => explicit,
         };
-        body.insert("classification".into(), classification.into());
-        if classification == CLASSIFICATION_SYSTEM {
-            body.insert("category".into(), CATEGORY_IM.into());
-        }
-        if !notification.ext.is_empty() {
-            body.insert("clientCustomMap".into(), json!({ "ext": notification.ext }));
-        }
-        body.insert(
-            "requestId".into(),
-            request_id(notification, &target.token).into(),
-        );
+        let body = Send {
+            app_id,
+            category: if classification == CLASSIFICATION_SYSTEM {
+                CATEGORY_IM
+            } else {
+                ""
+            },
+            classification,
+            client_custom_map: (!notification.ext.is_empty()).then_some(ExtMap {
+                ext: &notification.ext,
+            }),
+            content: &notification.body,
+            notify_type: notify_type(notification),
+            reg_id: &target.token,
+            request_id: request_id(notification, &target.token),
+            skip_content: &credential.click_action,
+            skip_type: if credential.click_action.is_empty() {
+                SKIP_OPEN_APP
+            } else {
+                SKIP_INTENT
+            },
+            time_to_live: ttl_seconds(notification, MIN_TTL_SECONDS)
+                .map(|ttl| ttl.min(MAX_TTL_SECONDS)),
+            title: &notification.title,
+        };
 
         Ok(VendorRequest {
             path: "/message/send".into(),
             headers: Vec::new(),
-            body: Body::Json(Value::Object(body)),
+            body: Body::json(&body),
         })
     }
 
@@ -141,14 +142,73 @@ impl VendorPayload for Payload {
         let Body::Json(body) = &request.body else {
             return 0;
         };
-        body.get("clientCustomMap")
-            .and_then(Value::as_object)
-            .map(|map| {
-                map.iter()
-                    .map(|(k, v)| java_len(k) + v.as_str().map_or(0, java_len))
-                    .sum()
-            })
-            .unwrap_or(0)
+        json_member::<CustomMapUnits>(body, "clientCustomMap").map_or(0, |(units, _)| units.0)
+    }
+}
+
+/// The `/message/send` body. Fields in alphabetical order, like every payload struct (see
+/// [`super`]). [`Payload::measure`] relies on `clientCustomMap` being the first key so named.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Send<'a> {
+    app_id: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    category: &'a str,
+    classification: i32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_custom_map: Option<ExtMap<'a>>,
+    content: &'a str,
+    notify_type: u8,
+    reg_id: &'a str,
+    request_id: String,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    skip_content: &'a str,
+    skip_type: u8,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    time_to_live: Option<u64>,
+    title: &'a str,
+}
+
+/// The size of `clientCustomMap` as vivo counts it, the [`java_len`] of every key and value
+/// (all strings: [`ExtMap`]), read from the body without building the map.
+struct CustomMapUnits(usize);
+
+impl<'de> Deserialize<'de> for CustomMapUnits {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> de::Visitor<'de> for Visitor {
+            type Value = CustomMapUnits;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON object of strings")
+            }
+            fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut units = 0;
+                while let Some((key, value)) = map.next_entry::<JavaLen, JavaLen>()? {
+                    units += key.0 + value.0;
+                }
+                Ok(CustomMapUnits(units))
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
+}
+
+/// The [`java_len`] of a JSON string.
+struct JavaLen(usize);
+
+impl<'de> Deserialize<'de> for JavaLen {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = JavaLen;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a JSON string")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<JavaLen, E> {
+                Ok(JavaLen(java_len(s)))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
     }
 }
 
@@ -188,6 +248,7 @@ mod tests {
     use super::*;
     use crate::payload::build_payload;
     use crate::payload::testing::{notification, target};
+    use serde_json::{Value, json};
 
     const INTENT: &str = "intent://im/chat#Intent;scheme=impush;launchFlags=0x4000000;\
                           component=com.example.im/com.example.im.ChatActivity;end";
@@ -204,7 +265,7 @@ mod tests {
         let Body::Json(body) = &req.body else {
             panic!("vivo takes JSON")
         };
-        body.clone()
+        serde_json::from_str(body).unwrap()
     }
 
     #[test]
@@ -467,5 +528,13 @@ mod tests {
 
         n.ext = "x".repeat(MAX_CUSTOM_MAP_CHARS - 3);
         assert!(build_payload(&n, &credential(), &[target("r1")]).is_ok());
+    }
+
+    #[test]
+    fn measure_counts_the_custom_map_text_not_its_json_escapes() {
+        let mut n = notification();
+        n.ext = "{\"a\":\"\\\\\n\t\u{1}😀消\"}".into();
+        let req = build_payload(&n, &credential(), &[target("r1")]).unwrap();
+        assert_eq!(Payload::measure(&req), java_len("ext") + java_len(&n.ext));
     }
 }
