@@ -20,8 +20,8 @@ use serde::Deserialize;
 
 pub use secret::{Secret, SecretRef};
 pub use workers::{
-    AmqpConfig, ApnsSecrets, FcmSecrets, OemSecrets, QueueType, RedisConfig, RouterConfig, SenderConfig,
-    SimApnsKey, SimConfig, SimFcmAccount, VendorSettings,
+    AmqpConfig, ApnsSecrets, FcmSecrets, OemSecrets, QueueType, RedisConfig, RouterConfig,
+    SenderConfig, SimApnsKey, SimConfig, SimFcmAccount, VendorSettings,
 };
 
 /// The prefix of environment variables that override config values.
