@@ -102,6 +102,20 @@ pub fn render_notification(
         android_huawei_category: info.android_huawei_category,
         sender_name: sender_name.clone(),
         group_name: message.group_name.clone(),
+        collapse_id: collapse_id(&message.msg_id),
+    }
+}
+
+/// The message's collapse id: its msg_id, or a stable digest of a longer one (APNs takes
+/// at most 64 bytes). Only copies of one message share it.
+fn collapse_id(msg_id: &str) -> String {
+    if msg_id.len() <= 64 {
+        msg_id.to_owned()
+    } else {
+        format!(
+            "m-{:016x}",
+            crate::payload::stable_hash(&[msg_id.as_bytes()])
+        )
     }
 }
 

@@ -685,3 +685,23 @@ fn conversation_keys_group_threads() {
     assert_eq!(g.conversation, "group:@TGS#team");
     assert!(g.is_group);
 }
+
+#[test]
+fn only_copies_of_one_message_share_a_collapse_id() {
+    let render =
+        |m: &OfflineMessage| render_notification(m, Vendor::Apns, None, &Templates::english());
+    let a = c2c(vec![text("x")]);
+    let b = OfflineMessage {
+        msg_id: "m-2".into(),
+        ..a.clone()
+    };
+    assert_eq!(render(&a).collapse_id, "m-1");
+    assert_ne!(render(&a).collapse_id, render(&b).collapse_id);
+    let long = OfflineMessage {
+        msg_id: "x".repeat(100),
+        ..a.clone()
+    };
+    let id = render(&long).collapse_id;
+    assert!(id.len() <= 64, "APNs takes at most 64 bytes: {id}");
+    assert_eq!(id, render(&long).collapse_id, "stable");
+}

@@ -64,6 +64,9 @@ impl VendorPayload for Payload {
             ),
             ("apns-priority", "10".to_owned()),
         ];
+        if !notification.collapse_id.is_empty() && notification.collapse_id.len() <= 64 {
+            headers.push(("apns-collapse-id", notification.collapse_id.clone()));
+        }
         if notification.expires_at_ms > 0 {
             let seconds = notification.expires_at_ms.div_euclid(1000).max(1);
             headers.push(("apns-expiration", seconds.to_string()));
@@ -182,6 +185,21 @@ mod tests {
         assert_eq!(body["aps"]["alert"], "Denny: see you at 5");
         assert!(body["aps"].get("sound").is_none());
         assert!(body["aps"].get("badge").is_none());
+    }
+
+    #[test]
+    fn a_message_collapses_only_with_copies_of_itself() {
+        let mut n = notification();
+        n.collapse_id = "m-42".into();
+        let req = build_payload(&n, &credential(), &[target("abcd01")]).unwrap();
+        assert_eq!(req.header("apns-collapse-id"), Some("m-42"));
+        n.collapse_id = "x".repeat(65);
+        let req = build_payload(&n, &credential(), &[target("abcd01")]).unwrap();
+        assert_eq!(
+            req.header("apns-collapse-id"),
+            None,
+            "APNs refuses ids over 64 bytes"
+        );
     }
 
     #[test]

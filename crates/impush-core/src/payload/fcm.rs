@@ -21,7 +21,8 @@
 //!   own setting applies (on Android 8+ only the channel decides).
 //! - Expiry: `android.ttl`, a duration string such as `"30s"`, 0 to 28 days; `"0s"` means
 //!   "now or never", which is right for a call that has already expired.
-//! - No `collapse_key` and no `tag`: both would let one message replace another.
+//! - No `collapse_key`: it would let one message replace another. `tag` is the message's
+//!   own `collapse_id`, so only a second copy of the same message replaces the first.
 //!
 //! Size: "Maximum payload for both message types is 4096 bytes" (firebase.google.com
 //! "Firebase Cloud Messaging message types"). FCM counts only what reaches the device; this
@@ -118,12 +119,17 @@ struct AndroidNotification<'a> {
     click_action: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     sound: Option<&'a str>,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    tag: &'a str,
 }
 
 impl AndroidNotification<'_> {
     /// Nothing to say: the whole object is left out, not sent as `{}`.
     fn is_empty(&self) -> bool {
-        self.channel_id.is_none() && self.sound.is_none() && self.click_action.is_empty()
+        self.channel_id.is_none()
+            && self.sound.is_none()
+            && self.click_action.is_empty()
+            && self.tag.is_empty()
     }
 }
 
@@ -154,6 +160,7 @@ fn android<'a>(notification: &'a Notification, credential: &'a CredentialProfile
             ]),
             click_action: &credential.click_action,
             sound: sound(&notification.sound),
+            tag: &notification.collapse_id,
         },
         priority: "HIGH",
         // FCM then refuses tokens of another app instead of showing our text in it.
