@@ -12,6 +12,8 @@
 mod apns;
 mod control;
 mod fcm;
+mod oppo;
+mod vivo;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -27,6 +29,10 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use control::{Delivery, Fault, FaultError};
+/// OPPO's auth sign hash, for tests that sign by hand.
+pub use oppo::sha256_hex;
+/// vivo's auth sign hash, for tests that sign by hand.
+pub use vivo::md5_hex;
 
 /// An APNs provider-token key the simulator trusts (the public half of a `.p8`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +51,21 @@ pub struct FcmAccount {
     pub public_pem: String,
 }
 
+/// An OPPO app the simulator trusts: its AppKey (the credential's `app_id`) and MasterSecret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OppoApp {
+    pub app_key: String,
+    pub master_secret: String,
+}
+
+/// A vivo app the simulator trusts: the credential's `app_id`, its AppKey and AppSecret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VivoApp {
+    pub app_id: String,
+    pub app_key: String,
+    pub app_secret: String,
+}
+
 /// What the simulators trust and how long what they issue lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimSettings {
@@ -52,6 +73,10 @@ pub struct SimSettings {
     pub fcm_accounts: Vec<FcmAccount>,
     /// Lifetime of the OAuth2 access tokens the FCM personality issues.
     pub fcm_token_lifetime: Duration,
+    /// OPPO apps, from the config's OPPO credentials.
+    pub oppo_apps: Vec<OppoApp>,
+    /// vivo apps, from the config's vivo credentials.
+    pub vivo_apps: Vec<VivoApp>,
 }
 
 impl Default for SimSettings {
@@ -60,6 +85,8 @@ impl Default for SimSettings {
             apns_keys: Vec::new(),
             fcm_accounts: Vec::new(),
             fcm_token_lifetime: Duration::from_secs(3600),
+            oppo_apps: Vec::new(),
+            vivo_apps: Vec::new(),
         }
     }
 }
@@ -95,12 +122,65 @@ impl SimSettings {
                 })
             })
             .collect::<Result<_, SimError>>()?;
+        let oppo_apps = oem_credentials(config, |v| v.oppo.as_ref())
+            .map(|(app_id, secrets, owner)| {
+                Ok(OppoApp {
+                    app_key: app_id,
+                    master_secret: oem_secret(config, secrets.master_secret.as_ref(), &owner)?,
+                })
+            })
+            .collect::<Result<_, SimError>>()?;
+        let vivo_apps = oem_credentials(config, |v| v.vivo.as_ref())
+            .map(|(app_id, secrets, owner)| {
+                Ok(VivoApp {
+                    app_id,
+                    app_key: secrets.app_key.clone(),
+                    app_secret: oem_secret(config, secrets.app_secret.as_ref(), &owner)?,
+                })
+            })
+            .collect::<Result<_, SimError>>()?;
         Ok(SimSettings {
             apns_keys,
             fcm_accounts,
+            oppo_apps,
+            vivo_apps,
             ..SimSettings::default()
         })
     }
+}
+
+/// The credentials with `vendor`'s secrets section, lowest business_id first: the public
+/// `app_id`, the secrets, and a name for errors (`credential 5 oppo`).
+fn oem_credentials<'a>(
+    config: &'a impush_config::Config,
+    vendor: impl Fn(&'a impush_config::VendorSettings) -> Option<&'a impush_config::OemSecrets>,
+) -> impl Iterator<Item = (String, &'a impush_config::OemSecrets, String)> {
+    let mut ids: Vec<u64> = config.vendors.keys().copied().collect();
+    ids.sort_unstable();
+    ids.into_iter().filter_map(move |id| {
+        let secrets = vendor(config.vendors.get(&id)?)?;
+        let app_id = config.credentials.get(&id)?.app_id.clone();
+        Some((app_id, secrets, format!("credential {id}")))
+    })
+}
+
+/// A secret of an OEM credential, resolved; missing or unreadable is an error naming it.
+fn oem_secret(
+    config: &impush_config::Config,
+    secret: Option<&impush_config::SecretRef>,
+    owner: &str,
+) -> Result<String, SimError> {
+    let secret = secret.ok_or_else(|| SimError::BadKey {
+        owner: owner.to_owned(),
+        message: "secret missing".into(),
+    })?;
+    config
+        .secret(secret)
+        .map(|s| s.expose().to_owned())
+        .map_err(|e| SimError::BadKey {
+            owner: owner.to_owned(),
+            message: e.to_string(),
+        })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,6 +232,8 @@ pub(crate) trait Personality {
 pub(crate) const VENDORS: &[&str] = &[
     <apns::Apns as Personality>::NAME,
     <fcm::Fcm as Personality>::NAME,
+    <oppo::Oppo as Personality>::NAME,
+    <vivo::Vivo as Personality>::NAME,
 ];
 
 /// The state of one running simulator, shared by every request.
@@ -159,6 +241,8 @@ pub(crate) struct Sim {
     pub control: control::Control,
     pub apns: apns::Apns,
     pub fcm: fcm::Fcm,
+    pub oppo: oppo::Oppo,
+    pub vivo: vivo::Vivo,
     /// Turns true when the server shuts down, so hanging (delayed) answers end at once.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -169,6 +253,8 @@ impl Sim {
             control: control::Control::default(),
             apns: apns::Apns::new(&settings.apns_keys)?,
             fcm: fcm::Fcm::new(&settings.fcm_accounts, settings.fcm_token_lifetime)?,
+            oppo: oppo::Oppo::new(&settings.oppo_apps),
+            vivo: vivo::Vivo::new(&settings.vivo_apps),
             shutdown,
         })
     }
@@ -178,6 +264,8 @@ fn router(sim: Arc<Sim>) -> Router {
     Router::new()
         .merge(<apns::Apns as Personality>::routes())
         .merge(<fcm::Fcm as Personality>::routes())
+        .merge(<oppo::Oppo as Personality>::routes())
+        .merge(<vivo::Vivo as Personality>::routes())
         .merge(control::routes())
         .with_state(sim)
 }

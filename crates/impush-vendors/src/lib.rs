@@ -17,6 +17,8 @@
 mod apns;
 mod fcm;
 mod http;
+mod oppo;
+mod vivo;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -76,6 +78,8 @@ pub struct VendorClients {
 enum Client {
     Apns(apns::Client),
     Fcm(fcm::Client),
+    Oppo(oppo::Client),
+    Vivo(vivo::Client),
 }
 
 impl VendorClients {
@@ -90,6 +94,14 @@ impl VendorClients {
             Vendor::Fcm => fcm::clients(config)?
                 .into_iter()
                 .map(|(id, c)| (id, Client::Fcm(c)))
+                .collect(),
+            Vendor::Oppo => oppo::clients(config)?
+                .into_iter()
+                .map(|(id, c)| (id, Client::Oppo(c)))
+                .collect(),
+            Vendor::Vivo => vivo::clients(config)?
+                .into_iter()
+                .map(|(id, c)| (id, Client::Vivo(c)))
                 .collect(),
             other => {
                 return Err(ClientError::UnsupportedVendor {
@@ -120,6 +132,8 @@ impl VendorClients {
         match self.clients.get(&business_id) {
             Some(Client::Apns(client)) => client.send(request, targets).await,
             Some(Client::Fcm(client)) => client.send(request, targets).await,
+            Some(Client::Oppo(client)) => client.send(request, targets).await,
+            Some(Client::Vivo(client)) => client.send(request, targets).await,
             None => http::all(
                 0,
                 targets.len(),

@@ -11,6 +11,8 @@ use impush_vendors::{SendResult, VendorClients};
 
 pub const APNS: u64 = 1;
 pub const FCM: u64 = 2;
+pub const OPPO: u64 = 5;
+pub const VIVO: u64 = 6;
 
 pub struct Stack {
     pub sim: RunningSim,
@@ -70,6 +72,37 @@ impl Stack {
             .iter()
             .filter(|d| d.token == token)
             .count()
+    }
+
+    /// Like [`Stack::start`], with the OEM credential `business_id` pointed at the
+    /// simulator's `vendor` personality too, after `config` changed the config.
+    pub async fn start_oem(
+        business_id: u64,
+        vendor: &str,
+        sim: impl FnOnce(&mut SimSettings),
+        config: impl FnOnce(&mut Config),
+    ) -> Stack {
+        let mut stack = Stack::start_with(sim, |_| {}).await;
+        stack.config.vendors.get_mut(&business_id).unwrap().base_url = stack.sim.base_url(vendor);
+        config(&mut stack.config);
+        stack
+    }
+
+    /// Sends the sample notification to every token at once (one batch request).
+    pub async fn send_many(
+        &self,
+        clients: &VendorClients,
+        business_id: u64,
+        tokens: &[String],
+    ) -> SendResult {
+        let targets: Vec<PushTarget> = tokens.iter().map(|t| target(t)).collect();
+        let request = build_payload(
+            &notification(),
+            &self.config.credentials[&business_id],
+            &targets,
+        )
+        .unwrap();
+        clients.send(business_id, &request, &targets).await
     }
 
     pub fn fault(&self, fault: Fault) {

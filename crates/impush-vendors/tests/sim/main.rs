@@ -6,3 +6,5 @@
 mod apns;
 mod common;
 mod fcm;
+mod oppo;
+mod vivo;
