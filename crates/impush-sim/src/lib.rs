@@ -14,6 +14,8 @@ mod control;
 mod fcm;
 mod oppo;
 mod vivo;
+mod huawei;
+mod xiaomi;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -66,6 +68,15 @@ pub struct VivoApp {
     pub app_secret: String,
 }
 
+/// An Android OEM app the simulator trusts (Huawei, Xiaomi): its public id, its secret and
+/// its package, read from the config's credentials of that vendor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OemApp {
+    pub app_id: String,
+    pub app_secret: String,
+    pub package_name: String,
+}
+
 /// What the simulators trust and how long what they issue lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimSettings {
@@ -77,6 +88,10 @@ pub struct SimSettings {
     pub oppo_apps: Vec<OppoApp>,
     /// vivo apps, from the config's vivo credentials.
     pub vivo_apps: Vec<VivoApp>,
+    pub huawei_apps: Vec<OemApp>,
+    /// Lifetime of the OAuth2 access tokens the Huawei personality issues.
+    pub huawei_token_lifetime: Duration,
+    pub xiaomi_apps: Vec<OemApp>,
 }
 
 impl Default for SimSettings {
@@ -87,6 +102,9 @@ impl Default for SimSettings {
             fcm_token_lifetime: Duration::from_secs(3600),
             oppo_apps: Vec::new(),
             vivo_apps: Vec::new(),
+            huawei_apps: Vec::new(),
+            huawei_token_lifetime: Duration::from_secs(3600),
+            xiaomi_apps: Vec::new(),
         }
     }
 }
@@ -144,6 +162,8 @@ impl SimSettings {
             fcm_accounts,
             oppo_apps,
             vivo_apps,
+            huawei_apps: oem_apps(config, "huawei", |v| v.huawei.as_ref())?,
+            xiaomi_apps: oem_apps(config, "xiaomi", |v| v.xiaomi.as_ref())?,
             ..SimSettings::default()
         })
     }
@@ -181,6 +201,43 @@ fn oem_secret(
             owner: owner.to_owned(),
             message: e.to_string(),
         })
+}
+
+/// The apps of one OEM vendor the config has credentials for (those with a
+/// `[credentials.<vendor>]` section), their `app_secret` read, by business_id order.
+fn oem_apps(
+    config: &impush_config::Config,
+    vendor: &str,
+    secrets_of: impl Fn(&impush_config::VendorSettings) -> Option<&impush_config::OemSecrets>,
+) -> Result<Vec<OemApp>, SimError> {
+    let mut ids: Vec<u64> = config.vendors.keys().copied().collect();
+    ids.sort_unstable();
+    let mut apps = Vec::new();
+    for business_id in ids {
+        let (Some(secrets), Some(profile)) = (
+            config.vendors.get(&business_id).and_then(&secrets_of),
+            config.credentials.get(&business_id),
+        ) else {
+            continue;
+        };
+        let bad = |message: String| SimError::BadKey {
+            owner: format!("{vendor} credential {business_id}"),
+            message,
+        };
+        let reference = secrets
+            .app_secret
+            .as_ref()
+            .ok_or_else(|| bad("no `app_secret`".into()))?;
+        let secret = config
+            .secret(reference)
+            .map_err(|e| bad(format!("`app_secret`: {e}")))?;
+        apps.push(OemApp {
+            app_id: profile.app_id.clone(),
+            app_secret: secret.expose().trim().to_owned(),
+            package_name: profile.package_name.clone(),
+        });
+    }
+    Ok(apps)
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -234,6 +291,8 @@ pub(crate) const VENDORS: &[&str] = &[
     <fcm::Fcm as Personality>::NAME,
     <oppo::Oppo as Personality>::NAME,
     <vivo::Vivo as Personality>::NAME,
+    <huawei::Huawei as Personality>::NAME,
+    <xiaomi::Xiaomi as Personality>::NAME,
 ];
 
 /// The state of one running simulator, shared by every request.
@@ -243,6 +302,8 @@ pub(crate) struct Sim {
     pub fcm: fcm::Fcm,
     pub oppo: oppo::Oppo,
     pub vivo: vivo::Vivo,
+    pub huawei: huawei::Huawei,
+    pub xiaomi: xiaomi::Xiaomi,
     /// Turns true when the server shuts down, so hanging (delayed) answers end at once.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -255,6 +316,8 @@ impl Sim {
             fcm: fcm::Fcm::new(&settings.fcm_accounts, settings.fcm_token_lifetime)?,
             oppo: oppo::Oppo::new(&settings.oppo_apps),
             vivo: vivo::Vivo::new(&settings.vivo_apps),
+            huawei: huawei::Huawei::new(&settings.huawei_apps, settings.huawei_token_lifetime),
+            xiaomi: xiaomi::Xiaomi::new(&settings.xiaomi_apps),
             shutdown,
         })
     }
@@ -266,6 +329,8 @@ fn router(sim: Arc<Sim>) -> Router {
         .merge(<fcm::Fcm as Personality>::routes())
         .merge(<oppo::Oppo as Personality>::routes())
         .merge(<vivo::Vivo as Personality>::routes())
+        .merge(<huawei::Huawei as Personality>::routes())
+        .merge(<xiaomi::Xiaomi as Personality>::routes())
         .merge(control::routes())
         .with_state(sim)
 }

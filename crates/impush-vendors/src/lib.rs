@@ -19,6 +19,8 @@ mod fcm;
 mod http;
 mod oppo;
 mod vivo;
+mod huawei;
+mod xiaomi;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -80,6 +82,8 @@ enum Client {
     Fcm(fcm::Client),
     Oppo(oppo::Client),
     Vivo(vivo::Client),
+    Huawei(huawei::Client),
+    Xiaomi(xiaomi::Client),
 }
 
 impl VendorClients {
@@ -102,6 +106,14 @@ impl VendorClients {
             Vendor::Vivo => vivo::clients(config)?
                 .into_iter()
                 .map(|(id, c)| (id, Client::Vivo(c)))
+                .collect(),
+            Vendor::Huawei => huawei::clients(config)?
+                .into_iter()
+                .map(|(id, c)| (id, Client::Huawei(c)))
+                .collect(),
+            Vendor::Xiaomi => xiaomi::clients(config)?
+                .into_iter()
+                .map(|(id, c)| (id, Client::Xiaomi(c)))
                 .collect(),
             other => {
                 return Err(ClientError::UnsupportedVendor {
@@ -134,6 +146,8 @@ impl VendorClients {
             Some(Client::Fcm(client)) => client.send(request, targets).await,
             Some(Client::Oppo(client)) => client.send(request, targets).await,
             Some(Client::Vivo(client)) => client.send(request, targets).await,
+            Some(Client::Huawei(client)) => client.send(request, targets).await,
+            Some(Client::Xiaomi(client)) => client.send(request, targets).await,
             None => http::all(
                 0,
                 targets.len(),
@@ -251,10 +265,10 @@ mod tests {
 
     #[test]
     fn vendors_without_a_client_are_an_error() {
-        let err = VendorClients::from_config(&testing::local_config(), Vendor::Huawei)
+        let err = VendorClients::from_config(&testing::local_config(), Vendor::Unspecified)
             .unwrap_err()
             .to_string();
-        assert!(err.contains("huawei"), "{err}");
+        assert!(err.contains("unspecified"), "{err}");
     }
 
     #[test]

@@ -8,3 +8,5 @@ mod common;
 mod fcm;
 mod oppo;
 mod vivo;
+mod huawei;
+mod xiaomi;

@@ -1,0 +1,651 @@
+//! Huawei Push Kit client (HMS Core, Android, REST API v1; vendors.md §3): OAuth 2.0
+//! client-credentials access tokens, batch sends of up to 1000 tokens, and the
+//! classification of every Push Kit code per token.
+//!
+//! - **Endpoint**: `base_url` + the request's `/v1/<app_id>/messages:send` (empty
+//!   `base_url`: `https://push-api.cloud.huawei.com`), JSON body as `impush-core` built it,
+//!   `Authorization: Bearer <access token>` added here.
+//! - **Access tokens**: form `grant_type=client_credentials&client_id=<app_id>&
+//!   client_secret=<huawei.app_secret>` POSTed to `huawei.auth_url` (default
+//!   `https://oauth-login.cloud.huawei.com/oauth2/v3/token`; Huawei's Go demo still uses
+//!   `login.cloud.huawei.com`, both serve it). The reply `{"access_token","expires_in":3600}`
+//!   is cached per (app_id, auth_url) until 5 minutes before it expires (half its life when
+//!   shorter), shared by the credentials of that app; token requests are themselves
+//!   flow-controlled (1000 per 5 minutes, anchors.md), hence the cache.
+//! - **`80200003` (token expired) and `80200001` (OAuth error)**: the token is dropped, a
+//!   new one fetched and the request sent once more, as the demo client does
+//!   (HMS-Core/hms-push-serverdemo-go `src/push/core/pushclient.go`); a second refusal is
+//!   `Rejected` (a wrong app secret or app id).
+//! - **Answers** `{"code","msg","requestId"}`, classified on `code` (never on `msg`):
+//!
+//! | code | outcome |
+//! |---|---|
+//! | `80000000` | every token `Delivered` |
+//! | `80100000` partial success | tokens in `msg`'s `illegal_tokens` `InvalidToken`, the others `Delivered` |
+//! | `80300007` all tokens invalid | every token `InvalidToken` |
+//! | `80200001`, `80200003` | refresh the access token, send once more |
+//! | `80600003` OAuth server error, `81000001` internal error | `Retry` |
+//! | `80100001`, `80100003`, `80100004`, `80100013`, `80100016`, `80300002`, `80300008`, `80300010`, `80300011` | `Rejected` |
+//! | any other code | by HTTP status: 401 refresh; 429, 5xx `Retry` (503 is Push Kit's flow control); else `Rejected` |
+//!
+//! `Retry` keeps the `Retry-After` of the answer when there is one. Push Kit has no daily
+//! quota code for the IM (service and communication) category impush sends, so none is
+//! classified here. Codes `80100001`, `80200001`, `80200003`, `80300007`, `80300010` are
+//! verified in Huawei's docs and demo; the others are [M] in vendors.md §3.3; the
+//! `illegal_tokens` shape of `80100000` is [M] (parsed the way third-party clients do).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use impush_config::Config;
+use impush_core::{CredentialProfile, PushTarget, Vendor, VendorRequest};
+use serde::Deserialize;
+use serde_json::Value;
+
+use crate::http;
+use crate::{ClientError, Outcome, SendResult};
+
+pub(crate) const DEFAULT_BASE_URL: &str = "https://push-api.cloud.huawei.com";
+pub(crate) const DEFAULT_AUTH_URL: &str = "https://oauth-login.cloud.huawei.com/oauth2/v3/token";
+/// An access token is replaced this long before it expires.
+const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
+
+/// One Huawei credential's client.
+pub(crate) struct Client {
+    business_id: u64,
+    base_url: String,
+    http: reqwest::Client,
+    auth: Arc<TokenSource>,
+}
+
+/// Clients for every Huawei credential of the config.
+pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientError> {
+    let mut sources = HashMap::new();
+    let mut clients = HashMap::new();
+    for business_id in crate::business_ids(config, Vendor::Huawei) {
+        if let Some(profile) = config.credentials.get(&business_id) {
+            clients.insert(business_id, client(config, profile, &mut sources)?);
+        }
+    }
+    Ok(clients)
+}
+
+fn client(
+    config: &Config,
+    profile: &CredentialProfile,
+    sources: &mut HashMap<(String, String), Arc<TokenSource>>,
+) -> Result<Client, ClientError> {
+    let business_id = profile.business_id;
+    let fail = |field, message: String| ClientError::Credential {
+        business_id,
+        field,
+        message,
+    };
+    let settings = config
+        .vendors
+        .get(&business_id)
+        .cloned()
+        .unwrap_or_default();
+    let base_url = if settings.base_url.trim().is_empty() {
+        DEFAULT_BASE_URL.to_owned()
+    } else {
+        http::base_url(business_id, &settings.base_url)?
+    };
+    let app_id = profile.app_id.trim();
+    if app_id.is_empty() {
+        return Err(fail(
+            "app_id",
+            "missing: Huawei's AppId is the OAuth client_id".into(),
+        ));
+    }
+    let secrets = settings.huawei.as_ref().ok_or_else(|| {
+        fail(
+            "huawei",
+            "missing: a Huawei credential needs [credentials.huawei] with `app_secret`".into(),
+        )
+    })?;
+    let reference = secrets
+        .app_secret
+        .as_ref()
+        .ok_or_else(|| fail("huawei.app_secret", "missing".into()))?;
+    let app_secret = config
+        .secret(reference)
+        .map_err(|e| fail("huawei.app_secret", e.to_string()))?
+        .expose()
+        .trim()
+        .to_owned();
+    if app_secret.is_empty() {
+        return Err(fail("huawei.app_secret", "empty".into()));
+    }
+    let auth_url = secrets.auth_url.as_deref().unwrap_or(DEFAULT_AUTH_URL);
+    let auth_url = http::base_url(business_id, auth_url).map_err(|_| {
+        fail(
+            "huawei.auth_url",
+            format!("{auth_url:?} is not an http:// or https:// URL"),
+        )
+    })?;
+    let http = http::builder(crate::request_timeout(config))
+        .build()
+        .map_err(|e| fail("base_url", format!("cannot build the HTTP client: {e}")))?;
+    let id = (app_id.to_owned(), auth_url.clone());
+    let auth = Arc::clone(sources.entry(id).or_insert_with(|| {
+        Arc::new(TokenSource {
+            app_id: app_id.to_owned(),
+            app_secret,
+            auth_url,
+            http: http.clone(),
+            cache: tokio::sync::Mutex::new(None),
+        })
+    }));
+    Ok(Client {
+        business_id,
+        base_url,
+        http,
+        auth,
+    })
+}
+
+/// A Huawei answer for a whole request.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Answer {
+    /// One outcome per token, in order.
+    Done(Vec<Outcome>),
+    /// The access token was refused: refresh it and send once more; the reason is what to
+    /// report if that does not help.
+    RefreshAuth(String),
+}
+
+impl Client {
+    /// Sends one request for 1–1000 tokens.
+    pub(crate) async fn send(&self, request: &VendorRequest, targets: &[PushTarget]) -> SendResult {
+        let url = format!("{}{}", self.base_url, request.path);
+        let body = request.body.to_bytes();
+        let mut token = match self.auth.token().await {
+            Ok(token) => token,
+            Err(failure) => return self.finish(targets, failure.status, failure.outcome),
+        };
+        let mut refreshed = false;
+        loop {
+            let authorization = format!("Bearer {}", token.value);
+            let exchange = match http::post(
+                &self.http,
+                &url,
+                "application/json;charset=utf-8",
+                &request.headers,
+                Some(&authorization),
+                body.clone(),
+            )
+            .await
+            {
+                Ok(exchange) => exchange,
+                Err(reason) => {
+                    let outcome = Outcome::Retry {
+                        after: None,
+                        reason,
+                    };
+                    return self.finish(targets, 0, outcome);
+                }
+            };
+            match classify(
+                exchange.status,
+                &exchange.body,
+                exchange.retry_after,
+                targets,
+            ) {
+                Answer::Done(outcomes) => {
+                    return self.finish_each(targets, exchange.status, outcomes);
+                }
+                Answer::RefreshAuth(_) if !refreshed => {
+                    tracing::info!(
+                        business_id = self.business_id,
+                        "huawei: access token refused, sending again with a fresh one"
+                    );
+                    match self.auth.refused(&token).await {
+                        Ok(fresh) => {
+                            token = fresh;
+                            refreshed = true;
+                        }
+                        Err(failure) => {
+                            return self.finish(targets, failure.status, failure.outcome);
+                        }
+                    }
+                }
+                Answer::RefreshAuth(reason) => {
+                    return self.finish(targets, exchange.status, Outcome::Rejected { reason });
+                }
+            }
+        }
+    }
+
+    fn finish(&self, targets: &[PushTarget], status: u16, outcome: Outcome) -> SendResult {
+        self.finish_each(targets, status, vec![outcome; targets.len()])
+    }
+
+    fn finish_each(
+        &self,
+        targets: &[PushTarget],
+        status: u16,
+        outcomes: Vec<Outcome>,
+    ) -> SendResult {
+        for (target, outcome) in targets.iter().zip(&outcomes) {
+            http::log_outcome("huawei", self.business_id, &target.token, status, outcome);
+        }
+        SendResult { status, outcomes }
+    }
+}
+
+/// One Huawei app at one OAuth endpoint, and its cached access token.
+pub(crate) struct TokenSource {
+    app_id: String,
+    app_secret: String,
+    auth_url: String,
+    http: reqwest::Client,
+    cache: tokio::sync::Mutex<Option<AccessToken>>,
+}
+
+#[derive(Clone, PartialEq)]
+pub(crate) struct AccessToken {
+    pub value: Arc<str>,
+    pub refresh_at: Instant,
+}
+
+/// Shows the first 8 characters of the token only.
+impl std::fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccessToken")
+            .field("value", &format_args!("{}…", http::short(&self.value)))
+            .field("refresh_at", &self.refresh_at)
+            .finish()
+    }
+}
+
+/// Why no access token could be had: the outcome for every target and the OAuth
+/// endpoint's HTTP status (0 if none).
+#[derive(Debug)]
+pub(crate) struct AuthFailure {
+    pub status: u16,
+    pub outcome: Outcome,
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    #[serde(default)]
+    expires_in: Option<u64>,
+}
+
+impl TokenSource {
+    /// The cached access token, or a new one when there is none or it is due.
+    pub(crate) async fn token(&self) -> Result<AccessToken, AuthFailure> {
+        let mut cache = self.cache.lock().await;
+        if let Some(token) = cache.as_ref()
+            && Instant::now() < token.refresh_at
+        {
+            return Ok(token.clone());
+        }
+        let token = self.fetch().await?;
+        *cache = Some(token.clone());
+        Ok(token)
+    }
+
+    /// Push Kit refused `used`: a fresh token, unless another request already got one.
+    pub(crate) async fn refused(&self, used: &AccessToken) -> Result<AccessToken, AuthFailure> {
+        let mut cache = self.cache.lock().await;
+        if let Some(token) = cache.as_ref()
+            && token.value != used.value
+            && Instant::now() < token.refresh_at
+        {
+            return Ok(token.clone());
+        }
+        *cache = None;
+        let token = self.fetch().await?;
+        *cache = Some(token.clone());
+        Ok(token)
+    }
+
+    /// The client-credentials grant at `auth_url`.
+    async fn fetch(&self) -> Result<AccessToken, AuthFailure> {
+        let fail = |status, outcome| AuthFailure { status, outcome };
+        let form = [
+            ("grant_type".to_owned(), "client_credentials".to_owned()),
+            ("client_id".to_owned(), self.app_id.clone()),
+            ("client_secret".to_owned(), self.app_secret.clone()),
+        ];
+        let body = impush_core::payload::form_urlencode(&form);
+        let exchange = http::post(
+            &self.http,
+            &self.auth_url,
+            "application/x-www-form-urlencoded",
+            &[],
+            None,
+            body.into_bytes(),
+        )
+        .await
+        .map_err(|reason| {
+            fail(
+                0,
+                Outcome::Retry {
+                    after: None,
+                    reason: format!("auth: {reason}"),
+                },
+            )
+        })?;
+        let received = Instant::now();
+        let status = exchange.status;
+        if (200..300).contains(&status)
+            && let Ok(response) = serde_json::from_slice::<TokenResponse>(&exchange.body)
+        {
+            tracing::debug!(app_id = %self.app_id, expires_in = ?response.expires_in, "huawei: new access token");
+            return Ok(AccessToken {
+                value: response.access_token.into(),
+                refresh_at: refresh_at(received, response.expires_in.unwrap_or(3600)),
+            });
+        }
+        // Huawei's OAuth errors: `{"error":1101,"sub_error":20186,"error_description"}`.
+        let error = serde_json::from_slice::<Value>(&exchange.body).unwrap_or_default();
+        let code = |name: &str| match &error[name] {
+            Value::Number(n) => n.to_string(),
+            Value::String(s) => s.clone(),
+            _ => String::new(),
+        };
+        let reason = format!("auth: {status} {} {}", code("error"), code("sub_error"))
+            .trim_end()
+            .to_owned();
+        tracing::warn!(app_id = %self.app_id, %reason, "huawei: no access token");
+        let outcome = if status == 429 || status >= 500 {
+            Outcome::Retry {
+                after: exchange.retry_after,
+                reason,
+            }
+        } else {
+            Outcome::Rejected { reason }
+        };
+        Err(fail(status, outcome))
+    }
+}
+
+/// When to replace a token received at `received` that lives `expires_in` seconds.
+fn refresh_at(received: Instant, expires_in: u64) -> Instant {
+    let lifetime = Duration::from_secs(expires_in);
+    received + lifetime.saturating_sub(REFRESH_MARGIN).max(lifetime / 2)
+}
+
+/// The `80100000` partial-success details, a JSON string in `msg`.
+#[derive(Deserialize, Default)]
+struct PartialSuccess {
+    #[serde(default)]
+    illegal_tokens: Vec<String>,
+}
+
+/// A Push Kit answer for `targets`: the `code` decides (string or number), else the HTTP
+/// status. Message texts are read only for `80100000`, whose `msg` carries the tokens.
+pub(crate) fn classify(
+    status: u16,
+    body: &[u8],
+    retry_after: Option<Duration>,
+    targets: &[PushTarget],
+) -> Answer {
+    let answer = serde_json::from_slice::<Value>(body).unwrap_or_default();
+    let code = match &answer["code"] {
+        Value::String(code) => code.clone(),
+        Value::Number(code) => code.to_string(),
+        _ => String::new(),
+    };
+    let all = |outcome: Outcome| Answer::Done(vec![outcome; targets.len()]);
+    let retry = |reason: &str| {
+        all(Outcome::Retry {
+            after: retry_after,
+            reason: reason.to_owned(),
+        })
+    };
+    let rejected = |reason: &str| {
+        all(Outcome::Rejected {
+            reason: reason.to_owned(),
+        })
+    };
+    match code.as_str() {
+        "80000000" => all(Outcome::Delivered),
+        "80100000" => {
+            let details: PartialSuccess = answer["msg"]
+                .as_str()
+                .and_then(|msg| serde_json::from_str(msg).ok())
+                .unwrap_or_default();
+            if details.illegal_tokens.is_empty() {
+                // Unreadable details: the accepted tokens must not be sent twice, and the
+                // illegal ones will be reported again next time.
+                tracing::warn!("huawei: 80100000 without readable illegal_tokens");
+            }
+            let illegal: HashSet<&str> =
+                details.illegal_tokens.iter().map(String::as_str).collect();
+            Answer::Done(
+                targets
+                    .iter()
+                    .map(|t| {
+                        if illegal.contains(t.token.as_str()) {
+                            Outcome::InvalidToken {
+                                reason: "80100000 illegal_token".into(),
+                            }
+                        } else {
+                            Outcome::Delivered
+                        }
+                    })
+                    .collect(),
+            )
+        }
+        "80300007" => all(Outcome::InvalidToken {
+            reason: "80300007".into(),
+        }),
+        "80200001" | "80200003" => Answer::RefreshAuth(code),
+        "80600003" | "81000001" => retry(&code),
+        "80100001" | "80100003" | "80100004" | "80100013" | "80100016" | "80300002"
+        | "80300008" | "80300010" | "80300011" => rejected(&code),
+        _ => {
+            let reason = if code.is_empty() {
+                status.to_string()
+            } else {
+                format!("{status} {code}")
+            };
+            match status {
+                401 => Answer::RefreshAuth(reason),
+                429 | 500..=599 => retry(&reason),
+                _ => rejected(&reason),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::testing::*;
+
+    fn targets(tokens: &[&str]) -> Vec<PushTarget> {
+        tokens
+            .iter()
+            .map(|t| PushTarget {
+                user_id: "u".into(),
+                device_id: "d".into(),
+                token: (*t).into(),
+                badge: None,
+            })
+            .collect()
+    }
+
+    fn answer(status: u16, code: &str) -> Answer {
+        let body = json!({"code": code, "msg": "whatever", "requestId": "1"}).to_string();
+        classify(status, body.as_bytes(), None, &targets(&["a", "b"]))
+    }
+
+    fn both(outcome: Outcome) -> Answer {
+        Answer::Done(vec![outcome.clone(), outcome])
+    }
+
+    #[test]
+    fn huawei_80000000_delivers_every_token() {
+        assert_eq!(answer(200, "80000000"), both(Outcome::Delivered));
+    }
+
+    #[test]
+    fn huawei_80100000_splits_illegal_tokens_from_delivered_ones() {
+        let msg = json!({"success": 2, "failure": 1, "illegal_tokens": ["b"]}).to_string();
+        let body = json!({"code": "80100000", "msg": msg, "requestId": "1"}).to_string();
+        let answer = classify(200, body.as_bytes(), None, &targets(&["a", "b", "c"]));
+        let invalid = Outcome::InvalidToken {
+            reason: "80100000 illegal_token".into(),
+        };
+        assert_eq!(
+            answer,
+            Answer::Done(vec![Outcome::Delivered, invalid, Outcome::Delivered])
+        );
+    }
+
+    #[test]
+    fn huawei_80300007_makes_every_token_invalid() {
+        assert_eq!(
+            answer(200, "80300007"),
+            both(Outcome::InvalidToken {
+                reason: "80300007".into()
+            })
+        );
+    }
+
+    #[test]
+    fn huawei_oauth_errors_refresh_the_access_token() {
+        for code in ["80200001", "80200003"] {
+            assert_eq!(answer(401, code), Answer::RefreshAuth(code.into()));
+        }
+        assert_eq!(
+            classify(401, b"", None, &targets(&["a"])),
+            Answer::RefreshAuth("401".into())
+        );
+    }
+
+    #[test]
+    fn huawei_server_errors_are_retried_after_retry_after() {
+        for code in ["80600003", "81000001"] {
+            assert_eq!(
+                answer(500, code),
+                both(Outcome::Retry {
+                    after: None,
+                    reason: code.into()
+                })
+            );
+        }
+        let after = Some(Duration::from_secs(7));
+        // 503 is Push Kit's flow control, its body not always Push Kit's JSON.
+        assert_eq!(
+            classify(503, b"<html>", after, &targets(&["a"])),
+            Answer::Done(vec![Outcome::Retry {
+                after,
+                reason: "503".into()
+            }])
+        );
+        assert_eq!(
+            classify(429, b"", after, &targets(&["a"])),
+            Answer::Done(vec![Outcome::Retry {
+                after,
+                reason: "429".into()
+            }])
+        );
+    }
+
+    #[test]
+    fn huawei_request_errors_are_rejected() {
+        for code in [
+            "80100001", "80100003", "80100004", "80100013", "80100016", "80300002", "80300008",
+            "80300010", "80300011",
+        ] {
+            assert_eq!(
+                answer(400, code),
+                both(Outcome::Rejected {
+                    reason: code.into()
+                }),
+                "{code}"
+            );
+        }
+    }
+
+    #[test]
+    fn huawei_unknown_codes_fall_back_to_the_http_status() {
+        assert_eq!(
+            answer(400, "89999999"),
+            both(Outcome::Rejected {
+                reason: "400 89999999".into()
+            })
+        );
+        assert_eq!(
+            answer(502, "89999999"),
+            both(Outcome::Retry {
+                after: None,
+                reason: "502 89999999".into()
+            })
+        );
+        // Numeric codes are read too.
+        let body = br#"{"code":80000000,"msg":"Success"}"#;
+        assert_eq!(
+            classify(200, body, None, &targets(&["a"])),
+            Answer::Done(vec![Outcome::Delivered])
+        );
+    }
+
+    #[test]
+    fn access_tokens_are_replaced_five_minutes_before_they_expire() {
+        let t0 = Instant::now();
+        assert_eq!(refresh_at(t0, 3600), t0 + Duration::from_secs(3300));
+        assert_eq!(refresh_at(t0, 60), t0 + Duration::from_secs(30));
+    }
+
+    #[test]
+    fn credentials_of_one_app_share_one_token_source() {
+        let mut text = String::new();
+        for id in [31, 32] {
+            text.push_str(&format!(
+                "[[credentials]]\nbusiness_id = {id}\nvendor = \"huawei\"\napp_id = \"1001\"\n\
+                 [credentials.huawei]\napp_secret = {{ file = \"keys/huawei-test-app-secret.txt\" }}\n"
+            ));
+        }
+        let clients = clients(&config_in(&local_dir(), &text)).unwrap();
+        assert!(Arc::ptr_eq(&clients[&31].auth, &clients[&32].auth));
+        assert_eq!(clients[&31].base_url, DEFAULT_BASE_URL);
+        assert_eq!(clients[&31].auth.auth_url, DEFAULT_AUTH_URL);
+    }
+
+    #[test]
+    fn config_errors_name_the_business_id_and_field() {
+        let dir = temp_dir("huawei-config");
+        std::fs::write(dir.join("empty.txt"), "\n").unwrap();
+        let cases = [
+            ("app_id = \"1\"\n", "huawei"),
+            (
+                "app_id = \"1\"\n[credentials.huawei]\n",
+                "huawei.app_secret",
+            ),
+            (
+                "app_id = \"1\"\n[credentials.huawei]\napp_secret = { file = \"missing.txt\" }\n",
+                "huawei.app_secret",
+            ),
+            (
+                "app_id = \"1\"\n[credentials.huawei]\napp_secret = { file = \"empty.txt\" }\n",
+                "huawei.app_secret",
+            ),
+        ];
+        for (rest, field) in cases {
+            let text = format!("[[credentials]]\nbusiness_id = 9\nvendor = \"huawei\"\n{rest}");
+            let err = match clients(&config_in(&dir, &text)) {
+                Ok(_) => panic!("accepted: {rest}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains("credential 9"), "{err}");
+            assert!(err.contains(&format!("`{field}`")), "{field}: {err}");
+        }
+        std::fs::write(dir.join("secret.txt"), "s3cret\n").unwrap();
+        let text = "[[credentials]]\nbusiness_id = 9\nvendor = \"huawei\"\napp_id = \"1\"\n\
+                    [credentials.huawei]\napp_secret = { file = \"secret.txt\" }\nauth_url = \"login/token\"\n";
+        let err = clients(&config_in(&dir, text)).err().unwrap().to_string();
+        assert!(err.contains("`huawei.auth_url`"), "{err}");
+        assert!(!err.contains("s3cret"), "no secret in errors: {err}");
+    }
+}
