@@ -12,9 +12,11 @@
 mod apns;
 mod control;
 mod fcm;
-mod oppo;
-mod vivo;
 mod huawei;
+mod meizu;
+mod oppo;
+mod tpns;
+mod vivo;
 mod xiaomi;
 
 use std::future::Future;
@@ -77,11 +79,47 @@ pub struct OemApp {
     pub package_name: String,
 }
 
+/// A Meizu app the simulator trusts: its appId and the appSecret its requests are signed with.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MeizuApp {
+    pub app_id: String,
+    pub app_secret: String,
+}
+
+/// A TPNS app the simulator trusts: the AccessID and SecretKey of its Basic auth.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TpnsApp {
+    pub access_id: String,
+    pub secret_key: String,
+}
+
+/// Shows the app, never its secret.
+impl std::fmt::Debug for MeizuApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MeizuApp")
+            .field("app_id", &self.app_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Shows the AccessID, never the SecretKey.
+impl std::fmt::Debug for TpnsApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TpnsApp")
+            .field("access_id", &self.access_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What the simulators trust and how long what they issue lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SimSettings {
     pub apns_keys: Vec<ApnsKey>,
     pub fcm_accounts: Vec<FcmAccount>,
+    /// Meizu apps: the config's Meizu credentials.
+    pub meizu_apps: Vec<MeizuApp>,
+    /// TPNS apps: the config's TPNS credentials.
+    pub tpns_apps: Vec<TpnsApp>,
     /// Lifetime of the OAuth2 access tokens the FCM personality issues.
     pub fcm_token_lifetime: Duration,
     /// OPPO apps, from the config's OPPO credentials.
@@ -99,6 +137,8 @@ impl Default for SimSettings {
         SimSettings {
             apns_keys: Vec::new(),
             fcm_accounts: Vec::new(),
+            meizu_apps: Vec::new(),
+            tpns_apps: Vec::new(),
             fcm_token_lifetime: Duration::from_secs(3600),
             oppo_apps: Vec::new(),
             vivo_apps: Vec::new(),
@@ -164,6 +204,20 @@ impl SimSettings {
             vivo_apps,
             huawei_apps: oem_apps(config, "huawei", |v| v.huawei.as_ref())?,
             xiaomi_apps: oem_apps(config, "xiaomi", |v| v.xiaomi.as_ref())?,
+            meizu_apps: oem_apps(config, "meizu", |v| v.meizu.as_ref())?
+                .into_iter()
+                .map(|app| MeizuApp {
+                    app_id: app.app_id,
+                    app_secret: app.app_secret,
+                })
+                .collect(),
+            tpns_apps: oem_apps(config, "tpns", |v| v.tpns.as_ref())?
+                .into_iter()
+                .map(|app| TpnsApp {
+                    access_id: app.app_id,
+                    secret_key: app.app_secret,
+                })
+                .collect(),
             ..SimSettings::default()
         })
     }
@@ -293,6 +347,8 @@ pub(crate) const VENDORS: &[&str] = &[
     <vivo::Vivo as Personality>::NAME,
     <huawei::Huawei as Personality>::NAME,
     <xiaomi::Xiaomi as Personality>::NAME,
+    <meizu::Meizu as Personality>::NAME,
+    <tpns::Tpns as Personality>::NAME,
 ];
 
 /// The state of one running simulator, shared by every request.
@@ -304,6 +360,8 @@ pub(crate) struct Sim {
     pub vivo: vivo::Vivo,
     pub huawei: huawei::Huawei,
     pub xiaomi: xiaomi::Xiaomi,
+    pub meizu: meizu::Meizu,
+    pub tpns: tpns::Tpns,
     /// Turns true when the server shuts down, so hanging (delayed) answers end at once.
     pub shutdown: watch::Receiver<bool>,
 }
@@ -318,6 +376,8 @@ impl Sim {
             vivo: vivo::Vivo::new(&settings.vivo_apps),
             huawei: huawei::Huawei::new(&settings.huawei_apps, settings.huawei_token_lifetime),
             xiaomi: xiaomi::Xiaomi::new(&settings.xiaomi_apps),
+            meizu: meizu::Meizu::new(&settings.meizu_apps),
+            tpns: tpns::Tpns::new(&settings.tpns_apps),
             shutdown,
         })
     }
@@ -331,6 +391,8 @@ fn router(sim: Arc<Sim>) -> Router {
         .merge(<vivo::Vivo as Personality>::routes())
         .merge(<huawei::Huawei as Personality>::routes())
         .merge(<xiaomi::Xiaomi as Personality>::routes())
+        .merge(<meizu::Meizu as Personality>::routes())
+        .merge(<tpns::Tpns as Personality>::routes())
         .merge(control::routes())
         .with_state(sim)
 }

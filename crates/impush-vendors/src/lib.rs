@@ -17,9 +17,11 @@
 mod apns;
 mod fcm;
 mod http;
-mod oppo;
-mod vivo;
 mod huawei;
+mod meizu;
+mod oppo;
+mod tpns;
+mod vivo;
 mod xiaomi;
 
 use std::collections::HashMap;
@@ -84,6 +86,8 @@ enum Client {
     Vivo(vivo::Client),
     Huawei(huawei::Client),
     Xiaomi(xiaomi::Client),
+    Meizu(meizu::Client),
+    Tpns(tpns::Client),
 }
 
 impl VendorClients {
@@ -114,6 +118,14 @@ impl VendorClients {
             Vendor::Xiaomi => xiaomi::clients(config)?
                 .into_iter()
                 .map(|(id, c)| (id, Client::Xiaomi(c)))
+                .collect(),
+            Vendor::Meizu => meizu::clients(config)?
+                .into_iter()
+                .map(|(id, c)| (id, Client::Meizu(c)))
+                .collect(),
+            Vendor::Tpns => tpns::clients(config)?
+                .into_iter()
+                .map(|(id, c)| (id, Client::Tpns(c)))
                 .collect(),
             other => {
                 return Err(ClientError::UnsupportedVendor {
@@ -148,6 +160,8 @@ impl VendorClients {
             Some(Client::Vivo(client)) => client.send(request, targets).await,
             Some(Client::Huawei(client)) => client.send(request, targets).await,
             Some(Client::Xiaomi(client)) => client.send(request, targets).await,
+            Some(Client::Meizu(client)) => client.send(request, targets).await,
+            Some(Client::Tpns(client)) => client.send(request, targets).await,
             None => http::all(
                 0,
                 targets.len(),

@@ -145,3 +145,34 @@ pub fn target(token: &str) -> PushTarget {
 /// Timeouts short enough for a test, long enough for a loaded machine.
 pub const SHORT_TIMEOUT_MS: u64 = 500;
 pub const LONG_DELAY: Duration = Duration::from_secs(5);
+
+pub const MEIZU: u64 = 7;
+pub const TPNS: u64 = 8;
+
+impl Stack {
+    /// [`Stack::start`] with credential `business_id` also pointed at `vendor`'s personality
+    /// (the base stack points APNs and FCM only).
+    pub async fn start_pointing(business_id: u64, vendor: &str) -> Stack {
+        let mut stack = Stack::start().await;
+        let base_url = stack.sim.base_url(vendor);
+        stack.config.vendors.get_mut(&business_id).unwrap().base_url = base_url;
+        stack
+    }
+
+    /// Sends the sample notification to every token in one request.
+    pub async fn send_batch(
+        &self,
+        clients: &VendorClients,
+        business_id: u64,
+        tokens: &[String],
+    ) -> SendResult {
+        let targets: Vec<PushTarget> = tokens.iter().map(|t| target(t)).collect();
+        let request = build_payload(
+            &notification(),
+            &self.config.credentials[&business_id],
+            &targets,
+        )
+        .unwrap();
+        clients.send(business_id, &request, &targets).await
+    }
+}

@@ -6,7 +6,9 @@
 mod apns;
 mod common;
 mod fcm;
-mod oppo;
-mod vivo;
 mod huawei;
+mod meizu;
+mod oppo;
+mod tpns;
+mod vivo;
 mod xiaomi;
