@@ -675,3 +675,77 @@ async fn a_dead_token_with_nobody_listening_for_feedback_does_not_block_the_push
         0
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_vendor_channel_delivers_through_its_own_api() {
+    let vendors = [
+        (Vendor::Apns, apns_token(42)),
+        (Vendor::Fcm, "fcm:every-vendor-token".to_owned()),
+        (
+            Vendor::Huawei,
+            "IQAAAACy0kYkAAC0fJ1Wg6xd+h9b/huawei=".to_owned(),
+        ),
+        (Vendor::Xiaomi, "ZBfL1d4rX6y/RW+xiaomi=".to_owned()),
+        (Vendor::Oppo, "CN_oppo_regid_5b7e".to_owned()),
+        (Vendor::Vivo, "16000000000000000006".to_owned()),
+        (Vendor::Meizu, "MZ-pushid-7a1c".to_owned()),
+        (Vendor::Tpns, "0608d1d2c1b5e7f3a9e0b1c2d3e4f5a6".to_owned()),
+    ];
+    let fleet = Fleet::start(FleetOptions {
+        vendors: vendors.iter().map(|(v, _)| *v).collect(),
+        ..FleetOptions::default()
+    })
+    .await;
+    let t = now_ms() - 10_000;
+    let mut events = Vec::new();
+    for (vendor, token) in &vendors {
+        let user = format!("user-{}", impush_core::vendor::name(*vendor));
+        events.push(register(&user, "phone", *vendor, token, t));
+        events.push(presence(
+            &user,
+            "phone",
+            PresenceState::Background,
+            1,
+            t + 1,
+        ));
+    }
+    fleet.publish(events).await;
+    settle().await;
+    let messages = vendors
+        .iter()
+        .map(|(vendor, _)| {
+            let name = impush_core::vendor::name(*vendor);
+            Event::OfflineMessage(text_message(
+                &format!("m-{name}"),
+                "denny",
+                &format!("user-{name}"),
+                "hello",
+            ))
+        })
+        .collect();
+    fleet.publish(messages).await;
+    fleet
+        .wait_deliveries(WAIT, |d| d.len() >= vendors.len())
+        .await;
+    settle().await;
+    let deliveries = fleet.deliveries(None).await;
+    let mut got: Vec<(String, String)> = deliveries
+        .iter()
+        .map(|d| {
+            (
+                d["vendor"].as_str().unwrap().to_owned(),
+                d["token"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut expected: Vec<(String, String)> = vendors
+        .iter()
+        .map(|(v, t)| (impush_core::vendor::name(*v).to_owned(), t.clone()))
+        .collect();
+    expected.sort();
+    assert_eq!(got, expected, "one delivery per vendor, to its token");
+    for d in &deliveries {
+        assert_eq!(d["body"], "DENNY: hello", "{d}");
+    }
+}

@@ -57,11 +57,13 @@ impl std::fmt::Display for TokenFormatError {
     }
 }
 
-/// Checks a device token before it is stored: vendor tokens are hex (APNs), base64url with
-/// `:` (FCM) or alphanumeric with `-`, `_`, `.` (the OEM channels), within a vendor-sized
-/// length. The charset check is what keeps a token from ever changing a request URL or a
-/// comma-separated token list; exact per-vendor formats are left to the vendors, which
-/// answer "invalid token" and get the registration pruned.
+/// Checks a device token before it is stored and before it goes into a request: vendor
+/// tokens are hex (APNs), base64url with `:` (FCM), standard base64 with `+`, `/`, `=`
+/// (Xiaomi regids, Huawei tokens: they travel in form and JSON bodies, never in a path), or
+/// alphanumeric with `-`, `_`, `.` (the other channels), within a vendor-sized length. No
+/// vendor's token has a comma, space, `&`, `?`, `#` or `%`, so none can change a URL, a form
+/// field or a comma-separated token list. Exact per-vendor formats are left to the vendors,
+/// which answer "invalid token" and get the registration pruned.
 pub fn check_token(vendor: Vendor, token: &str) -> Result<(), TokenFormatError> {
     let max = match vendor {
         Vendor::Apns => 200,
@@ -74,10 +76,13 @@ pub fn check_token(vendor: Vendor, token: &str) -> Result<(), TokenFormatError> 
     if token.len() > max {
         return Err(TokenFormatError::TooLong { max });
     }
-    if !token
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'~'))
-    {
+    let base64 = matches!(vendor, Vendor::Xiaomi | Vendor::Huawei);
+    let allowed = |b: u8| {
+        b.is_ascii_alphanumeric()
+            || matches!(b, b'-' | b'_' | b'.' | b':' | b'~')
+            || (base64 && matches!(b, b'+' | b'/' | b'='))
+    };
+    if !token.bytes().all(allowed) {
         return Err(TokenFormatError::BadCharacter);
     }
     Ok(())
@@ -101,13 +106,28 @@ mod tests {
             check_token(Vendor::Apns, &"a".repeat(201)),
             Err(TokenFormatError::TooLong { max: 200 })
         );
-        for bad in ["a/b", "a,b", "a b", "a%2F", "a?b", "a&b", "\u{0}"] {
+        for bad in ["a,b", "a b", "a%2F", "a?b", "a&b", "a#b", "\u{0}"] {
             assert_eq!(
                 check_token(Vendor::Xiaomi, bad),
                 Err(TokenFormatError::BadCharacter),
                 "{bad}"
             );
         }
+        assert_eq!(
+            check_token(Vendor::Xiaomi, "ZBfL1d4rX6y/RW+x="),
+            Ok(()),
+            "base64 regids"
+        );
+        assert_eq!(
+            check_token(Vendor::Apns, "ab/cd"),
+            Err(TokenFormatError::BadCharacter),
+            "an APNs token goes into the URL path"
+        );
+        assert_eq!(
+            check_token(Vendor::Oppo, "ab/cd"),
+            Err(TokenFormatError::BadCharacter),
+            "OPPO registration ids are not base64"
+        );
     }
 
     #[test]

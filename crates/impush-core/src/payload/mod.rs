@@ -422,22 +422,13 @@ fn longest_fitting<P: VendorPayload>(
     Ok(best)
 }
 
-/// Rejects tokens that could change a URL path or a delimited list: vendor tokens are
-/// made of URL-safe characters (hex, base64url, and `:`/`-`/`_`/`.` in FCM and OEM ids).
+/// Rejects tokens that could change a URL path, a form field or a delimited list: the
+/// rules of [`vendor::check_token`], as a build error.
 pub fn check_path_safe_token(vendor: Vendor, token: &str) -> Result<(), BuildError> {
-    let safe = !token.is_empty()
-        && token.len() <= 4096
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'~'));
-    if safe {
-        Ok(())
-    } else {
-        Err(BuildError::InvalidToken {
-            vendor: vendor::name(vendor),
-            token: token.to_owned(),
-        })
-    }
+    vendor::check_token(vendor, token).map_err(|_| BuildError::InvalidToken {
+        vendor: vendor::name(vendor),
+        token: token.to_owned(),
+    })
 }
 
 /// The title for vendors that require one when the message has none: the app's name from
