@@ -2,7 +2,7 @@
 # make demo: the local stack end to end. Starts impush-sim and the workers with
 # deploy/local/impush.toml, registers sample devices in several presence states, publishes a
 # sample conversation (C2C and group, several element types, one dead token, one transient
-# vendor failure), then prints what each vendor received and what was skipped and why.
+# vendor failure) reaching all eight vendors, then prints what each vendor received and what was skipped and why.
 # Everything it started is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,10 +44,14 @@ curl -fsS -X DELETE "$SIM/sim/deliveries" >/dev/null
 "$BIN/impush" setup --reset --config "$CONFIG"
 start ingest "$BIN/impush-ingest" --config "$CONFIG" --metrics-addr 127.0.0.1:9601
 start router "$BIN/impush-router" --config "$CONFIG" --metrics-addr 127.0.0.1:9602
-start sender-apns "$BIN/impush-sender" --vendor apns --config "$CONFIG" --metrics-addr 127.0.0.1:9603
-start sender-fcm "$BIN/impush-sender" --vendor fcm --config "$CONFIG" --metrics-addr 127.0.0.1:9604
-for port in 9601 9602 9603 9604; do wait_url "http://127.0.0.1:$port/readyz"; done
-echo "fleet ready: impush-sim on :8700, ingest/router/sender-apns/sender-fcm metrics on :9601-9604"
+VENDORS="apns fcm huawei xiaomi oppo vivo meizu tpns"
+port=9603
+for vendor in $VENDORS; do
+  start "sender-$vendor" "$BIN/impush-sender" --vendor "$vendor" --config "$CONFIG" --metrics-addr "127.0.0.1:$port"
+  port=$((port + 1))
+done
+for port in $(seq 9601 9610); do wait_url "http://127.0.0.1:$port/readyz"; done
+echo "fleet ready: impush-sim on :8700; metrics of ingest :9601, router :9602, senders :9603-9610 ($VENDORS)"
 
 run=$(date +%s%N)
 now=$(( $(date +%s%N) / 1000000 ))
@@ -73,7 +77,7 @@ done
 
 echo
 curl -fsS "$SIM/sim/deliveries" >"$LOGS/deliveries.json"
-for port in 9602 9603 9604; do curl -fsS "http://127.0.0.1:$port/metrics"; done >"$LOGS/metrics.txt"
+for port in $(seq 9602 9610); do curl -fsS "http://127.0.0.1:$port/metrics"; done >"$LOGS/metrics.txt"
 python3 - "$LOGS/deliveries.json" "$LOGS/metrics.txt" <<'PY'
 import json, sys, re
 deliveries = json.load(open(sys.argv[1]))
@@ -81,6 +85,7 @@ metrics = open(sys.argv[2]).read()
 def short(s, n):
     s = "" if s is None else str(s)
     return s if len(s) <= n else s[: n - 1] + "…"
+deliveries.sort(key=lambda d: (d["vendor"], d.get("received_at_ms", 0)))
 print(f"What each vendor received ({len(deliveries)} notifications):")
 print(f"  {'vendor':<6} {'token':<14} {'title':<12} {'body':<44} {'badge':>5}  {'sound':<10} ext")
 for d in deliveries:
