@@ -749,3 +749,45 @@ async fn every_vendor_channel_delivers_through_its_own_api() {
         assert_eq!(d["body"], "DENNY: hello", "{d}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_used_up_quota_pauses_the_credential_and_delivers_later_without_using_attempts() {
+    // The ladder waits at most 800 ms and allows 2 attempts: a vendor asking for 2 s is
+    // saying its quota is used up, which must pause, not burn attempts into the DLQ.
+    let fleet = Fleet::start(FleetOptions {
+        vendors: vec![Vendor::Fcm],
+        max_attempts: 2,
+        ..FleetOptions::default()
+    })
+    .await;
+    let t = now_ms() - 10_000;
+    fleet
+        .publish(vec![
+            register("vinson", "pixel", Vendor::Fcm, "fcm-quota", t),
+            presence("vinson", "pixel", PresenceState::Background, 0, t + 1),
+        ])
+        .await;
+    settle().await;
+    fleet
+        .fault(json!({"vendor": "fcm", "status": 429, "reason": "QUOTA_EXCEEDED", "retry_after_s": 2, "times": 2}))
+        .await;
+    fleet
+        .publish(vec![Event::OfflineMessage(text_message(
+            "m-quota", "denny", "vinson", "hi",
+        ))])
+        .await;
+    fleet
+        .wait_deliveries(Duration::from_secs(30), |d| !d.is_empty())
+        .await;
+    settle().await;
+    assert_eq!(fleet.deliveries(None).await.len(), 1, "delivered once");
+    assert!(
+        fleet
+            .drain(&fleet.topology.dlq(Vendor::Fcm))
+            .await
+            .is_empty(),
+        "nothing dead-lettered"
+    );
+    let metrics = fleet.metrics("sender-fcm").await;
+    assert!(metrics.contains("outcome=\"quota_paused\""), "{metrics}");
+}

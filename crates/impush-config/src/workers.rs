@@ -125,6 +125,10 @@ pub struct VendorSettings {
     /// The vendor's API root; empty means the vendor's production host.
     #[serde(default)]
     pub base_url: String,
+    /// Tokens per second this credential may send from one sender process (default: the
+    /// vendor's published limit, see `impush-sender`'s `limits` module).
+    #[serde(default)]
+    pub rate_per_s: Option<u32>,
     #[serde(default)]
     pub apns: Option<ApnsSecrets>,
     #[serde(default)]

@@ -4,6 +4,7 @@
 //! Retry-After), invalid token (registration pruned, `feedback.token` published) or rejected
 //! (dead-lettered with its reason). Expired jobs are dropped, never delivered late.
 
+mod limits;
 mod send;
 
 use std::sync::Arc;

@@ -16,8 +16,11 @@ use impush_vendors::{Outcome, VendorClients};
 use prost::Message;
 use tracing::Instrument;
 
+use crate::limits::Limits;
+
 pub struct Sender {
     vendor: Vendor,
+    limits: Limits,
     store: Store,
     clients: VendorClients,
     config: Arc<Config>,
@@ -39,6 +42,9 @@ struct Sorted {
     retry: Vec<PushTarget>,
     retry_after_ms: Option<u64>,
     retry_reason: String,
+    /// The vendor's quota is used up for longer than the retry ladder waits.
+    quota_paused: Vec<PushTarget>,
+    pause_for: Option<std::time::Duration>,
     rejected: Vec<(PushTarget, String)>,
 }
 
@@ -52,6 +58,7 @@ impl Sender {
         redis_ready: Arc<AtomicBool>,
     ) -> Sender {
         Sender {
+            limits: Limits::new(&config, vendor),
             vendor,
             store,
             clients,
@@ -130,6 +137,11 @@ impl Sender {
                 .await;
         };
 
+        if let Some(left) = self.limits.paused_for(job.business_id) {
+            // The credential's quota is used up: the job waits, without using an attempt.
+            let wait = self.requeue_later(&job, job.targets.clone(), Some(left), "quota_paused");
+            return publisher.publish(wait).await.map_err(|e| e.to_string());
+        }
         let refs: Vec<DeviceRef<'_>> = job.targets.iter().map(device_ref).collect();
         let claims = self
             .store
@@ -149,7 +161,7 @@ impl Sender {
         }
         let mut outgoing = Vec::new();
         if !busy.is_empty() {
-            outgoing.push(self.wait_for_claims(&job, busy));
+            outgoing.push(self.requeue_later(&job, busy, None, "claimed_elsewhere"));
         }
         if targets.is_empty() {
             return publisher
@@ -167,6 +179,7 @@ impl Sender {
                     .await;
             }
         };
+        self.limits.acquire(job.business_id, targets.len()).await;
         let started = std::time::Instant::now();
         let result = self.clients.send(job.business_id, &request, &targets).await;
         metrics::histogram!("impush_vendor_request_duration_seconds", "vendor" => self.vendor_name()).record(started.elapsed().as_secs_f64());
@@ -183,6 +196,14 @@ impl Sender {
             match outcome {
                 Outcome::Delivered => sorted.delivered.push(target),
                 Outcome::InvalidToken { reason } => sorted.invalid.push((target, reason)),
+                Outcome::Retry {
+                    after: Some(after),
+                    reason,
+                } if after.as_millis() as u64 > self.longest_retry_delay_ms() => {
+                    sorted.pause_for = sorted.pause_for.max(Some(after));
+                    sorted.retry_reason = reason;
+                    sorted.quota_paused.push(target);
+                }
                 Outcome::Retry { after, reason } => {
                     let after_ms = after.map(|d| d.as_millis() as u64);
                     sorted.retry_after_ms = sorted.retry_after_ms.max(after_ms);
@@ -201,6 +222,7 @@ impl Sender {
             .iter()
             .map(|(t, _)| t.clone())
             .chain(sorted.retry.iter().cloned())
+            .chain(sorted.quota_paused.iter().cloned())
             .chain(sorted.rejected.iter().map(|(t, _)| t.clone()))
             .collect();
         self.release(&job, &undelivered).await;
@@ -210,6 +232,12 @@ impl Sender {
         }
         if !sorted.retry.is_empty() {
             outgoing.push(self.retry_or_dead_letter(&job, &sorted, result.status));
+        }
+        if let Some(pause) = sorted.pause_for {
+            tracing::warn!(pause_s = pause.as_secs(), reason = %sorted.retry_reason, "vendor quota used up; credential paused");
+            self.limits.pause(job.business_id, pause);
+            let parked = std::mem::take(&mut sorted.quota_paused);
+            outgoing.push(self.requeue_later(&job, parked, Some(pause), "quota_paused"));
         }
         let mut rejected_by_reason: Vec<(String, Vec<PushTarget>)> = Vec::new();
         for (target, reason) in sorted.rejected {
@@ -326,19 +354,36 @@ impl Sender {
         }
     }
 
-    /// Targets another sender is busy with go round the shortest delay again, without using
-    /// up an attempt: the other sender delivers them or its claim expires.
-    fn wait_for_claims(&self, job: &PushJob, targets: Vec<PushTarget>) -> Outgoing {
-        metrics::counter!("impush_pushes_total", "vendor" => self.vendor_name(), "business_id" => job.business_id.to_string(), "outcome" => "claimed_elsewhere").increment(targets.len() as u64);
-        let wait = PushJob {
+    /// The longest step of the retry ladder: a vendor asking to wait longer is saying its
+    /// quota is used up, which pauses the credential instead of using up attempts.
+    fn longest_retry_delay_ms(&self) -> u64 {
+        self.topology
+            .retry_delay_ms(self.topology.retry_steps().saturating_sub(1))
+    }
+
+    /// Targets that must wait without it counting as an attempt: another sender is busy with
+    /// them (it delivers them or its claim expires), or the credential is paused for its
+    /// quota (`wait`: the ladder step at least that long, capped at the longest).
+    fn requeue_later(
+        &self,
+        job: &PushJob,
+        targets: Vec<PushTarget>,
+        wait: Option<std::time::Duration>,
+        outcome: &'static str,
+    ) -> Outgoing {
+        metrics::counter!("impush_pushes_total", "vendor" => self.vendor_name(), "business_id" => job.business_id.to_string(), "outcome" => outcome).increment(targets.len() as u64);
+        let step = wait.map_or(0, |w| {
+            self.topology.retry_step(1, Some(w.as_millis() as u64))
+        });
+        let later = PushJob {
             targets,
             ..job.clone()
         };
         Outgoing {
             mandatory: true,
             exchange: String::new(),
-            routing_key: self.topology.retry_queue(self.vendor, 0),
-            body: wait.encode_to_vec(),
+            routing_key: self.topology.retry_queue(self.vendor, step),
+            body: later.encode_to_vec(),
             properties: protobuf_properties("PushJob").with_message_id(job.msg_id.as_str().into()),
         }
     }

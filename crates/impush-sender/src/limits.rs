@@ -1,0 +1,159 @@
+//! Sending within each credential's limits: a token bucket per credential (one token per
+//! device token sent), and pauses when a vendor says its quota is used up.
+//!
+//! The rate is per sender process: with N processes for a vendor, set `rate_per_s` to the
+//! vendor's limit divided by N. Defaults are the vendors' published figures where there is
+//! one, conservative otherwise (configurable, because OEM quotas depend on the app's user
+//! count and change often):
+//!
+//! | vendor | default tokens/s | source |
+//! |---|---|---|
+//! | APNs | unlimited | Apple publishes none; HTTP/2 concurrency is the limit |
+//! | FCM | 10,000 | 600,000 per minute per project (firebase.google.com throttling-and-quotas) |
+//! | Huawei | 3,000 | Push Kit flow control, 3,000 QPS |
+//! | Xiaomi | 3,000 | no public figure; same order as Huawei |
+//! | OPPO | 5,000 | the lowest tier of OPPO's QPS table (< 10 M users) |
+//! | vivo | 500 | no public figure for system messages; conservative |
+//! | Meizu | 500 | no public figure; conservative |
+//! | TPNS | 500 | no public figure; conservative |
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use impush_config::Config;
+use impush_core::Vendor;
+
+/// The default rate of a vendor's credentials, tokens per second; `None`: unlimited.
+pub fn default_rate_per_s(vendor: Vendor) -> Option<u32> {
+    match vendor {
+        Vendor::Apns | Vendor::Unspecified => None,
+        Vendor::Fcm => Some(10_000),
+        Vendor::Huawei | Vendor::Xiaomi => Some(3_000),
+        Vendor::Oppo => Some(5_000),
+        Vendor::Vivo | Vendor::Meizu | Vendor::Tpns => Some(500),
+    }
+}
+
+pub struct Limits {
+    buckets: HashMap<u64, DefaultDirectRateLimiter>,
+    paused_until: Mutex<HashMap<u64, Instant>>,
+}
+
+impl Limits {
+    pub fn new(config: &Config, vendor: Vendor) -> Limits {
+        let mut buckets = HashMap::new();
+        for (business_id, credential) in &config.credentials {
+            if credential.vendor != vendor {
+                continue;
+            }
+            let rate = config
+                .vendors
+                .get(business_id)
+                .and_then(|v| v.rate_per_s)
+                .or_else(|| default_rate_per_s(vendor))
+                .and_then(NonZeroU32::new);
+            if let Some(rate) = rate {
+                // A burst of at least one full batch, so a 1000-token request can pass.
+                let burst = NonZeroU32::new(rate.get().max(1_000)).unwrap_or(rate);
+                buckets.insert(
+                    *business_id,
+                    RateLimiter::direct(Quota::per_second(rate).allow_burst(burst)),
+                );
+            }
+        }
+        Limits {
+            buckets,
+            paused_until: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Waits until `tokens` more may be sent with this credential.
+    pub async fn acquire(&self, business_id: u64, tokens: usize) {
+        let Some(bucket) = self.buckets.get(&business_id) else {
+            return;
+        };
+        let Some(n) = u32::try_from(tokens).ok().and_then(NonZeroU32::new) else {
+            return;
+        };
+        // More than the burst can never pass at once; such a batch waits for a full bucket.
+        if bucket.until_n_ready(n).await.is_err() {
+            bucket.until_ready().await;
+        }
+    }
+
+    /// How long this credential is still paused, if it is.
+    pub fn paused_for(&self, business_id: u64) -> Option<Duration> {
+        let now = Instant::now();
+        let mut paused = self.paused_until.lock().ok()?;
+        match paused.get(&business_id) {
+            Some(until) if *until > now => Some(*until - now),
+            Some(_) => {
+                paused.remove(&business_id);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// The vendor said this credential's quota is used up for `for_`: hold its sends.
+    pub fn pause(&self, business_id: u64, for_: Duration) {
+        if let Ok(mut paused) = self.paused_until.lock() {
+            let until = Instant::now() + for_;
+            let entry = paused.entry(business_id).or_insert(until);
+            *entry = (*entry).max(until);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_quota_pause_holds_until_its_time_and_then_lifts() {
+        let limits = Limits::new(&Config::default(), Vendor::Fcm);
+        assert_eq!(limits.paused_for(2), None);
+        limits.pause(2, Duration::from_millis(50));
+        assert!(limits.paused_for(2).is_some());
+        assert_eq!(limits.paused_for(3), None, "other credentials go on");
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(limits.paused_for(2), None);
+    }
+
+    #[test]
+    fn a_longer_pause_is_never_shortened() {
+        let limits = Limits::new(&Config::default(), Vendor::Fcm);
+        limits.pause(2, Duration::from_secs(60));
+        limits.pause(2, Duration::from_millis(1));
+        assert!(limits.paused_for(2).unwrap() > Duration::from_secs(50));
+    }
+
+    #[tokio::test]
+    async fn the_bucket_holds_sends_to_the_configured_rate() {
+        let config = impush_config::Config::parse(
+            "[[credentials]]\nbusiness_id = 2\nvendor = \"fcm\"\nproject_id = \"p\"\nrate_per_s = 1000\n",
+            "t",
+        )
+        .unwrap();
+        let limits = Limits::new(&config, Vendor::Fcm);
+        // A full burst passes at once; right after it, the next 500 tokens are not there.
+        limits.acquire(2, 1000).await;
+        let bucket = &limits.buckets[&2];
+        let n = NonZeroU32::new(500).unwrap();
+        assert!(bucket.check_n(n).unwrap().is_err(), "the bucket is empty");
+        assert!(
+            limits.buckets.get(&1).is_none(),
+            "no bucket for unknown credentials"
+        );
+    }
+
+    #[test]
+    fn defaults_follow_the_vendors_published_limits() {
+        assert_eq!(default_rate_per_s(Vendor::Fcm), Some(10_000));
+        assert_eq!(default_rate_per_s(Vendor::Huawei), Some(3_000));
+        assert_eq!(default_rate_per_s(Vendor::Apns), None);
+    }
+}
