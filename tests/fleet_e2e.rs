@@ -791,3 +791,48 @@ async fn a_used_up_quota_pauses_the_credential_and_delivers_later_without_using_
     let metrics = fleet.metrics("sender-fcm").await;
     assert!(metrics.contains("outcome=\"quota_paused\""), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_1000_with_10_dead_tokens_delivers_990_once_and_prunes_10() {
+    let fleet = Fleet::start(FleetOptions {
+        vendors: vec![Vendor::Huawei],
+        ..FleetOptions::default()
+    })
+    .await;
+    let t = now_ms() - 10_000;
+    let members: Vec<String> = (0..1000).map(|i| format!("member-{i}")).collect();
+    let mut events = Vec::new();
+    for (i, member) in members.iter().enumerate() {
+        let token = if i % 100 == 7 {
+            format!("invalid-huawei-{i}")
+        } else {
+            format!("IQAAAACy0kYk{i:06}")
+        };
+        events.push(register(member, "phone", Vendor::Huawei, &token, t));
+        events.push(presence(
+            member,
+            "phone",
+            PresenceState::Background,
+            0,
+            t + 1,
+        ));
+    }
+    fleet.publish(events).await;
+    settle().await;
+    let mut message = text_message("m-batch", "founder", "", "all hands");
+    message.group_id = "@TGS#all".into();
+    message.group_name = "All".into();
+    message.member_ids = members;
+    fleet.publish(vec![Event::OfflineMessage(message)]).await;
+    fleet.wait_deliveries(WAIT, |d| d.len() >= 990).await;
+    settle().await;
+    let deliveries = fleet.deliveries(Some("huawei")).await;
+    assert_eq!(deliveries.len(), 990, "each live token once");
+    let metrics = fleet.metrics("sender-huawei").await;
+    let pruned = metrics
+        .lines()
+        .find(|l| l.starts_with("impush_tokens_pruned_total"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(pruned.ends_with(" 10"), "10 registrations pruned: {pruned}");
+}
