@@ -298,7 +298,13 @@ async fn an_invalid_token_removes_the_device_and_tells_im_core() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transient_vendor_failures_are_retried_then_delivered_once() {
-    let fleet = Fleet::start(FleetOptions::default()).await;
+    let fleet = Fleet::start(FleetOptions {
+        // The retry ladder on quorum queues (the default type): per-message TTL and
+        // at-least-once dead-lettering back to the work queue.
+        queue_type: "quorum",
+        ..FleetOptions::default()
+    })
+    .await;
     let t = now_ms() - 10_000;
     let token = apns_token(3);
     fleet
