@@ -89,19 +89,11 @@ fn client(
         field,
         message,
     };
-    let settings = config
-        .vendors
-        .get(&business_id)
-        .cloned()
-        .unwrap_or_default();
-    let base_url = if settings.base_url.trim().is_empty() {
-        match profile.environment {
-            Environment::Production => PRODUCTION_URL.to_owned(),
-            Environment::Sandbox => SANDBOX_URL.to_owned(),
-        }
-    } else {
-        http::base_url(business_id, &settings.base_url)?
+    let default_url = match profile.environment {
+        Environment::Production => PRODUCTION_URL,
+        Environment::Sandbox => SANDBOX_URL,
     };
+    let (settings, base_url) = http::settings_and_base_url(config, business_id, default_url)?;
     let secrets = settings.apns.as_ref().ok_or_else(|| {
         fail(
             "apns",

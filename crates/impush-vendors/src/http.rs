@@ -33,6 +33,26 @@ pub(crate) fn builder(timeout: Duration) -> reqwest::ClientBuilder {
         .user_agent(concat!("impush/", env!("CARGO_PKG_VERSION")))
 }
 
+/// A credential's settings and the URL it sends to: its `base_url`, or `default` (the
+/// vendor's production host) when none is configured.
+pub(crate) fn settings_and_base_url(
+    config: &impush_config::Config,
+    business_id: u64,
+    default: &str,
+) -> Result<(impush_config::VendorSettings, String), ClientError> {
+    let settings = config
+        .vendors
+        .get(&business_id)
+        .cloned()
+        .unwrap_or_default();
+    let url = if settings.base_url.trim().is_empty() {
+        default.to_owned()
+    } else {
+        base_url(business_id, &settings.base_url)?
+    };
+    Ok((settings, url))
+}
+
 /// The base URL without its trailing slash, checked to be `http://` or `https://`.
 pub(crate) fn base_url(business_id: u64, base_url: &str) -> Result<String, ClientError> {
     let trimmed = base_url.trim().trim_end_matches('/');

@@ -78,16 +78,7 @@ fn client(config: &Config, profile: &CredentialProfile) -> Result<Client, Client
         field,
         message,
     };
-    let settings = config
-        .vendors
-        .get(&business_id)
-        .cloned()
-        .unwrap_or_default();
-    let base_url = if settings.base_url.trim().is_empty() {
-        DEFAULT_BASE_URL.to_owned()
-    } else {
-        http::base_url(business_id, &settings.base_url)?
-    };
+    let (settings, base_url) = http::settings_and_base_url(config, business_id, DEFAULT_BASE_URL)?;
     if profile.app_id.trim().is_empty() {
         return Err(fail(
             "app_id",
