@@ -69,13 +69,9 @@ struct SharedKey {
 /// Clients for every APNs credential of the config.
 pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientError> {
     let mut keys = HashMap::new();
-    let mut clients = HashMap::new();
-    for business_id in crate::business_ids(config, Vendor::Apns) {
-        if let Some(profile) = config.credentials.get(&business_id) {
-            clients.insert(business_id, client(config, profile, &mut keys)?);
-        }
-    }
-    Ok(clients)
+    crate::build_clients(config, Vendor::Apns, |profile| {
+        client(config, profile, &mut keys)
+    })
 }
 
 fn client(

@@ -61,13 +61,9 @@ struct ServiceAccount {
 /// Clients for every FCM credential of the config.
 pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientError> {
     let mut sources = HashMap::new();
-    let mut clients = HashMap::new();
-    for business_id in crate::business_ids(config, Vendor::Fcm) {
-        if let Some(profile) = config.credentials.get(&business_id) {
-            clients.insert(business_id, client(config, profile, &mut sources)?);
-        }
-    }
-    Ok(clients)
+    crate::build_clients(config, Vendor::Fcm, |profile| {
+        client(config, profile, &mut sources)
+    })
 }
 
 fn client(

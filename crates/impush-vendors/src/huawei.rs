@@ -62,13 +62,9 @@ pub(crate) struct Client {
 /// Clients for every Huawei credential of the config.
 pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientError> {
     let mut sources = HashMap::new();
-    let mut clients = HashMap::new();
-    for business_id in crate::business_ids(config, Vendor::Huawei) {
-        if let Some(profile) = config.credentials.get(&business_id) {
-            clients.insert(business_id, client(config, profile, &mut sources)?);
-        }
-    }
-    Ok(clients)
+    crate::build_clients(config, Vendor::Huawei, |profile| {
+        client(config, profile, &mut sources)
+    })
 }
 
 fn client(

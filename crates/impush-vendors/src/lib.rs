@@ -184,16 +184,23 @@ impl std::fmt::Debug for VendorClients {
     }
 }
 
-/// The business_ids of `vendor`'s credentials, lowest first (so errors are reproducible).
-fn business_ids(config: &Config, vendor: Vendor) -> Vec<u64> {
-    let mut ids: Vec<u64> = config
+/// One client per credential of `vendor`, lowest business_id first, made by `make`; the
+/// first malformed credential stops it with an error naming it.
+fn build_clients<C>(
+    config: &Config,
+    vendor: Vendor,
+    mut make: impl FnMut(&impush_core::CredentialProfile) -> Result<C, ClientError>,
+) -> Result<HashMap<u64, C>, ClientError> {
+    let mut profiles: Vec<_> = config
         .credentials
         .values()
         .filter(|c| c.vendor == vendor)
-        .map(|c| c.business_id)
         .collect();
-    ids.sort_unstable();
-    ids
+    profiles.sort_unstable_by_key(|c| c.business_id);
+    profiles
+        .into_iter()
+        .map(|profile| Ok((profile.business_id, make(profile)?)))
+        .collect()
 }
 
 /// `sender.request_timeout_ms` as a duration (at least 1 ms).

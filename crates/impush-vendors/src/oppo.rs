@@ -54,13 +54,9 @@ pub(crate) struct Client {
 /// Clients for every OPPO credential of the config.
 pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientError> {
     let mut caches = HashMap::new();
-    let mut clients = HashMap::new();
-    for business_id in crate::business_ids(config, Vendor::Oppo) {
-        if let Some(profile) = config.credentials.get(&business_id) {
-            clients.insert(business_id, client(config, profile, &mut caches)?);
-        }
-    }
-    Ok(clients)
+    crate::build_clients(config, Vendor::Oppo, |profile| {
+        client(config, profile, &mut caches)
+    })
 }
 
 fn client(

@@ -48,13 +48,7 @@ pub(crate) struct Client {
 
 /// Clients for every TPNS credential of the config.
 pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientError> {
-    let mut clients = HashMap::new();
-    for business_id in crate::business_ids(config, Vendor::Tpns) {
-        if let Some(profile) = config.credentials.get(&business_id) {
-            clients.insert(business_id, client(config, profile)?);
-        }
-    }
-    Ok(clients)
+    crate::build_clients(config, Vendor::Tpns, |profile| client(config, profile))
 }
 
 fn client(config: &Config, profile: &CredentialProfile) -> Result<Client, ClientError> {

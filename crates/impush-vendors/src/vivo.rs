@@ -45,13 +45,9 @@ pub(crate) struct Client {
 /// Clients for every vivo credential of the config.
 pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientError> {
     let mut caches = HashMap::new();
-    let mut clients = HashMap::new();
-    for business_id in crate::business_ids(config, Vendor::Vivo) {
-        if let Some(profile) = config.credentials.get(&business_id) {
-            clients.insert(business_id, client(config, profile, &mut caches)?);
-        }
-    }
-    Ok(clients)
+    crate::build_clients(config, Vendor::Vivo, |profile| {
+        client(config, profile, &mut caches)
+    })
 }
 
 fn client(
