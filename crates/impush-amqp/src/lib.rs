@@ -5,10 +5,12 @@
 //! delivery, to ack, requeue, retry or dead-letter, and this crate makes that durable.
 
 mod consumer;
+mod depth;
 mod publisher;
 mod topology;
 
 pub use consumer::{ConsumeError, Handled, HandlerFn, RunOptions, run_consumer};
+pub use depth::watch_queue_depths;
 pub use lapin::message::Delivery;
 pub use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 pub use lapin::{BasicProperties, Connection, options};

@@ -50,6 +50,25 @@ impl Topology {
         }
     }
 
+    /// A queue's name without the prefix (`push.apns`, `dlq.events`): the `queue` label of
+    /// the metrics, the same on every fleet whatever its prefix.
+    pub fn label(&self, queue: &str) -> String {
+        queue
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix('.'))
+            .unwrap_or(queue)
+            .to_owned()
+    }
+
+    /// The queues one vendor's sender pool works from: its work queue, every step of its
+    /// retry ladder and its dead-letter queue.
+    pub fn vendor_queues(&self, vendor: Vendor) -> Vec<String> {
+        let mut queues = vec![self.push_queue(vendor)];
+        queues.extend((0..self.retry_steps()).map(|step| self.retry_queue(vendor, step)));
+        queues.push(self.dlq(vendor));
+        queues
+    }
+
     pub fn events_exchange(&self) -> String {
         format!("{}.events", self.prefix)
     }
