@@ -25,14 +25,32 @@ fi
 echo "parsing every YAML and JSON file under deploy/"
 python3 - <<'EOF'
 import json, pathlib, sys, yaml
+
+# PyYAML keeps the last of two equal keys; Kubernetes and compose reject or misread them.
+class StrictLoader(yaml.SafeLoader):
+    def construct_mapping(self, node, deep=False):
+        keys = [self.construct_object(key, deep=deep) for key, _ in node.value]
+        for key in keys:
+            if keys.count(key) > 1:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", node.start_mark)
+        return super().construct_mapping(node, deep)
+
+def no_duplicates(pairs):
+    keys = [key for key, _ in pairs]
+    duplicates = {key for key in keys if keys.count(key) > 1}
+    if duplicates:
+        raise ValueError(f"duplicate keys {sorted(duplicates)}")
+    return dict(pairs)
+
 failed = False
 count = 0
 for path in sorted(pathlib.Path("deploy").rglob("*")):
     try:
         if path.suffix in (".yml", ".yaml"):
-            list(yaml.safe_load_all(path.read_text()))
+            list(yaml.load_all(path.read_text(), Loader=StrictLoader))
         elif path.suffix == ".json":
-            json.loads(path.read_text())
+            json.loads(path.read_text(), object_pairs_hook=no_duplicates)
         else:
             continue
         count += 1
