@@ -88,19 +88,25 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Every `"impush_…"` string literal in crates/**/*.rs: the names the workers register.
-fn exported_metric_names() -> BTreeSet<String> {
+/// Every Rust source of crates/, concatenated.
+fn code() -> String {
     let mut files = Vec::new();
     rust_files(&workspace().join("crates"), &mut files);
+    files
+        .iter()
+        .map(|file| std::fs::read_to_string(file).unwrap_or_default())
+        .collect()
+}
+
+/// Every `"impush_…"` string literal in crates/**/*.rs: the names the workers register.
+fn exported_metric_names() -> BTreeSet<String> {
+    let code = code();
     let mut names = BTreeSet::new();
-    for file in files {
-        let text = std::fs::read_to_string(&file).unwrap_or_default();
-        for (start, _) in text.match_indices("\"impush_") {
-            let rest = &text[start + 1..];
-            let name: String = rest.chars().take_while(|c| is_name_char(*c)).collect();
-            if rest[name.len()..].starts_with('"') {
-                names.insert(name);
-            }
+    for (start, _) in code.match_indices("\"impush_") {
+        let rest = &code[start + 1..];
+        let name: String = rest.chars().take_while(|c| is_name_char(*c)).collect();
+        if rest[name.len()..].starts_with('"') {
+            names.insert(name);
         }
     }
     names
@@ -138,6 +144,23 @@ fn every_metric_the_dashboard_and_alerts_query_is_exported_by_the_code() {
         missing.is_empty(),
         "metrics queried by the deployment files but registered nowhere in crates/ \
          (no \"name\" string literal): {missing:#?}"
+    );
+}
+
+#[test]
+fn histograms_queried_by_bucket_are_exported_with_buckets() {
+    // metrics-exporter-prometheus renders a histogram as a summary (quantiles, no _bucket
+    // series) unless buckets are configured; the latency panels and
+    // ImpushEndToEndLatencyHigh compute quantiles from _bucket and would then show nothing.
+    let queried_by_bucket = QUERYING_FILES
+        .iter()
+        .any(|file| read(file).contains("_seconds_bucket"));
+    assert!(queried_by_bucket);
+    assert!(
+        code().contains("set_buckets"),
+        "no PrometheusBuilder::set_buckets / set_buckets_for_metric in crates/: the \
+         histograms are exported as summaries, without the _bucket series the dashboard \
+         and alerts query"
     );
 }
 
@@ -183,7 +206,7 @@ impl Manifests {
         self.of_kind("Deployment").find(|deployment| {
             containers(deployment)
                 .iter()
-                .any(|container| str_list(&container["args"]).starts_with_strs(argv_prefix))
+                .any(|container| runs(container, argv_prefix))
         })
     }
 
@@ -193,14 +216,10 @@ impl Manifests {
     }
 }
 
-trait StartsWithStrs {
-    fn starts_with_strs(&self, prefix: &[&str]) -> bool;
-}
-
-impl StartsWithStrs for Vec<String> {
-    fn starts_with_strs(&self, prefix: &[&str]) -> bool {
-        self.len() >= prefix.len() && self.iter().zip(prefix).all(|(a, b)| a == b)
-    }
+/// Whether a container's argv begins with `prefix` (binary, then subcommand or flags).
+fn runs(container: &Yaml, prefix: &[&str]) -> bool {
+    let argv = str_list(&container["args"]);
+    argv.len() >= prefix.len() && argv.iter().zip(prefix).all(|(arg, want)| arg == want)
 }
 
 fn name_of(object: &Yaml) -> &str {
@@ -296,7 +315,7 @@ fn router_scales_on_the_messages_queue_and_ingest_runs() {
     let setup = manifests.of_kind("Job").find(|job| {
         containers(job)
             .iter()
-            .any(|c| str_list(&c["args"]).starts_with_strs(&["impush", "setup"]))
+            .any(|c| runs(c, &["impush", "setup"]))
     });
     assert!(setup.is_some(), "a Job running `impush setup`");
 }
