@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Validates what can be validated of deploy/ without a cluster or a container engine: every
-# YAML and JSON file parses, the Prometheus config and rules pass `promtool check`, the alert
-# unit tests pass `promtool test rules`, and every query of the Grafana dashboard is valid
-# PromQL. Installs promtool (Debian's prometheus package) and PyYAML when absent, as
+# YAML and JSON file parses, the Kubernetes objects match the API schemas, the Prometheus
+# config and rules pass `promtool check`, the alert unit tests pass `promtool test rules`,
+# and every query of the Grafana dashboard is valid PromQL. Installs promtool (Debian's
+# prometheus package), PyYAML and kubernetes-validate (PyPI) when absent, as
 # scripts/ensure-services.sh does for RabbitMQ. Run by `make test`; safe to run again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,10 +17,17 @@ if ! have promtool; then
   # RUNLEVEL=1 keeps the package's init script from starting a Prometheus server here.
   RUNLEVEL=1 DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends prometheus >/dev/null
 fi
+pip_install() {
+  python3 -m pip install --quiet "$@" 2>/dev/null \
+    || python3 -m pip install --quiet --break-system-packages "$@"
+}
 if ! python3 -c 'import yaml' 2>/dev/null; then
   echo "installing PyYAML"
-  python3 -m pip install --quiet PyYAML 2>/dev/null \
-    || python3 -m pip install --quiet --break-system-packages PyYAML
+  pip_install PyYAML
+fi
+if ! python3 -c 'import kubernetes_validate' 2>/dev/null; then
+  echo "installing kubernetes-validate"
+  pip_install kubernetes-validate
 fi
 
 echo "parsing every YAML and JSON file under deploy/"
@@ -61,6 +69,13 @@ if failed:
     sys.exit(1)
 print(f"  {count} files parse")
 EOF
+
+# Strict: a misspelt field is an error, not silently dropped as the API server would. The
+# CRDs (KEDA's ScaledObject and TriggerAuthentication, the PodMonitor) have no schema here;
+# tests/deploy_check.rs checks the fields of theirs that impush relies on.
+echo "validating the Kubernetes objects against the API schemas (1.30)"
+find deploy/k8s -name '*.yaml' ! -name kustomization.yaml -print0 | sort -z \
+  | xargs -0 python3 -m kubernetes_validate --strict --quiet --no-warn -k 1.30.0
 
 promtool check config deploy/prometheus/prometheus.yml
 promtool check rules deploy/prometheus/alerts.yml
