@@ -757,6 +757,32 @@ fn every_alert_has_a_severity_a_summary_and_a_runbook_section_and_a_unit_test() 
 }
 
 #[test]
+fn every_link_into_the_runbook_leads_to_a_section() {
+    let anchors = runbook_anchors();
+    let sources = [
+        ("docs/runbook.md", "](#"),
+        ("deploy/grafana/impush-dashboard.json", "runbook.md#"),
+        ("deploy/k8s/secret.example.yaml", "runbook.md#"),
+    ];
+    let mut links = 0;
+    for (file, marker) in sources {
+        let text = read(file);
+        for (at, _) in text.match_indices(marker) {
+            let section: String = text[at + marker.len()..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '-' || *c == '_')
+                .collect();
+            assert!(
+                anchors.contains(&section),
+                "{file} links to #{section}, which docs/runbook.md does not have"
+            );
+            links += 1;
+        }
+    }
+    assert!(links > 10, "only {links} links found: the scan is broken");
+}
+
+#[test]
 fn runbook_anchors_follow_github_headings() {
     assert_eq!(
         anchor(" ImpushDeadLettersGrowing"),
