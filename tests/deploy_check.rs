@@ -688,6 +688,131 @@ fn compose_runs_and_scrapes_a_sender_per_vendor() {
     }
 }
 
+/// `source:target[:mode]` of a compose volume.
+fn mount_parts(volume: &str) -> (&str, &str) {
+    let mut parts = volume.splitn(3, ':');
+    (
+        parts.next().unwrap_or_default(),
+        parts.next().unwrap_or_default(),
+    )
+}
+
+#[test]
+fn compose_builds_and_mounts_files_that_exist_and_its_config_is_valid() {
+    let compose_dir = workspace().join("deploy/compose");
+    let compose = &yaml_documents("deploy/compose/docker-compose.yml")[0];
+    let services = compose["services"].as_hash().expect("services");
+    for (name, service) in services {
+        let name = name.as_str().unwrap_or_default();
+        let build = &service["build"];
+        if !build.is_badvalue() {
+            let context = compose_dir.join(build["context"].as_str().expect("build context"));
+            let dockerfile = build["dockerfile"].as_str().expect("dockerfile");
+            assert!(
+                context.join(dockerfile).exists(),
+                "{name}: {dockerfile} not found in the build context"
+            );
+        }
+        for volume in str_list(&service["volumes"]) {
+            let (source, _) = mount_parts(&volume);
+            assert!(
+                compose_dir.join(source).exists(),
+                "{name}: mounts {source}, which does not exist next to docker-compose.yml"
+            );
+        }
+    }
+
+    // The workers read /etc/impush/config/impush.toml with the test keys mounted beside it.
+    let text = read("deploy/compose/impush.toml");
+    let config = impush_config::Config::parse(&text, "deploy/compose/impush.toml")
+        .unwrap_or_else(|e| panic!("deploy/compose/impush.toml: {e}"));
+    let vendors_configured: BTreeSet<&str> = config
+        .credentials
+        .values()
+        .map(|c| impush_core::vendor::name(c.vendor))
+        .collect();
+    assert_eq!(vendors_configured, vendors().into_iter().collect());
+    for settings in config.vendors.values() {
+        assert!(
+            settings.base_url.starts_with("http://impush-sim:8700/"),
+            "compose credentials must send to the simulator, not {}",
+            settings.base_url
+        );
+    }
+    let volumes = str_list(&compose["services"]["ingest"]["volumes"]);
+    let keys_mount = volumes
+        .iter()
+        .map(|v| mount_parts(v))
+        .find(|(_, target)| *target == "/etc/impush/config/keys")
+        .expect("the test keys mounted at /etc/impush/config/keys");
+    let mut files = Vec::new();
+    secret_files(&toml::from_str(&text).expect("TOML"), &mut files);
+    assert!(!files.is_empty());
+    for file in files {
+        let key = file
+            .strip_prefix("keys/")
+            .unwrap_or_else(|| panic!("{file} is not under keys/"));
+        assert!(
+            compose_dir.join(keys_mount.0).join(key).exists(),
+            "{file} is not one of the mounted test keys"
+        );
+    }
+}
+
+#[test]
+fn every_worker_reads_the_mounted_config_and_senders_the_mounted_secrets() {
+    let manifests = Manifests::load();
+    for workload in manifests
+        .of_kind("Deployment")
+        .chain(manifests.of_kind("Job"))
+    {
+        let name = name_of(workload);
+        let volumes = workload["spec"]["template"]["spec"]["volumes"]
+            .as_vec()
+            .cloned()
+            .unwrap_or_default();
+        let source_of = |volume_name: &str| {
+            volumes
+                .iter()
+                .find(|v| v["name"].as_str() == Some(volume_name))
+                .cloned()
+                .unwrap_or(Yaml::BadValue)
+        };
+        for container in containers(workload) {
+            let argv = str_list(&container["args"]);
+            let mounts = container["volumeMounts"]
+                .as_vec()
+                .cloned()
+                .unwrap_or_default();
+            let mounted_from = |path: &str| {
+                mounts
+                    .iter()
+                    .find(|m| m["mountPath"].as_str() == Some(path))
+                    .map(|m| source_of(m["name"].as_str().unwrap_or_default()))
+            };
+            let config =
+                flag_value(&argv, "--config").unwrap_or_else(|| panic!("{name}: no --config"));
+            let (dir, file) = config.rsplit_once('/').expect("an absolute config path");
+            let volume = mounted_from(dir).unwrap_or_else(|| panic!("{name}: nothing at {dir}"));
+            assert_eq!(
+                volume["configMap"]["name"].as_str(),
+                Some("impush-config"),
+                "{name}: {dir}"
+            );
+            assert_eq!(file, "impush.toml", "{name}: the ConfigMap's key");
+            if runs(&container, &["impush-sender"]) {
+                let secrets = mounted_from("/etc/impush/secrets")
+                    .unwrap_or_else(|| panic!("{name}: no secrets at /etc/impush/secrets"));
+                assert_eq!(
+                    secrets["secret"]["secretName"].as_str(),
+                    Some("impush-secrets"),
+                    "{name}"
+                );
+            }
+        }
+    }
+}
+
 // ---- alerts and runbook --------------------------------------------------------------------
 
 /// GitHub's anchor for a Markdown heading: lower case, punctuation dropped, spaces to dashes.
