@@ -1,5 +1,6 @@
 //! `impush`: the operator's and IM developer's command line.
 
+mod dlq;
 mod publish;
 mod render;
 
@@ -18,8 +19,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Preview the decision, notification and exact vendor payload for JSON lines, with no
-    /// broker or Redis. Input and output: one JSON object a line.
     /// Declare the exchanges and queues (idempotent; every worker also does it at start).
     Setup {
         #[arg(
@@ -46,6 +45,13 @@ enum Command {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+    /// Dead letters: list, inspect, replay or purge what is in the dead-letter queues.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
+    },
+    /// Preview the decision, notification and exact vendor payload for JSON lines, with no
+    /// broker or Redis. Input and output: one JSON object a line.
     Render {
         /// Config file whose credentials and templates to use (default: the built-in
         /// local-stack samples, business_id 1 APNs … 8 TPNS).
@@ -75,6 +81,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Setup { config, reset } => publish::setup(&config, reset),
         Command::Publish { config, file } => publish::publish(&config, file.as_deref()),
+        Command::Dlq { command } => dlq::run(command),
         Command::Render {
             config,
             file,
