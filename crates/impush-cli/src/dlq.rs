@@ -50,8 +50,11 @@ pub enum DlqError {
     UnknownVendor(String),
     #[error("{flag} {text:?}: expected RFC 3339 (2026-11-22T03:00:00Z) or ms since the epoch")]
     BadInstant { flag: &'static str, text: String },
-    #[error("{0}")]
-    Config(String),
+    #[error("loading {path}: {source}")]
+    Config {
+        path: String,
+        source: impush_config::ConfigError,
+    },
     #[error("cannot reach RabbitMQ at {address}: {reason}")]
     Unreachable { address: String, reason: String },
     #[error("queue {0} does not exist: the topology is not declared (run `impush setup`)")]
@@ -255,8 +258,10 @@ struct Session {
 
 impl Session {
     async fn open(config: &Path) -> Result<Session, DlqError> {
-        let config = impush_config::Config::load(config)
-            .map_err(|e| DlqError::Config(format!("loading {}: {e}", config.display())))?;
+        let config = impush_config::Config::load(config).map_err(|source| DlqError::Config {
+            path: config.display().to_string(),
+            source,
+        })?;
         let address = without_credentials(&config.amqp.url);
         let connection =
             match tokio::time::timeout(CONNECT_TIMEOUT, impush_amqp::connect(&config.amqp.url))
@@ -422,14 +427,14 @@ async fn list(
         ListFormat::Table => {
             writeln!(
                 out,
-                "{:<8} {:<28} {:>8}  {:<24} {:<24}",
-                "vendor", "reason", "count", "oldest dead at", "newest dead at"
+                "{:<8} {:<28} {:>8}  {:<24} newest dead at",
+                "vendor", "reason", "count", "oldest dead at"
             )?;
             for (target, _, reason, count) in &rows {
                 let at = |ms: Option<u64>| ms.map_or_else(|| "-".to_owned(), format_instant);
                 writeln!(
                     out,
-                    "{:<8} {:<28} {:>8}  {:<24} {:<24}",
+                    "{:<8} {:<28} {:>8}  {:<24} {}",
                     target.name(),
                     reason,
                     count.count,
