@@ -508,8 +508,10 @@ fn plan_move(
     match target {
         Target::Vendor(vendor) => {
             // The attempt count lives in the job: reset, the sender gives it a whole retry
-            // ladder again. A body that is not a PushJob goes back as it is, for the sender
-            // to judge (and dead-letter again) like any other.
+            // ladder again. Re-encoding keeps only the fields this build knows, so `impush`
+            // is deployed with the fleet it serves (PushJob is internal to impush). A body
+            // that is not a PushJob goes back as it is, for the sender to judge (and
+            // dead-letter again) like any other.
             let body = match impush_proto::v1::PushJob::decode(delivery.data.as_slice()) {
                 Ok(mut job) => {
                     job.attempt = 0;
