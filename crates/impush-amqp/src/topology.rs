@@ -31,6 +31,8 @@ pub mod headers {
     pub const DEAD_AT_MS: &str = "x-impush-dead-at-ms";
     /// A human-readable detail (error text); never a secret or a full token.
     pub const DETAIL: &str = "x-impush-detail";
+    /// When `impush dlq replay` put the message back to work, ms since the epoch.
+    pub const REPLAYED_AT_MS: &str = "x-impush-replayed-at-ms";
 }
 
 /// The names and shape of impush's queues for one prefix.

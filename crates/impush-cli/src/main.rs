@@ -1,6 +1,7 @@
 //! `impush`: the operator's and IM developer's command line.
 
 mod config_cmd;
+mod dlq;
 mod publish;
 mod render;
 
@@ -44,6 +45,11 @@ enum Command {
         /// Input file (default: standard input).
         #[arg(long)]
         file: Option<PathBuf>,
+    },
+    /// Dead letters: list, inspect, replay or purge what is in the dead-letter queues.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
     },
     /// Preview the decision, notification and exact vendor payload for JSON lines, with no
     /// broker or Redis. Input and output: one JSON object a line.
@@ -105,6 +111,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Setup { config, reset } => publish::setup(&config, reset),
         Command::Publish { config, file } => publish::publish(&config, file.as_deref()),
+        Command::Dlq { command } => dlq::run(command),
         Command::Render {
             config,
             file,
