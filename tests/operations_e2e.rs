@@ -470,3 +470,62 @@ async fn no_metric_log_line_or_config_show_output_contains_a_secret_or_a_full_to
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_log_lines_about_a_push_carry_msg_id_vendor_business_id_and_a_short_token() {
+    let mut fleet = Fleet::start(FleetOptions {
+        vendors: vec![Vendor::Fcm],
+        capture_logs: Some("info"),
+        ..FleetOptions::default()
+    })
+    .await;
+    edit_config(&fleet, |table| {
+        let mut log = toml::Table::new();
+        log.insert("format".into(), toml::Value::String("json".into()));
+        table.insert("log".into(), toml::Value::Table(log));
+    });
+    assert!(fleet.terminate("sender-fcm").success());
+    fleet.spawn_named("sender-fcm", "impush-sender", &["--vendor", "fcm"]);
+    fleet.wait_ready("sender-fcm").await;
+
+    let t = now_ms() - 10_000;
+    let dead = "invalid-json-log-token-0123456789";
+    fleet
+        .publish(vec![
+            register("eve", "pixel", Vendor::Fcm, dead, t),
+            presence("eve", "pixel", PresenceState::Background, 0, t + 1),
+        ])
+        .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    fleet
+        .publish(vec![Event::OfflineMessage(text_message(
+            "m-json", "zoe", "eve", "hello",
+        ))])
+        .await;
+    metrics_until(&fleet, "sender-fcm", |m| {
+        sample(m, "impush_tokens_pruned_total", &[("vendor", "fcm")]) == Some(1.0)
+    })
+    .await;
+
+    let logs = fleet.logs("sender-fcm");
+    let lines: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    assert!(
+        !lines.is_empty(),
+        "the restarted sender logs JSON lines: {logs}"
+    );
+    let about_the_push: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["fields"]["message"].as_str() == Some("token invalid"))
+        .collect();
+    assert_eq!(about_the_push.len(), 1, "{logs}");
+    let line = about_the_push[0];
+    let span = &line["span"];
+    assert_eq!(span["msg_id"], "m-json", "{line}");
+    assert_eq!(span["vendor"], "fcm", "{line}");
+    assert_eq!(span["business_id"], 2, "{line}");
+    assert_eq!(line["fields"]["token"], &dead[..8], "{line}");
+    assert!(!logs.contains(dead), "the full token is never logged");
+}
