@@ -273,6 +273,7 @@ fn set_fcm_channel(table: &mut toml::Table, channel: &str) {
         "default_channel_id".into(),
         toml::Value::String(channel.into()),
     );
+    fcm.insert("daily_quota".into(), toml::Value::Integer(100));
 }
 
 async fn push_to_ben(fleet: &Fleet, msg_id: &str, expected: usize) -> serde_json::Value {
@@ -297,7 +298,8 @@ fn channel_of(delivery: &serde_json::Value) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn credentials_reload_on_sighup_and_a_broken_config_is_refused_while_work_goes_on() {
+async fn credentials_and_quotas_reload_on_sighup_and_a_broken_config_is_refused_while_work_goes_on()
+{
     let mut fleet = Fleet::start(FleetOptions {
         vendors: vec![Vendor::Fcm],
         ..FleetOptions::default()
@@ -327,6 +329,15 @@ async fn credentials_reload_on_sighup_and_a_broken_config_is_refused_while_work_
     .await;
     let second = push_to_ben(&fleet, "after", 2).await;
     assert_eq!(channel_of(&second), "reloaded", "{second}");
+    // The reload also brought a daily quota: one push of it is used.
+    metrics_until(&fleet, "sender-fcm", |m| {
+        sample(
+            m,
+            "impush_quota_remaining",
+            &[("vendor", "fcm"), ("business_id", "2")],
+        ) == Some(99.0)
+    })
+    .await;
 
     // A broken file is refused; the running credentials stay and pushes go on.
     std::fs::write(&fleet.config_path, "[[credentials]\nbroken").unwrap();
@@ -336,6 +347,14 @@ async fn credentials_reload_on_sighup_and_a_broken_config_is_refused_while_work_
     .await;
     let third = push_to_ben(&fleet, "broken", 3).await;
     assert_eq!(channel_of(&third), "reloaded", "{third}");
+    metrics_until(&fleet, "sender-fcm", |m| {
+        sample(
+            m,
+            "impush_quota_remaining",
+            &[("vendor", "fcm"), ("business_id", "2")],
+        ) == Some(98.0)
+    })
+    .await;
     assert!(
         fleet.terminate("sender-fcm").success(),
         "still a clean exit after reloads"
