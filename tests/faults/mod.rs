@@ -346,6 +346,7 @@ impl Audit {
 }
 
 pub const REPORT_HEADER: &str = "| scenario | sent | delivered | duplicates | dead-lettered (reasons) | lost | unexpected | seconds |";
+const REPORT_RULE: &str = "|---|---:|---:|---:|---|---:|---:|---:|";
 
 /// The fleet's queues a notification can still be waiting in.
 fn work_queues(fleet: &Fleet, vendors: &[Vendor]) -> Vec<String> {
@@ -498,6 +499,9 @@ pub async fn audit(
             .append(true)
             .open(path)
         {
+            if file.metadata().is_ok_and(|m| m.len() == 0) {
+                let _ = writeln!(file, "{REPORT_HEADER}\n{REPORT_RULE}");
+            }
             let _ = writeln!(file, "{row}");
         }
     }
