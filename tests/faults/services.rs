@@ -48,13 +48,18 @@ pub struct DedicatedRedis {
 
 impl DedicatedRedis {
     pub fn start() -> DedicatedRedis {
-        let mut redis = DedicatedRedis {
+        let mut redis = DedicatedRedis::reserve();
+        redis.restart();
+        redis
+    }
+
+    /// Its port and directory, not started yet (`restart` starts it).
+    pub fn reserve() -> DedicatedRedis {
+        DedicatedRedis {
             port: free_port(),
             dir: temp_dir("redis"),
             child: None,
-        };
-        redis.restart();
-        redis
+        }
     }
 
     pub fn url(&self) -> String {
@@ -70,7 +75,7 @@ impl DedicatedRedis {
         wait_port(self.port, false, Duration::from_secs(10), "redis stop");
     }
 
-    /// Starts it again on the same port, with the same data.
+    /// Starts it (again) on its port, with the same data.
     pub fn restart(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string()])
@@ -123,6 +128,13 @@ fn rabbit_bin(name: &str) -> PathBuf {
 
 impl DedicatedRabbit {
     pub fn start() -> DedicatedRabbit {
+        let rabbit = DedicatedRabbit::reserve();
+        rabbit.boot();
+        rabbit
+    }
+
+    /// Its name, ports and configuration, the node not booted yet (`boot` boots it).
+    pub fn reserve() -> DedicatedRabbit {
         let dir = temp_dir("rabbit");
         let port = free_port();
         let dist_port = free_port();
@@ -139,10 +151,16 @@ impl DedicatedRabbit {
             format!("listeners.tcp.local = 127.0.0.1:{port}\n"),
         );
         write("enabled_plugins", "[].\n".into());
-        let rabbit = DedicatedRabbit { node, port, dir };
-        let status = rabbit
+        write("dist_port", dist_port.to_string());
+        DedicatedRabbit { node, port, dir }
+    }
+
+    /// Boots the node and waits until it takes AMQP connections.
+    pub fn boot(&self) {
+        let dist_port = std::fs::read_to_string(self.dir.join("dist_port")).expect("dist port");
+        let status = self
             .command("rabbitmq-server")
-            .env("RABBITMQ_DIST_PORT", dist_port.to_string())
+            .env("RABBITMQ_DIST_PORT", dist_port)
             .env(
                 "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
                 "-kernel inet_dist_use_interface {127,0,0,1}",
@@ -154,22 +172,21 @@ impl DedicatedRabbit {
         // Until the node has registered with epmd, await_startup fails at once.
         let deadline = Instant::now() + Duration::from_secs(240);
         loop {
-            let out = rabbit.ctl(&["await_startup", "--timeout", "240"]);
+            let out = self.ctl(&["await_startup", "--timeout", "240"]);
             if out.status.success() {
                 break;
             }
             if Instant::now() > deadline {
                 panic!(
                     "RabbitMQ node {} never started: {}\n{}",
-                    rabbit.node,
+                    self.node,
                     String::from_utf8_lossy(&out.stderr),
-                    rabbit.log_tail()
+                    self.log_tail()
                 );
             }
             std::thread::sleep(Duration::from_secs(1));
         }
-        wait_port(rabbit.port, true, Duration::from_secs(60), "rabbit start");
-        rabbit
+        wait_port(self.port, true, Duration::from_secs(60), "rabbit start");
     }
 
     pub fn url(&self) -> String {

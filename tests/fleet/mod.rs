@@ -74,6 +74,9 @@ pub struct FleetOptions {
     pub amqp_url: String,
     pub redis_url: String,
     pub request_timeout_ms: u64,
+    /// False: RabbitMQ and Redis are not up yet, and the workers start before them (the
+    /// fleet neither connects nor waits for readiness; `reconnect` once they are up).
+    pub services_up: bool,
 }
 
 impl Default for FleetOptions {
@@ -87,6 +90,7 @@ impl Default for FleetOptions {
             amqp_url: AMQP_URL.to_owned(),
             redis_url: REDIS_URL.to_owned(),
             request_timeout_ms: 2_000,
+            services_up: true,
         }
     }
 }
@@ -104,8 +108,8 @@ pub struct Fleet {
     commands: HashMap<String, (String, Vec<String>)>,
     admin: HashMap<String, u16>,
     http: reqwest::Client,
-    connection: impush_amqp::Connection,
-    publisher: Publisher,
+    connection: Option<impush_amqp::Connection>,
+    publisher: Option<Publisher>,
     _dir: TempDir,
 }
 
@@ -203,12 +207,17 @@ impl Fleet {
         let config = impush_config::Config::load(&config_path).expect("test config loads");
         let topology = Topology::new(&config.amqp);
 
-        let connection = impush_amqp::connect(&options.amqp_url)
-            .await
-            .expect("RabbitMQ is running");
-        let channel = connection.create_channel().await.expect("channel");
-        topology.declare(&channel).await.expect("topology");
-        let publisher = Publisher::open(&connection).await.expect("publisher");
+        let (connection, publisher) = if options.services_up {
+            let connection = impush_amqp::connect(&options.amqp_url)
+                .await
+                .expect("RabbitMQ is running");
+            let channel = connection.create_channel().await.expect("channel");
+            topology.declare(&channel).await.expect("topology");
+            let publisher = Publisher::open(&connection).await.expect("publisher");
+            (Some(connection), Some(publisher))
+        } else {
+            (None, None)
+        };
 
         let mut fleet = Fleet {
             prefix,
@@ -241,8 +250,8 @@ impl Fleet {
             );
         }
         let names: Vec<String> = fleet.admin.keys().cloned().collect();
-        for name in names {
-            fleet.wait_ready(&name).await;
+        for name in names.iter().filter(|_| options.services_up) {
+            fleet.wait_ready(name).await;
         }
         fleet
     }
@@ -315,10 +324,11 @@ impl Fleet {
 
     /// A new connection and publisher, after the broker went away and came back.
     pub async fn reconnect(&mut self) {
-        self.connection = impush_amqp::connect(&self.amqp_url)
+        let connection = impush_amqp::connect(&self.amqp_url)
             .await
             .expect("RabbitMQ is running");
-        self.publisher = Publisher::open(&self.connection).await.expect("publisher");
+        self.publisher = Some(Publisher::open(&connection).await.expect("publisher"));
+        self.connection = Some(connection);
     }
 
     pub fn http(&self) -> &reqwest::Client {
@@ -397,14 +407,14 @@ impl Fleet {
                 properties: protobuf_properties(event.kind().type_name()),
             })
             .collect();
-        self.publisher
+        self.publisher()
             .publish_all(messages)
             .await
             .expect("published");
     }
 
     pub async fn publish_raw(&self, routing_key: &str, type_name: &str, body: Vec<u8>) {
-        self.publisher
+        self.publisher()
             .publish(Outgoing {
                 mandatory: true,
                 exchange: self.topology.events_exchange(),
@@ -417,11 +427,15 @@ impl Fleet {
     }
 
     pub fn publisher(&self) -> &Publisher {
-        &self.publisher
+        self.publisher
+            .as_ref()
+            .expect("connected to RabbitMQ (reconnect once it is up)")
     }
 
     pub fn connection(&self) -> &impush_amqp::Connection {
-        &self.connection
+        self.connection
+            .as_ref()
+            .expect("connected to RabbitMQ (reconnect once it is up)")
     }
 
     pub async fn deliveries(&self, vendor: Option<&str>) -> Vec<Value> {
@@ -478,7 +492,7 @@ impl Fleet {
 
     /// Messages currently in a queue of this fleet.
     pub async fn queue_len(&self, queue: &str) -> u32 {
-        let channel = self.connection.create_channel().await.expect("channel");
+        let channel = self.connection().create_channel().await.expect("channel");
         let declared = channel
             .queue_declare(
                 queue.into(),
@@ -492,7 +506,7 @@ impl Fleet {
 
     /// Takes every message out of a queue (acking them), with their headers.
     pub async fn drain(&self, queue: &str) -> Vec<impush_amqp::Delivery> {
-        let channel = self.connection.create_channel().await.expect("channel");
+        let channel = self.connection().create_channel().await.expect("channel");
         let mut out = Vec::new();
         while let Some(message) = channel
             .basic_get(queue.into(), impush_amqp_options::get_ack())
