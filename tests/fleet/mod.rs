@@ -249,9 +249,10 @@ impl Fleet {
                 &["--vendor", name],
             );
         }
-        let names: Vec<String> = fleet.admin.keys().cloned().collect();
-        for name in names.iter().filter(|_| options.services_up) {
-            fleet.wait_ready(name).await;
+        if options.services_up {
+            for name in fleet.worker_names() {
+                fleet.wait_ready(&name).await;
+            }
         }
         fleet
     }
