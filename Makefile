@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build services demo render-demo test lint fmt unit bench clean check-deploy
+.PHONY: all build services demo render-demo test lint fmt unit bench clean check-deploy faults
 
 all: build
 
@@ -44,6 +44,16 @@ fmt:
 ## queries, and the alert unit tests pass (installs promtool and PyYAML if absent).
 check-deploy:
 	./scripts/check-deploy.sh
+## faults: the fault suite in full (10,000 notifications a scenario), one scenario at a
+## time; the audit table goes to target/faults-report.md (docs/faults.md).
+FAULTS_REPORT ?= target/faults-report.md
+faults: services build
+	rm -f $(FAULTS_REPORT)
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		run="$(CARGO) nextest run --no-fail-fast"; else run="$(CARGO) test --no-fail-fast"; fi; \
+	IMPUSH_FAULTS=full IMPUSH_TEST_LOG=error IMPUSH_FAULTS_REPORT=$(abspath $(FAULTS_REPORT)) \
+		$$run -p impush-tests --test faults; status=$$?; \
+	cat $(FAULTS_REPORT) 2>/dev/null; exit $$status
 
 ## bench: the criterion benchmark of decide + render + build per device.
 bench:

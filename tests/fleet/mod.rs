@@ -73,6 +73,13 @@ pub struct FleetOptions {
     /// Write each process's log to a file at this level instead of the test's output
     /// (`Fleet::logs` reads it).
     pub capture_logs: Option<&'static str>,
+    /// The broker and Redis the fleet runs on (the fault suite gives it its own).
+    pub amqp_url: String,
+    pub redis_url: String,
+    pub request_timeout_ms: u64,
+    /// False: RabbitMQ and Redis are not up yet, and the workers start before them (the
+    /// fleet neither connects nor waits for readiness; `reconnect` once they are up).
+    pub services_up: bool,
 }
 
 impl Default for FleetOptions {
@@ -84,6 +91,10 @@ impl Default for FleetOptions {
             sender_concurrency: 16,
             queue_type: "classic",
             capture_logs: None,
+            amqp_url: AMQP_URL.to_owned(),
+            redis_url: REDIS_URL.to_owned(),
+            request_timeout_ms: 2_000,
+            services_up: true,
         }
     }
 }
@@ -94,13 +105,17 @@ pub struct Fleet {
     pub sim_url: String,
     pub topology: Topology,
     pub config: impush_config::Config,
+    pub amqp_url: String,
+    pub redis_url: String,
     processes: HashMap<String, Child>,
+    /// What each process was started as, so that it can be started again after a kill.
+    commands: HashMap<String, (String, Vec<String>)>,
     admin: HashMap<String, u16>,
     capture_logs: Option<&'static str>,
     dir: PathBuf,
     http: reqwest::Client,
-    connection: impush_amqp::Connection,
-    publisher: Publisher,
+    connection: Option<impush_amqp::Connection>,
+    publisher: Option<Publisher>,
     _dir: TempDir,
 }
 
@@ -142,6 +157,18 @@ impl Fleet {
         set(
             &mut table,
             "amqp",
+            "url",
+            V::String(options.amqp_url.clone()),
+        );
+        set(
+            &mut table,
+            "redis",
+            "url",
+            V::String(options.redis_url.clone()),
+        );
+        set(
+            &mut table,
+            "amqp",
             "queue_type",
             V::String(options.queue_type.into()),
         );
@@ -175,7 +202,7 @@ impl Fleet {
             &mut table,
             "sender",
             "request_timeout_ms",
-            V::Integer(2_000),
+            V::Integer(options.request_timeout_ms as i64),
         );
         let config_path = dir.join("impush.toml");
         std::fs::write(
@@ -186,12 +213,17 @@ impl Fleet {
         let config = impush_config::Config::load(&config_path).expect("test config loads");
         let topology = Topology::new(&config.amqp);
 
-        let connection = impush_amqp::connect(AMQP_URL)
-            .await
-            .expect("RabbitMQ is running");
-        let channel = connection.create_channel().await.expect("channel");
-        topology.declare(&channel).await.expect("topology");
-        let publisher = Publisher::open(&connection).await.expect("publisher");
+        let (connection, publisher) = if options.services_up {
+            let connection = impush_amqp::connect(&options.amqp_url)
+                .await
+                .expect("RabbitMQ is running");
+            let channel = connection.create_channel().await.expect("channel");
+            topology.declare(&channel).await.expect("topology");
+            let publisher = Publisher::open(&connection).await.expect("publisher");
+            (Some(connection), Some(publisher))
+        } else {
+            (None, None)
+        };
 
         let mut fleet = Fleet {
             prefix,
@@ -199,7 +231,10 @@ impl Fleet {
             sim_url,
             topology,
             config,
+            amqp_url: options.amqp_url.clone(),
+            redis_url: options.redis_url.clone(),
             processes: HashMap::new(),
+            commands: HashMap::new(),
             admin: HashMap::new(),
             capture_logs: options.capture_logs,
             dir: dir.clone(),
@@ -222,9 +257,10 @@ impl Fleet {
                 &["--vendor", name],
             );
         }
-        let names: Vec<String> = fleet.admin.keys().cloned().collect();
-        for name in names {
-            fleet.wait_ready(&name).await;
+        if options.services_up {
+            for name in fleet.worker_names() {
+                fleet.wait_ready(&name).await;
+            }
         }
         fleet
     }
@@ -268,16 +304,73 @@ impl Fleet {
             .spawn()
             .unwrap_or_else(|e| panic!("starting {binary_name}: {e}"));
         self.processes.insert(name.to_owned(), child);
+        self.commands.insert(
+            name.to_owned(),
+            (
+                binary_name.to_owned(),
+                args.iter().map(|a| (*a).to_owned()).collect(),
+            ),
+        );
+    }
+
+    /// Starts a process again as it was first started (after `kill9` or `terminate`).
+    pub fn restart(&mut self, name: &str) {
+        let (binary_name, args) = self.commands[name].clone();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.spawn_named(name, &binary_name, &args);
+    }
+
+    /// The exit status of a process that ended by itself; `None` while it runs.
+    pub fn exited(&mut self, name: &str) -> Option<std::process::ExitStatus> {
+        self.processes
+            .get_mut(name)
+            .and_then(|child| child.try_wait().ok().flatten())
+    }
+
+    /// The names of the fleet's worker processes (the simulator excluded).
+    pub fn worker_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.admin.keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// `/readyz` of a worker: its status code and body, or `None` when it does not answer.
+    pub async fn readyz(&self, name: &str) -> Option<(u16, String)> {
+        let url = format!("http://127.0.0.1:{}/readyz", self.admin[name]);
+        let response = self.http.get(url).send().await.ok()?;
+        let status = response.status().as_u16();
+        Some((status, response.text().await.unwrap_or_default()))
+    }
+
+    /// A new connection and publisher, after the broker went away and came back.
+    pub async fn reconnect(&mut self) {
+        let connection = impush_amqp::connect(&self.amqp_url)
+            .await
+            .expect("RabbitMQ is running");
+        self.publisher = Some(Publisher::open(&connection).await.expect("publisher"));
+        self.connection = Some(connection);
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     pub async fn wait_ready(&self, name: &str) {
+        self.wait_ready_within(name, Duration::from_secs(30)).await;
+    }
+
+    pub async fn wait_ready_within(&self, name: &str, timeout: Duration) {
         let port = self.admin[name];
-        self.wait_http(&format!("http://127.0.0.1:{port}/readyz"))
+        self.wait_http_within(&format!("http://127.0.0.1:{port}/readyz"), timeout)
             .await;
     }
 
     async fn wait_http(&self, url: &str) {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.wait_http_within(url, Duration::from_secs(30)).await;
+    }
+
+    async fn wait_http_within(&self, url: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
         loop {
             if let Ok(response) = self.http.get(url).send().await
                 && response.status().is_success()
@@ -343,14 +436,14 @@ impl Fleet {
                 properties: protobuf_properties(event.kind().type_name()),
             })
             .collect();
-        self.publisher
+        self.publisher()
             .publish_all(messages)
             .await
             .expect("published");
     }
 
     pub async fn publish_raw(&self, routing_key: &str, type_name: &str, body: Vec<u8>) {
-        self.publisher
+        self.publisher()
             .publish(Outgoing {
                 mandatory: true,
                 exchange: self.topology.events_exchange(),
@@ -363,11 +456,15 @@ impl Fleet {
     }
 
     pub fn publisher(&self) -> &Publisher {
-        &self.publisher
+        self.publisher
+            .as_ref()
+            .expect("connected to RabbitMQ (reconnect once it is up)")
     }
 
     pub fn connection(&self) -> &impush_amqp::Connection {
-        &self.connection
+        self.connection
+            .as_ref()
+            .expect("connected to RabbitMQ (reconnect once it is up)")
     }
 
     pub async fn deliveries(&self, vendor: Option<&str>) -> Vec<Value> {
@@ -424,7 +521,7 @@ impl Fleet {
 
     /// Messages currently in a queue of this fleet.
     pub async fn queue_len(&self, queue: &str) -> u32 {
-        let channel = self.connection.create_channel().await.expect("channel");
+        let channel = self.connection().create_channel().await.expect("channel");
         let declared = channel
             .queue_declare(
                 queue.into(),
@@ -438,7 +535,7 @@ impl Fleet {
 
     /// Takes every message out of a queue (acking them), with their headers.
     pub async fn drain(&self, queue: &str) -> Vec<impush_amqp::Delivery> {
-        let channel = self.connection.create_channel().await.expect("channel");
+        let channel = self.connection().create_channel().await.expect("channel");
         let mut out = Vec::new();
         while let Some(message) = channel
             .basic_get(queue.into(), impush_amqp_options::get_ack())
@@ -460,6 +557,8 @@ impl Drop for Fleet {
         // Queues and keys of this prefix go; nothing of other tests is touched.
         let topology = self.topology.clone();
         let prefix = self.prefix.clone();
+        let amqp_url = self.amqp_url.clone();
+        let redis_url = self.redis_url.clone();
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -468,12 +567,12 @@ impl Drop for Fleet {
                 return;
             };
             runtime.block_on(async move {
-                if let Ok(connection) = impush_amqp::connect(AMQP_URL).await
+                if let Ok(connection) = impush_amqp::connect(&amqp_url).await
                     && let Ok(channel) = connection.create_channel().await
                 {
                     let _ = topology.delete(&channel).await;
                 }
-                if let Ok(client) = redis::Client::open(REDIS_URL)
+                if let Ok(client) = redis::Client::open(redis_url.as_str())
                     && let Ok(mut con) = client.get_multiplexed_async_connection().await
                 {
                     let keys: Vec<String> = redis::cmd("KEYS")
