@@ -331,8 +331,10 @@ fn pids_named(name: &str) -> Vec<u32> {
         .collect()
 }
 
-/// CPU seconds by component: impush's own processes grouped by role, RabbitMQ and Redis.
-fn cpu_by_component(fleet: &Fleet) -> BTreeMap<String, f64> {
+/// CPU seconds used so far by each process of the run, by pid with its component: impush's
+/// own processes by role, RabbitMQ and Redis (the shared servers, so other users' load on
+/// them counts too), and `machine`: every core's busy time (`/proc/stat`).
+fn cpu_sample(fleet: &Fleet) -> BTreeMap<(String, u32), f64> {
     let mut cpu = BTreeMap::new();
     for (name, pid) in fleet.pids() {
         let component = if name.starts_with("impush-router") {
@@ -344,13 +346,51 @@ fn cpu_by_component(fleet: &Fleet) -> BTreeMap<String, f64> {
         } else {
             "ingest"
         };
-        *cpu.entry(component.to_owned()).or_insert(0.0) += cpu_seconds(pid).unwrap_or(0.0);
+        if let Some(used) = cpu_seconds(pid) {
+            cpu.insert((component.to_owned(), pid), used);
+        }
     }
     for (component, comm) in [("rabbitmq", "beam.smp"), ("redis", "redis-server")] {
-        let used: f64 = pids_named(comm).into_iter().filter_map(cpu_seconds).sum();
-        cpu.insert(component.to_owned(), used);
+        for pid in pids_named(comm) {
+            if let Some(used) = cpu_seconds(pid) {
+                cpu.insert((component.to_owned(), pid), used);
+            }
+        }
+    }
+    if let Some(busy) = machine_busy_seconds() {
+        cpu.insert(("machine".to_owned(), 0), busy);
     }
     cpu
+}
+
+/// Busy time of all cores together (everything but idle and iowait), from `/proc/stat`.
+fn machine_busy_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()?
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|t| t.parse().ok())
+        .collect();
+    let total: f64 = ticks.iter().sum();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some((total - idle) / 100.0)
+}
+
+/// Cores each component used between two samples, counting only processes in both.
+fn cores_used(
+    before: &BTreeMap<(String, u32), f64>,
+    after: &BTreeMap<(String, u32), f64>,
+    seconds: f64,
+) -> BTreeMap<String, f64> {
+    let mut cores = BTreeMap::new();
+    for (key, used) in after {
+        if let Some(was) = before.get(key) {
+            *cores.entry(key.0.clone()).or_insert(0.0) += (used - was) / seconds;
+        }
+    }
+    cores
 }
 
 /// Throughput with 1, 2 and 4 routers and senders on one queue, until something saturates:
@@ -422,7 +462,7 @@ async fn scale_bench() {
             .chain((2..=processes).map(|n| format!("sender-apns-{n}")))
             .collect();
 
-        let cpu_before = cpu_by_component(&fleet);
+        let cpu_before = cpu_sample(&fleet);
         let started = std::time::Instant::now();
         fleet.publish(messages).await;
         let published = started.elapsed();
@@ -446,14 +486,7 @@ async fn scale_bench() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let elapsed = started.elapsed().as_secs_f64();
-        let cpu_after = cpu_by_component(&fleet);
-        let cores: BTreeMap<String, f64> = cpu_after
-            .iter()
-            .map(|(k, after)| {
-                let before = cpu_before.get(k).copied().unwrap_or(0.0);
-                (k.clone(), (after - before) / elapsed)
-            })
-            .collect();
+        let cores = cores_used(&cpu_before, &cpu_sample(&fleet), elapsed);
         println!(
             "{processes} router(s) + {processes} sender(s): {expected} notifications in \
              {elapsed:.2} s (published in {:.2} s), cores used: {cores:?}",
@@ -463,20 +496,20 @@ async fn scale_bench() {
     }
     let base = rows.first().map(|r| r.1).unwrap_or(1.0);
     println!(
-        "\n| routers + senders | notifications/s | ratio to 1 | cores: routers | senders | sim | rabbitmq | redis | total |"
+        "\n| routers + senders | notifications/s | ratio to 1 | cores: routers | senders | sim | rabbitmq | redis | whole machine |"
     );
     println!("|---|---|---|---|---|---|---|---|---|");
     for (processes, rate, cores) in &rows {
         let c = |k: &str| cores.get(k).copied().unwrap_or(0.0);
-        let total: f64 = cores.values().sum();
         println!(
-            "| {processes} + {processes} | {rate:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {total:.2} |",
+            "| {processes} + {processes} | {rate:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
             rate / base,
             c("routers"),
             c("senders"),
             c("sim"),
             c("rabbitmq"),
             c("redis"),
+            c("machine"),
         );
     }
 }
