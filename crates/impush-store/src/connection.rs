@@ -127,3 +127,25 @@ pub(crate) fn evalsha<K: AsRef<str>>(
     args(&mut cmd);
     cmd
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_config_picks_a_server_or_a_cluster_with_url_as_the_fallback_seed() {
+        let urls = vec!["redis://a:7001".to_owned(), "redis://b:7002".to_owned()];
+        assert_eq!(
+            Endpoint::from_config(false, "redis://one:6379", &urls),
+            Endpoint::Server("redis://one:6379".into())
+        );
+        assert_eq!(
+            Endpoint::from_config(true, "redis://one:6379", &urls),
+            Endpoint::Cluster(urls.clone())
+        );
+        assert_eq!(
+            Endpoint::from_config(true, "redis://one:6379", &[]),
+            Endpoint::Cluster(vec!["redis://one:6379".into()])
+        );
+    }
+}
