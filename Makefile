@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build services demo render-demo test lint fmt unit bench clean check-deploy faults
+.PHONY: all build services demo render-demo test lint fmt unit bench scale-bench clean check-deploy faults
 
 all: build
 
@@ -58,6 +58,11 @@ faults: services build
 ## bench: the criterion benchmark of decide + render + build per device.
 bench:
 	$(CARGO) bench -p impush-benches --bench core
+
+## scale-bench: throughput with 1, 2 and 4 routers + senders on one queue, as ratios to one
+## (the fleet on the local RabbitMQ and Redis; IMPUSH_BENCH_REDIS_CLUSTER=1 for the cluster).
+scale-bench: build services
+	./scripts/scale-bench.sh
 
 clean:
 	$(CARGO) clean

@@ -2,6 +2,9 @@
 //! impush-sender per vendor, as real processes on the real RabbitMQ and Redis of this
 //! machine, isolated by a unique queue and key prefix and removed at the end.
 //!
+//! `FleetOptions` can put the fleet on the local Redis Cluster and run several routers and
+//! senders per vendor on the same queues.
+//!
 //! The binaries are the workspace's own (`cargo build --workspace --bins`, which
 //! `make test` runs first); `IMPUSH_BIN_DIR` points elsewhere.
 
@@ -23,6 +26,23 @@ use serde_json::Value;
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// The primaries of the local test cluster (`scripts/redis-cluster.sh`, ports 7101-7103).
+pub fn redis_cluster_urls() -> Vec<String> {
+    (7101..=7103)
+        .map(|port| format!("redis://127.0.0.1:{port}"))
+        .collect()
+}
+
+/// Starts the local test cluster unless it runs already; safe from concurrent tests.
+pub fn ensure_redis_cluster() {
+    let script = workspace_dir().join("scripts/redis-cluster.sh");
+    let status = Command::new(&script)
+        .arg("start")
+        .status()
+        .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+    assert!(status.success(), "{} start failed", script.display());
+}
 
 pub fn workspace_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -80,6 +100,11 @@ pub struct FleetOptions {
     /// False: RabbitMQ and Redis are not up yet, and the workers start before them (the
     /// fleet neither connects nor waits for readiness; `reconnect` once they are up).
     pub services_up: bool,
+    /// Run on the local Redis Cluster (`scripts/redis-cluster.sh`) instead of `REDIS_URL`.
+    pub redis_cluster: bool,
+    /// Processes competing on the messages queue, and on each vendor's push queue.
+    pub routers: usize,
+    pub senders_per_vendor: usize,
 }
 
 impl Default for FleetOptions {
@@ -95,12 +120,17 @@ impl Default for FleetOptions {
             redis_url: REDIS_URL.to_owned(),
             request_timeout_ms: 2_000,
             services_up: true,
+            redis_cluster: false,
+            routers: 1,
+            senders_per_vendor: 1,
         }
     }
 }
 
 pub struct Fleet {
     pub prefix: String,
+    /// Every Redis node holding this fleet's keys (one, or each primary of the cluster).
+    pub redis_urls: Vec<String>,
     pub config_path: PathBuf,
     pub sim_url: String,
     pub topology: Topology,
@@ -192,6 +222,20 @@ impl Fleet {
         );
         set(&mut table, "amqp", "prefetch", V::Integer(32));
         set(&mut table, "redis", "prefix", V::String(prefix.clone()));
+        let redis_urls = if options.redis_cluster {
+            ensure_redis_cluster();
+            let urls = redis_cluster_urls();
+            set(&mut table, "redis", "cluster", V::Boolean(true));
+            set(
+                &mut table,
+                "redis",
+                "urls",
+                V::Array(urls.iter().cloned().map(V::String).collect()),
+            );
+            urls
+        } else {
+            vec![options.redis_url.clone()]
+        };
         set(
             &mut table,
             "sender",
@@ -227,6 +271,7 @@ impl Fleet {
 
         let mut fleet = Fleet {
             prefix,
+            redis_urls,
             config_path,
             sim_url,
             topology,
@@ -249,6 +294,9 @@ impl Fleet {
             .await;
         fleet.spawn("impush-ingest", &[]);
         fleet.spawn("impush-router", &[]);
+        for n in 2..=options.routers {
+            fleet.spawn_named(&format!("impush-router-{n}"), "impush-router", &[]);
+        }
         for vendor in &options.vendors {
             let name = impush_core::vendor::name(*vendor);
             fleet.spawn_named(
@@ -256,6 +304,13 @@ impl Fleet {
                 "impush-sender",
                 &["--vendor", name],
             );
+            for n in 2..=options.senders_per_vendor {
+                fleet.spawn_named(
+                    &format!("sender-{name}-{n}"),
+                    "impush-sender",
+                    &["--vendor", name],
+                );
+            }
         }
         if options.services_up {
             for name in fleet.worker_names() {
@@ -409,6 +464,14 @@ impl Fleet {
         self.processes[name].id()
     }
 
+    /// The process ids of the fleet, by name (for CPU accounting in the scale benchmark).
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.processes
+            .iter()
+            .map(|(name, child)| (name.clone(), child.id()))
+            .collect()
+    }
+
     pub fn admin_port(&self, name: &str) -> u16 {
         self.admin[name]
     }
@@ -558,7 +621,7 @@ impl Drop for Fleet {
         let topology = self.topology.clone();
         let prefix = self.prefix.clone();
         let amqp_url = self.amqp_url.clone();
-        let redis_url = self.redis_url.clone();
+        let redis_urls = self.redis_urls.clone();
         let cleanup = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -572,17 +635,23 @@ impl Drop for Fleet {
                 {
                     let _ = topology.delete(&channel).await;
                 }
-                if let Ok(client) = redis::Client::open(redis_url.as_str())
-                    && let Ok(mut con) = client.get_multiplexed_async_connection().await
-                {
-                    let keys: Vec<String> = redis::cmd("KEYS")
-                        .arg(format!("{prefix}:*"))
-                        .query_async(&mut con)
-                        .await
-                        .unwrap_or_default();
-                    for chunk in keys.chunks(500) {
-                        let _: Result<(), _> =
-                            redis::cmd("DEL").arg(chunk).query_async(&mut con).await;
+                // Key by key: on a cluster node, one DEL of keys in several slots is refused.
+                for url in redis_urls {
+                    if let Ok(client) = redis::Client::open(url)
+                        && let Ok(mut con) = client.get_multiplexed_async_connection().await
+                    {
+                        let keys: Vec<String> = redis::cmd("KEYS")
+                            .arg(format!("{prefix}:*"))
+                            .query_async(&mut con)
+                            .await
+                            .unwrap_or_default();
+                        for chunk in keys.chunks(500) {
+                            let mut pipe = redis::pipe();
+                            for key in chunk {
+                                pipe.del(key).ignore();
+                            }
+                            let _: Result<(), _> = pipe.query_async(&mut con).await;
+                        }
                     }
                 }
             });

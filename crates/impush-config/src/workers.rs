@@ -66,6 +66,9 @@ impl AmqpConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     pub url: String,
+    /// A Redis Cluster: `urls` are its seed nodes (`url` alone when empty).
+    pub cluster: bool,
+    pub urls: Vec<String>,
     /// Prefix of every key; tests use their own.
     pub prefix: String,
     /// How long a "this device got this message" record is kept, in seconds.
@@ -76,6 +79,8 @@ impl Default for RedisConfig {
     fn default() -> RedisConfig {
         RedisConfig {
             url: "redis://127.0.0.1:6379".into(),
+            cluster: false,
+            urls: Vec::new(),
             prefix: "impush".into(),
             dedupe_ttl_s: 7 * 24 * 3600,
         }

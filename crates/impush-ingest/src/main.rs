@@ -14,7 +14,7 @@ use impush_core::vendor;
 use impush_proto::v1::Vendor;
 use impush_proto::{Event, EventKind};
 use impush_runtime::{CommonArgs, now_ms};
-use impush_store::{Applied, Store};
+use impush_store::{Applied, Endpoint, Store};
 
 /// Events stamped further ahead than this are refused: one would freeze its record until
 /// the clock caught up, since older-or-equal `at_ms` never overwrites.
@@ -43,8 +43,9 @@ async fn main() -> anyhow::Result<()> {
     credentials_ready.store(true, Ordering::SeqCst);
 
     let redis = &config.redis;
+    let redis_endpoint = Endpoint::from_config(redis.cluster, &redis.url, &redis.urls);
     let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {
-        Store::connect(&redis.url, &redis.prefix)
+        Store::connect_to(&redis_endpoint, &redis.prefix)
     })
     .await
     else {

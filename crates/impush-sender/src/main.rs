@@ -16,7 +16,7 @@ use clap::Parser;
 use impush_amqp::{HandlerFn, RunOptions, Topology, run_consumer};
 use impush_core::vendor;
 use impush_runtime::CommonArgs;
-use impush_store::Store;
+use impush_store::{Endpoint, Store};
 use impush_vendors::VendorClients;
 
 #[derive(Parser)]
@@ -55,8 +55,9 @@ async fn main() -> anyhow::Result<()> {
     credentials_ready.store(true, Ordering::SeqCst);
 
     let redis = &config.redis;
+    let redis_endpoint = Endpoint::from_config(redis.cluster, &redis.url, &redis.urls);
     let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {
-        Store::connect(&redis.url, &redis.prefix)
+        Store::connect_to(&redis_endpoint, &redis.prefix)
     })
     .await
     else {

@@ -3,6 +3,7 @@
 
 use redis::Value;
 
+use crate::connection::{Batch, evalsha};
 use crate::error::StoreError;
 use crate::{DeviceRef, Store, group_by_user, reply};
 
@@ -12,7 +13,8 @@ impl Store {
     /// Counts this message once per device towards its badge and returns, per device, the
     /// number of pushes since its last BACKGROUND report, this one included (>= 1).
     /// Idempotent per (msg_id, device): a redelivered message gets the same numbers and
-    /// does not count twice, for `ttl_s` seconds. One round trip for the whole slice.
+    /// does not count twice, for `ttl_s` seconds. One round trip per Redis node for the whole
+    /// slice.
     pub async fn bump_badges(
         &self,
         sdk_app_id: u32,
@@ -27,20 +29,20 @@ impl Store {
             return Ok(Vec::new());
         }
         let groups = group_by_user(devices);
-        let mut pipe = redis::pipe();
+        let mut batch = Batch::new();
         for (user_id, positions) in &groups {
             let user = self.keys.user(sdk_app_id, user_id);
-            let mut call = self.scripts.bump_badges.prepare_invoke();
+            let mut keys = Vec::with_capacity(positions.len() * 2);
             for device in positions.iter().filter_map(|&p| devices.get(p)) {
-                call.key(user.device(device.device_id))
-                    .key(user.badge(msg_id, device.device_id));
+                keys.push(user.device(device.device_id));
+                keys.push(user.badge(msg_id, device.device_id));
             }
-            call.arg(ttl_s);
-            pipe.invoke_script(&call);
+            let cmd = evalsha(&self.scripts.bump_badges, &keys, |cmd| {
+                cmd.arg(ttl_s);
+            });
+            batch.add(&user.devices(), cmd);
         }
-        let replies = self
-            .query_script_pipeline(&pipe, &self.scripts.bump_badges)
-            .await?;
+        let replies = self.run_batch(&batch).await?;
         if replies.len() != groups.len() {
             return Err(StoreError::unexpected(
                 CALL,

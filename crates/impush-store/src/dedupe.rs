@@ -7,6 +7,7 @@
 
 use redis::Value;
 
+use crate::connection::{Batch, evalsha};
 use crate::error::StoreError;
 use crate::{DeviceRef, Store, group_by_user};
 
@@ -36,13 +37,17 @@ impl Store {
         if devices.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
+        let mut batch = Batch::new();
         for device in devices {
-            let user = self.keys.user(sdk_app_id, device.user_id);
-            pipe.get(user.sent(msg_id, device.device_id));
+            let key = self
+                .keys
+                .user(sdk_app_id, device.user_id)
+                .sent(msg_id, device.device_id);
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(&key);
+            batch.add(&key, cmd);
         }
-        let mut con = self.con.clone();
-        let replies: Vec<Value> = pipe.query_async(&mut con).await?;
+        let replies = self.run_batch(&batch).await?;
         if replies.len() != devices.len() {
             return Err(StoreError::unexpected(
                 "already_sent",
@@ -62,8 +67,10 @@ impl Store {
             .collect()
     }
 
-    /// Claims these (message, device) pairs for sending, for `claim_ttl_s` seconds (one
-    /// round trip).
+    /// Claims these (message, device) pairs for sending, for `claim_ttl_s` seconds. If the
+    /// batch must run again (cluster slots moved during the call), a claim the first run
+    /// already took reads as [`SendClaim::InProgress`]: that push waits for the claim to
+    /// expire, and is never sent twice. One round trip per Redis node.
     pub async fn claim_for_send(
         &self,
         sdk_app_id: u32,
@@ -78,22 +85,25 @@ impl Store {
         if devices.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
+        let mut batch = Batch::new();
         for device in devices {
             let key = self
                 .keys
                 .user(sdk_app_id, device.user_id)
                 .sent(msg_id, device.device_id);
-            pipe.cmd("SET")
+            let mut claim = redis::cmd("SET");
+            claim
                 .arg(&key)
                 .arg(&*self.claim_owner)
                 .arg("NX")
                 .arg("EX")
                 .arg(claim_ttl_s);
-            pipe.get(&key);
+            batch.add(&key, claim);
+            let mut read = redis::cmd("GET");
+            read.arg(&key);
+            batch.add(&key, read);
         }
-        let mut con = self.con.clone();
-        let replies: Vec<Value> = pipe.query_async(&mut con).await?;
+        let replies = self.run_batch(&batch).await?;
         if replies.len() != devices.len() * 2 {
             return Err(StoreError::unexpected(
                 CALL,
@@ -113,7 +123,7 @@ impl Store {
     }
 
     /// Gives back claims of pushes that were not delivered (retry, rejected, dead token), so
-    /// a retry need not wait for them to expire (one round trip).
+    /// a retry need not wait for them to expire (one round trip per Redis node).
     pub async fn release_claims(
         &self,
         sdk_app_id: u32,
@@ -124,23 +134,25 @@ impl Store {
             return Ok(());
         }
         let groups = group_by_user(devices);
-        let mut pipe = redis::pipe();
+        let mut batch = Batch::new();
         for (user_id, positions) in &groups {
             let user = self.keys.user(sdk_app_id, user_id);
-            let mut call = self.scripts.release_claims.prepare_invoke();
-            for device in positions.iter().filter_map(|&p| devices.get(p)) {
-                call.key(user.sent(msg_id, device.device_id));
-            }
-            call.arg(&*self.claim_owner);
-            pipe.invoke_script(&call);
+            let keys: Vec<String> = positions
+                .iter()
+                .filter_map(|&p| devices.get(p))
+                .map(|device| user.sent(msg_id, device.device_id))
+                .collect();
+            let cmd = evalsha(&self.scripts.release_claims, &keys, |cmd| {
+                cmd.arg(&*self.claim_owner);
+            });
+            batch.add(&user.devices(), cmd);
         }
-        self.query_script_pipeline(&pipe, &self.scripts.release_claims)
-            .await?;
+        self.run_batch(&batch).await?;
         Ok(())
     }
 
     /// Records that the vendor accepted this message for these devices, for `ttl_s`
-    /// seconds (one round trip). The record replaces the claim.
+    /// seconds (one round trip per Redis node). The record replaces the claim.
     pub async fn mark_sent(
         &self,
         sdk_app_id: u32,
@@ -154,14 +166,17 @@ impl Store {
         if devices.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
+        let mut batch = Batch::new();
         for device in devices {
-            let user = self.keys.user(sdk_app_id, device.user_id);
-            pipe.set_ex(user.sent(msg_id, device.device_id), DELIVERED, ttl_s)
-                .ignore();
+            let key = self
+                .keys
+                .user(sdk_app_id, device.user_id)
+                .sent(msg_id, device.device_id);
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(&key).arg(DELIVERED).arg("EX").arg(ttl_s);
+            batch.add(&key, cmd);
         }
-        let mut con = self.con.clone();
-        pipe.query_async::<()>(&mut con).await?;
+        self.run_batch(&batch).await?;
         Ok(())
     }
 }

@@ -59,8 +59,11 @@ fn is_transient_redis_error(e: &RedisError) -> bool {
     match e.kind() {
         // A garbled reply means a broken connection; the manager reconnects.
         ErrorKind::Parse | ErrorKind::ClusterConnectionNotFound => true,
+        // Slots moving between nodes (resharding, failover): the next try finds them.
         ErrorKind::Server(
-            ServerErrorKind::TryAgain
+            ServerErrorKind::Moved
+            | ServerErrorKind::Ask
+            | ServerErrorKind::TryAgain
             | ServerErrorKind::ClusterDown
             | ServerErrorKind::MasterDown
             | ServerErrorKind::BusyLoading

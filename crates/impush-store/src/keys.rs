@@ -11,11 +11,28 @@
 //!
 //! `<user>` and `<msg>` are escaped with [`escape_component`]: a `}` in a user id would
 //! otherwise close the hash tag early, and a `:` in a message id would make
-//! `b:<msg>:<device_id>` ambiguous. The device id is always the last component and is
-//! written as is, so the fetch script can append the raw ids from `devs` to the user's
-//! device-key prefix.
+//! `b:<msg>:<device_id>` ambiguous. The device id is always the last component, so it is
+//! written as is: nothing follows it that it could be confused with.
+//!
+//! On Redis Cluster a user's keys all live in the slot of that tag ([`slot`]); the store
+//! groups batches by it.
 
 use crate::error::StoreError;
+
+/// Redis Cluster's slots: CRC16 (XMODEM) of the hash tag, modulo 16384.
+const SLOTS: u16 = 16384;
+
+/// The cluster slot of `key`: of its hash tag (between the first `{` and the next `}`) when
+/// it has a non-empty one, else of the whole key, exactly as Redis computes it.
+pub(crate) fn slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let tagged = bytes.iter().position(|&b| b == b'{').and_then(|open| {
+        let rest = bytes.get(open + 1..)?;
+        let close = rest.iter().position(|&b| b == b'}')?;
+        rest.get(..close).filter(|tag| !tag.is_empty())
+    });
+    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(bytes)) % SLOTS
+}
 
 /// Percent-encodes the four characters that carry meaning in a key: `%` (the escape itself),
 /// `{` and `}` (the hash tag) and `:` (the separator). Everything else, unicode included,
@@ -77,10 +94,6 @@ pub(crate) struct UserKeys {
 impl UserKeys {
     pub(crate) fn devices(&self) -> String {
         format!("{}:devs", self.base)
-    }
-
-    pub(crate) fn device_prefix(&self) -> String {
-        format!("{}:d:", self.base)
     }
 
     pub(crate) fn device(&self, device_id: &str) -> String {
@@ -156,14 +169,35 @@ mod tests {
     }
 
     #[test]
-    fn prefix_with_braces_is_refused() {
-        assert!(KeySpace::new("im{push}").is_err());
-        assert!(KeySpace::new("").is_err());
+    fn slots_are_the_ones_redis_computes() {
+        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(slot("123456789"), 0x31C3 % SLOTS);
+        assert_eq!(slot("foo"), 12182);
+        assert_eq!(slot("{user1000}.following"), slot("{user1000}.followers"));
+        // An empty tag does not count: the whole key is hashed.
+        let whole = crc16::State::<crc16::XMODEM>::calculate(b"foo{}{bar}") % SLOTS;
+        assert_eq!(slot("foo{}{bar}"), whole);
+        assert_eq!(slot("foo{{bar}}zap"), slot("{bar"));
+        assert_eq!(slot("foo{bar}{zap}"), slot("bar"));
     }
 
     #[test]
-    fn device_key_is_the_device_prefix_plus_the_raw_id() {
-        let user = space().user(1, "u");
-        assert_eq!(user.device("a:b"), format!("{}a:b", user.device_prefix()));
+    fn all_keys_of_a_user_are_in_one_slot() {
+        let user = space().user(7, "a}b{c:d%e 用户");
+        let expected = slot(&user.devices());
+        for key in [
+            user.device("dev:}{1"),
+            user.settings(),
+            user.badge("m:{}", "dev:}{1"),
+            user.sent("m:{}", "dev:}{1"),
+        ] {
+            assert_eq!(slot(&key), expected, "{key}");
+        }
+    }
+
+    #[test]
+    fn prefix_with_braces_is_refused() {
+        assert!(KeySpace::new("im{push}").is_err());
+        assert!(KeySpace::new("").is_err());
     }
 }

@@ -10,10 +10,14 @@
 //! - impush-sender deduplicates with [`Store::already_sent`] / [`Store::mark_sent`] and prunes
 //!   dead tokens with [`Store::remove_device_if_token`].
 //!
-//! Every batch call costs one round trip. The key layout is in `keys.rs`, the scripts and the
-//! device hash fields in `scripts.rs`.
+//! Every batch call costs one round trip per Redis node (two for `fetch_recipients`). The
+//! store runs on one Redis server or on a Redis Cluster ([`Endpoint`], `connection.rs` and
+//! `cluster.rs`). The key layout is in `keys.rs`, the scripts and the device hash fields in
+//! `scripts.rs`.
 
 mod badges;
+mod cluster;
+mod connection;
 mod dedupe;
 mod error;
 mod keys;
@@ -26,19 +30,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{ErrorKind, Pipeline, Script, ServerErrorKind, Value};
+use redis::{RedisError, Script, ServerErrorKind, Value};
 
+pub use connection::Endpoint;
 pub use dedupe::SendClaim;
 pub use error::StoreError;
 pub use recipients::{DeviceRecord, RecipientState};
 
+use connection::{Batch, Connection};
 use keys::KeySpace;
 
 /// A connection to impush's Redis state. Cheap to clone: clones share one multiplexed
-/// connection, which reconnects by itself after Redis restarts.
+/// connection (one per node on a cluster), which reconnects by itself after Redis restarts.
 #[derive(Clone)]
 pub struct Store {
-    con: ConnectionManager,
+    con: Connection,
     keys: Arc<KeySpace>,
     scripts: Arc<Scripts>,
     /// The value of this store's send claims: unique per connected process.
@@ -75,7 +81,6 @@ struct Scripts {
     unregister_device: Script,
     set_presence: Script,
     set_settings: Script,
-    fetch_recipient: Script,
     bump_badges: Script,
     remove_device_if_token: Script,
     release_claims: Script,
@@ -88,20 +93,18 @@ impl Scripts {
             unregister_device: Script::new(scripts::UNREGISTER_DEVICE),
             set_presence: Script::new(scripts::SET_PRESENCE),
             set_settings: Script::new(scripts::SET_SETTINGS),
-            fetch_recipient: Script::new(scripts::FETCH_RECIPIENT),
             bump_badges: Script::new(scripts::BUMP_BADGES),
             remove_device_if_token: Script::new(scripts::REMOVE_DEVICE_IF_TOKEN),
             release_claims: Script::new(scripts::RELEASE_CLAIMS),
         }
     }
 
-    fn all(&self) -> [&Script; 8] {
+    fn all(&self) -> [&Script; 7] {
         [
             &self.register_device,
             &self.unregister_device,
             &self.set_presence,
             &self.set_settings,
-            &self.fetch_recipient,
             &self.bump_badges,
             &self.release_claims,
             &self.remove_device_if_token,
@@ -116,6 +119,14 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Store {
+    /// Connects to one Redis server or to a Redis Cluster, as `[redis]` says.
+    pub async fn connect_to(endpoint: &Endpoint, prefix: &str) -> Result<Store, StoreError> {
+        match endpoint {
+            Endpoint::Server(url) => Store::connect(url, prefix).await,
+            Endpoint::Cluster(seeds) => Store::connect_cluster(seeds, prefix).await,
+        }
+    }
+
     /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) and loads the scripts. Every key
     /// starts with `prefix`, which must not contain braces (they would break the hash tags).
     pub async fn connect(url: &str, prefix: &str) -> Result<Store, StoreError> {
@@ -125,6 +136,22 @@ impl Store {
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT));
         let con = ConnectionManager::new_with_config(client, config).await?;
+        Store::with_connection(Connection::Server(con), keys).await
+    }
+
+    /// Connects to a Redis Cluster through any of its `seeds` (e.g.
+    /// `redis://127.0.0.1:7101`), reads its slot map and loads the scripts on every node.
+    pub async fn connect_cluster(seeds: &[String], prefix: &str) -> Result<Store, StoreError> {
+        let keys = KeySpace::new(prefix)?;
+        if seeds.is_empty() {
+            return Err(StoreError::invalid("redis cluster", "no seed node"));
+        }
+        let cluster =
+            cluster::Cluster::connect(seeds, CONNECTION_TIMEOUT, RESPONSE_TIMEOUT).await?;
+        Store::with_connection(Connection::Cluster(cluster), keys).await
+    }
+
+    async fn with_connection(con: Connection, keys: KeySpace) -> Result<Store, StoreError> {
         let store = Store {
             con,
             keys: Arc::new(keys),
@@ -135,7 +162,7 @@ impl Store {
         Ok(store)
     }
 
-    /// Whether Redis answers; for `/readyz`.
+    /// Whether Redis answers (every node, on a cluster); for `/readyz`.
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut con = self.con.clone();
         let reply: Value = redis::cmd("PING").query_async(&mut con).await?;
@@ -145,40 +172,48 @@ impl Store {
         }
     }
 
-    /// Loads every script up front (one round trip), so that pipelines of `EVALSHA`, which
-    /// redis-rs does not reload on its own, normally find them.
+    /// Loads every script up front, so that batches of `EVALSHA`, which redis-rs does not
+    /// reload on its own, normally find them. `SCRIPT LOAD` goes to every node of a cluster.
     async fn load_scripts(&self) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
-        for script in self.scripts.all() {
-            pipe.load_script(script).ignore();
-        }
         let mut con = self.con.clone();
-        pipe.query_async::<()>(&mut con).await?;
+        for script in self.scripts.all() {
+            script.load_async(&mut con).await?;
+        }
         Ok(())
     }
 
-    /// Runs a pipeline of calls to `script`. If Redis forgot the script (a restart or
-    /// `SCRIPT FLUSH`), loads it and runs the whole pipeline again: every pipelined script
-    /// here is safe to repeat (reads, or writes that are idempotent per call).
-    async fn query_script_pipeline(
-        &self,
-        pipe: &Pipeline,
-        script: &Script,
-    ) -> Result<Vec<Value>, StoreError> {
-        let mut con = self.con.clone();
-        match pipe.query_async::<Vec<Value>>(&mut con).await {
-            Err(e) if e.kind() == ErrorKind::Server(ServerErrorKind::NoScript) => {
-                script.load_async(&mut con).await?;
-                Ok(pipe.query_async::<Vec<Value>>(&mut con).await?)
+    /// Runs a batch and returns its replies in order. A node that forgot a script (a
+    /// restart, `SCRIPT FLUSH`, a node added to the cluster) gets the scripts again; slots
+    /// that moved to another node make the store read the slot map again; either way the
+    /// whole batch runs once more, which is why every batch here is safe to repeat (reads,
+    /// or writes that are idempotent per call).
+    async fn run_batch(&self, batch: &Batch) -> Result<Vec<Value>, StoreError> {
+        const ATTEMPTS: usize = 3;
+        let mut attempt = 1;
+        loop {
+            let replies = self.con.run(batch).await?;
+            let Some(error) = replies.iter().find_map(|reply| match reply {
+                Value::ServerError(error) => Some(error.clone()),
+                _ => None,
+            }) else {
+                return Ok(replies);
+            };
+            match (error.kind(), &self.con) {
+                (Some(ServerErrorKind::NoScript), _) if attempt < ATTEMPTS => {
+                    self.load_scripts().await?;
+                }
+                (Some(ServerErrorKind::Moved), Connection::Cluster(cluster))
+                    if attempt < ATTEMPTS =>
+                {
+                    cluster.refresh_slots().await?;
+                }
+                _ => return Err(RedisError::from(error).into()),
             }
-            result => Ok(result?),
+            attempt += 1;
         }
     }
 }
 
-/// The devices of a batch grouped by user, in order of first appearance, each with the
-/// positions of its devices in the batch: one script call (or key group) per user, and the
-/// answers put back in the caller's order.
 /// `claim:<pid>:<nanos>`: tells this process's claims apart from any other's.
 fn claim_owner() -> String {
     let nanos = std::time::SystemTime::now()
@@ -187,6 +222,9 @@ fn claim_owner() -> String {
     format!("claim:{}:{nanos}", std::process::id())
 }
 
+/// The devices of a batch grouped by user, in order of first appearance, each with the
+/// positions of its devices in the batch: one script call (or key group) per user, and the
+/// answers put back in the caller's order.
 fn group_by_user<'d>(devices: &[DeviceRef<'d>]) -> Vec<(&'d str, Vec<usize>)> {
     let mut groups: Vec<(&'d str, Vec<usize>)> = Vec::new();
     let mut group_of_user: std::collections::HashMap<&'d str, usize> =

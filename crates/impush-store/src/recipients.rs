@@ -1,5 +1,5 @@
 //! The router's read: every registered device of each recipient and the recipient's push
-//! settings, for a whole chunk of recipients in one round trip.
+//! settings, for a whole chunk of recipients in two round trips per Redis node.
 //!
 //! A stored record that cannot be read (unknown vendor number, non-numeric business id, ...)
 //! is skipped with a warning rather than failing the whole message: the other recipients
@@ -9,6 +9,7 @@ use impush_core::DeviceState;
 use impush_proto::v1::{PresenceState, PushSettings, Vendor};
 use redis::Value;
 
+use crate::connection::Batch;
 use crate::error::StoreError;
 use crate::keys::UserKeys;
 use crate::{Store, reply};
@@ -33,9 +34,26 @@ pub struct RecipientState {
 
 const CALL: &str = "fetch_recipients";
 
+/// The device hash fields the router reads, in the order `read_device` takes them.
+const DEVICE_FIELDS: [&str; 7] = [
+    "vendor",
+    "business_id",
+    "token",
+    "tpns",
+    "presence",
+    "unread",
+    "unregistered",
+];
+const SETTINGS_FIELDS: [&str; 4] = ["at", "open_push", "c2c_sound", "group_sound"];
+
 impl Store {
     /// All registered devices and the settings of each user, in the order of `user_ids`,
-    /// in ONE round trip (a pipeline of one script call per user).
+    /// in two round trips per Redis node whatever the number of users: the device ids of
+    /// every user, then every device hash and settings hash. (One script per user could
+    /// read both at once, but only by building device keys inside the script, which Redis
+    /// Cluster does not allow: a script may only touch the keys it is given.) A device
+    /// registered between the two steps is seen by the next message, as if it had
+    /// registered a moment later; one unregistered between them reads as a tombstone.
     pub async fn fetch_recipients(
         &self,
         sdk_app_id: u32,
@@ -48,56 +66,83 @@ impl Store {
             .iter()
             .map(|user_id| self.keys.user(sdk_app_id, user_id))
             .collect();
-        let mut pipe = redis::pipe();
+
+        let mut members = Batch::new();
         for user in &users {
-            let mut call = self.scripts.fetch_recipient.prepare_invoke();
-            call.key(user.devices())
-                .key(user.settings())
-                .arg(user.device_prefix());
-            pipe.invoke_script(&call);
+            let key = user.devices();
+            let mut cmd = redis::cmd("SMEMBERS");
+            cmd.arg(&key);
+            members.add(&key, cmd);
         }
-        let replies = self
-            .query_script_pipeline(&pipe, &self.scripts.fetch_recipient)
-            .await?;
-        if replies.len() != users.len() {
+        let device_ids = self
+            .run_batch(&members)
+            .await?
+            .into_iter()
+            .zip(&users)
+            .map(|(reply, user)| read_device_ids(user, reply))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let mut fields = Batch::new();
+        for (user, ids) in users.iter().zip(&device_ids) {
+            let key = user.settings();
+            let mut cmd = redis::cmd("HMGET");
+            cmd.arg(&key).arg(&SETTINGS_FIELDS[..]);
+            fields.add(&key, cmd);
+            for id in ids {
+                let key = user.device(id);
+                let mut cmd = redis::cmd("HMGET");
+                cmd.arg(&key).arg(&DEVICE_FIELDS[..]);
+                fields.add(&key, cmd);
+            }
+        }
+        let expected = users.len() + device_ids.iter().map(Vec::len).sum::<usize>();
+        let replies = self.run_batch(&fields).await?;
+        if replies.len() != expected {
             return Err(StoreError::unexpected(
                 CALL,
-                format!("{} replies for {} users", replies.len(), users.len()),
+                format!("{} replies for {expected} reads", replies.len()),
             ));
         }
-        replies
-            .into_iter()
-            .zip(user_ids.iter().zip(&users))
-            .map(|(reply, (user_id, user))| read_recipient(sdk_app_id, user_id, user, reply))
-            .collect()
+        let mut replies = replies.into_iter();
+        let mut recipients = Vec::with_capacity(users.len());
+        for ((user_id, user), ids) in user_ids.iter().zip(&users).zip(device_ids) {
+            let settings = replies.next().unwrap_or(Value::Nil);
+            let devices: Vec<(String, Value)> = ids
+                .into_iter()
+                .map(|id| (id, replies.next().unwrap_or(Value::Nil)))
+                .collect();
+            recipients.push(read_recipient(
+                sdk_app_id, user_id, user, devices, settings,
+            )?);
+        }
+        Ok(recipients)
     }
+}
+
+/// The device ids of a user's set; an id that is not text is skipped with a warning.
+fn read_device_ids(user: &UserKeys, reply: Value) -> Result<Vec<String>, StoreError> {
+    let mut ids = Vec::new();
+    for id in reply::array(CALL, reply)? {
+        match reply::text(id) {
+            Ok(Some(id)) => ids.push(id),
+            Ok(None) | Err(_) => {
+                tracing::warn!(key = %user.devices(), "skipping a device id that is not text");
+            }
+        }
+    }
+    Ok(ids)
 }
 
 fn read_recipient(
     sdk_app_id: u32,
     user_id: &str,
     user: &UserKeys,
-    reply: Value,
+    devices: Vec<(String, Value)>,
+    settings: Value,
 ) -> Result<RecipientState, StoreError> {
-    let mut parts = reply::array(CALL, reply)?.into_iter();
-    let (Some(devices), Some(settings), None) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(StoreError::unexpected(CALL, "expected {devices, settings}"));
-    };
     let mut records = Vec::new();
-    for entry in reply::array(CALL, devices)? {
-        let mut entry = reply::array(CALL, entry)?.into_iter();
-        let (Some(device_id), Some(fields), None) = (entry.next(), entry.next(), entry.next())
-        else {
-            return Err(StoreError::unexpected(CALL, "expected {device_id, fields}"));
-        };
+    for (device_id, fields) in devices {
         let fields = reply::array(CALL, fields)?;
-        let device_id = match reply::text(device_id) {
-            Ok(Some(id)) => id,
-            Ok(None) | Err(_) => {
-                tracing::warn!(key = %user.devices(), "skipping a device id that is not text");
-                continue;
-            }
-        };
         match read_device(&device_id, fields) {
             Ok(Some(record)) => records.push(record),
             Ok(None) => {}
@@ -125,7 +170,7 @@ fn read_recipient(
     })
 }
 
-/// Reads the fields FETCH_RECIPIENT returns for one device, in its order. `Ok(None)`: a
+/// Reads one device's [`DEVICE_FIELDS`]. `Ok(None)`: a
 /// device that cannot be pushed to (a tombstone, or registered without a token).
 fn read_device(device_id: &str, fields: Vec<Value>) -> Result<Option<DeviceRecord>, String> {
     let [

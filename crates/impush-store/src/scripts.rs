@@ -1,5 +1,7 @@
 //! The Lua scripts that make each state change atomic. Each one touches the keys of a single
-//! user only (one hash tag, so one Redis Cluster slot) and documents its KEYS and ARGV.
+//! user only (one hash tag, so one Redis Cluster slot), only keys passed in KEYS (Redis
+//! Cluster routes a script by its KEYS and may refuse any other key), and documents its KEYS
+//! and ARGV.
 //!
 //! The device hash (`...:d:<device_id>`) has these fields, all written by these scripts:
 //!
@@ -98,24 +100,6 @@ end
 redis.call('HSET', KEYS[1], 'at', ARGV[1], 'open_push', ARGV[2], 'c2c_sound', ARGV[3],
   'group_sound', ARGV[4])
 return 1
-";
-
-/// Reads everything the router needs about one user in one consistent step: each
-/// registered device and the settings. The device keys are built from ARGV[1] because
-/// their ids are only known inside the script; they share the user's hash tag, so they are
-/// in the same slot as KEYS (safe on Redis Cluster).
-///
-/// KEYS[1] the user's set of registered device ids; KEYS[2] the settings hash.
-/// ARGV[1] the user's device-key prefix (`...:d:`).
-/// Returns `{ {{device_id, {vendor, business_id, token, tpns, presence, unread,
-/// unregistered}}, ...}, {at, open_push, c2c_sound, group_sound} }`, missing fields as nil.
-pub(crate) const FETCH_RECIPIENT: &str = r"
-local devices = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  devices[#devices + 1] = {id, redis.call('HMGET', ARGV[1] .. id, 'vendor', 'business_id',
-    'token', 'tpns', 'presence', 'unread', 'unregistered')}
-end
-return {devices, redis.call('HMGET', KEYS[2], 'at', 'open_push', 'c2c_sound', 'group_sound')}
 ";
 
 /// Counts one message once per device of one user towards its badge. The number given to a

@@ -1,5 +1,7 @@
-//! Shared helpers of the integration tests: a [`Store`] on the real Redis under a fresh,
-//! unique prefix, a raw connection to look at the keys, event builders, and cleanup.
+//! Shared helpers of the integration tests: a [`Store`] on the real Redis, or on a local
+//! 3-primary Redis Cluster (`scripts/redis-cluster.sh`, started on first use), under a
+//! fresh, unique prefix; a raw connection to look at the keys; event builders; cleanup; and
+//! [`store_test!`], which runs one test on both.
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
@@ -8,9 +10,10 @@ use impush_proto::v1::{
     DeviceRegistered, DeviceUnregistered, OpenPush, PresenceChanged, PresenceState, PushSettings,
     Vendor,
 };
-use impush_store::Store;
-use redis::AsyncCommands;
-use redis::aio::MultiplexedConnection;
+use impush_store::{Endpoint, Store};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Value};
 
 pub const APP: u32 = 1400000001;
 
@@ -18,47 +21,170 @@ pub fn redis_url() -> String {
     std::env::var("IMPUSH_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
+/// The test cluster's primaries, from `IMPUSH_TEST_REDIS_CLUSTER_URLS` (comma-separated) or
+/// the ports `scripts/redis-cluster.sh` uses.
+pub fn cluster_urls() -> Vec<String> {
+    match std::env::var("IMPUSH_TEST_REDIS_CLUSTER_URLS") {
+        Ok(urls) => urls.split(',').map(str::to_owned).collect(),
+        Err(_) => (7101..=7103)
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect(),
+    }
+}
+
+/// Starts the local test cluster unless it runs already (once per test process; the script
+/// itself serialises concurrent callers). With `IMPUSH_TEST_REDIS_CLUSTER_URLS` set, the
+/// cluster is someone else's and is left alone.
+pub fn ensure_cluster() {
+    static STARTED: std::sync::Once = std::sync::Once::new();
+    STARTED.call_once(|| {
+        if std::env::var_os("IMPUSH_TEST_REDIS_CLUSTER_URLS").is_some() {
+            return;
+        }
+        let script =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/redis-cluster.sh");
+        let status = std::process::Command::new(&script)
+            .arg("start")
+            .status()
+            .unwrap_or_else(|e| panic!("running {}: {e}", script.display()));
+        assert!(status.success(), "{} start failed", script.display());
+    });
+}
+
+/// Which Redis a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    Server,
+    Cluster,
+}
+
+impl Target {
+    pub fn endpoint(self) -> Endpoint {
+        match self {
+            Target::Server => Endpoint::Server(redis_url()),
+            Target::Cluster => {
+                ensure_cluster();
+                Endpoint::Cluster(cluster_urls())
+            }
+        }
+    }
+}
+
+/// A raw connection to look at and tamper with keys, on either target.
+#[derive(Clone)]
+pub enum Raw {
+    Server(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Raw {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Raw::Server(con) => con.req_packed_command(cmd),
+            Raw::Cluster(con) => con.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Raw::Server(con) => con.req_packed_commands(pipeline, offset, count),
+            Raw::Cluster(con) => con.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        0
+    }
+}
+
 pub struct TestStore {
     pub store: Store,
     pub prefix: String,
-    pub raw: MultiplexedConnection,
+    pub raw: Raw,
+    pub target: Target,
 }
 
 impl TestStore {
-    pub async fn new() -> TestStore {
+    pub async fn new(target: Target) -> TestStore {
         let prefix = format!("impush-test-{}", uuid::Uuid::new_v4());
-        let store = Store::connect(&redis_url(), &prefix)
+        let store = Store::connect_to(&target.endpoint(), &prefix)
             .await
-            .expect("Redis must run at IMPUSH_TEST_REDIS_URL or 127.0.0.1:6379");
-        let raw = redis::Client::open(redis_url())
+            .unwrap_or_else(|e| panic!("Redis ({target:?}) must run: {e}"));
+        let raw = match target {
+            Target::Server => Raw::Server(
+                redis::Client::open(redis_url())
+                    .unwrap()
+                    .get_multiplexed_async_connection()
+                    .await
+                    .unwrap(),
+            ),
+            Target::Cluster => Raw::Cluster(
+                redis::cluster::ClusterClient::new(cluster_urls())
+                    .unwrap()
+                    .get_async_connection()
+                    .await
+                    .unwrap(),
+            ),
+        };
+        TestStore {
+            store,
+            prefix,
+            raw,
+            target,
+        }
+    }
+
+    /// A second store on the same Redis and prefix: another process of the fleet.
+    pub async fn connect_another(&self) -> Store {
+        Store::connect_to(&self.target.endpoint(), &self.prefix)
+            .await
             .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap();
-        TestStore { store, prefix, raw }
+    }
+
+    /// This test's keys on each node: one list for a server, one per primary on a cluster.
+    pub async fn keys_per_node(&self) -> Vec<Vec<String>> {
+        let urls = match self.target {
+            Target::Server => vec![redis_url()],
+            Target::Cluster => cluster_urls(),
+        };
+        let mut per_node = Vec::new();
+        for url in urls {
+            let mut con = redis::Client::open(url)
+                .unwrap()
+                .get_multiplexed_async_connection()
+                .await
+                .unwrap();
+            let mut keys = Vec::new();
+            let mut cursor: u64 = 0;
+            loop {
+                let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(format!("{}:*", self.prefix))
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query_async(&mut con)
+                    .await
+                    .unwrap();
+                keys.extend(batch);
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+            per_node.push(keys);
+        }
+        per_node
     }
 
     /// Every key this test wrote.
     pub async fn keys(&self) -> Vec<String> {
-        let mut raw = self.raw.clone();
-        let mut keys = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(format!("{}:*", self.prefix))
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut raw)
-                .await
-                .unwrap();
-            keys.extend(batch);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        let mut keys: Vec<String> = self.keys_per_node().await.into_iter().flatten().collect();
         keys.sort();
         keys
     }
@@ -78,8 +204,8 @@ impl TestStore {
     pub async fn cleanup(self) {
         let keys = self.keys().await;
         let mut raw = self.raw.clone();
-        for chunk in keys.chunks(500) {
-            let _: () = raw.del(chunk).await.unwrap();
+        for key in keys {
+            let _: () = raw.del(key).await.unwrap();
         }
         assert!(
             self.keys().await.is_empty(),
@@ -87,6 +213,30 @@ impl TestStore {
             self.prefix
         );
     }
+}
+
+/// One test, run twice: `<name>::server` on the single Redis and `<name>::cluster` on the
+/// Redis Cluster, each with its own [`TestStore`] bound to `$t`.
+#[macro_export]
+macro_rules! store_test {
+    ($(#[$attr:meta])* async fn $name:ident($t:ident) $body:block) => {
+        mod $name {
+            use super::*;
+
+            $(#[$attr])*
+            async fn run($t: TestStore) $body
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn server() {
+                run(TestStore::new(Target::Server).await).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn cluster() {
+                run(TestStore::new(Target::Cluster).await).await
+            }
+        }
+    };
 }
 
 pub fn registered(user: &str, device: &str, token: &str, at_ms: i64) -> DeviceRegistered {
