@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
     let Ok(input) = Input::arbitrary(&mut Unstructured::new(data)) else {
         return;
     };
-    let send_time_ms = 1_700_000_000_000;
+    let send_time_ms: i64 = 1_700_000_000_000;
     let notification = Notification {
         title: input.title,
         body: input.body.repeat(usize::from(input.repeat_body % 64).max(1)),

@@ -569,7 +569,10 @@ mod tests {
         let err = check_path_safe_token(Vendor::Apns, token).unwrap_err();
         let text = err.to_string();
         assert!(text.contains("\"01234567\""), "{text}");
-        assert!(!text.contains("89abcdef"), "the rest of the token leaked: {text}");
+        assert!(
+            !text.contains("89abcdef"),
+            "the rest of the token leaked: {text}"
+        );
     }
 
     #[test]
