@@ -11,7 +11,11 @@ fn check_round_trips(event: &Event) {
     let bytes = event.encode_to_vec();
     let again = Event::decode(Some(event.kind().type_name()), &bytes)
         .expect("an event's own encoding decodes");
-    assert_eq!(again.encode_to_vec(), bytes, "protobuf round trip is stable");
+    assert_eq!(
+        again.encode_to_vec(),
+        bytes,
+        "protobuf round trip is stable"
+    );
     Event::from_json_value(event.to_json_value()).expect("an event's own JSON parses");
 }
 

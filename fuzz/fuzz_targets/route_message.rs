@@ -65,7 +65,16 @@ fuzz_target!(|data: &[u8]| {
         message.receiver_id.clone()
     };
     let now = message.send_time_ms;
-    if decide(&message, &recipient, &state, Some(&settings), Some(&credential), now).is_err() {
+    if decide(
+        &message,
+        &recipient,
+        &state,
+        Some(&settings),
+        Some(&credential),
+        now,
+    )
+    .is_err()
+    {
         return;
     }
     let templates = if device.chinese {

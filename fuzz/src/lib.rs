@@ -5,6 +5,9 @@
 use impush_core::payload::{self, Body, BuildError, VendorRequest};
 use impush_core::{CredentialProfile, Environment, Notification, PushTarget, Vendor, vendor};
 
+/// Form fields whose value is JSON that impush wrote.
+const JSON_FORM_FIELDS: [&str; 3] = ["message", "messages", "messageJson"];
+
 /// A credential of `vendor` with every identity field its payload needs.
 pub fn credential(vendor: Vendor, default_title: &str, click_action: &str) -> CredentialProfile {
     let mut credential = CredentialProfile::new(1, vendor);
@@ -57,8 +60,10 @@ pub fn check_request(
                 fields.len(),
                 "no value adds a form field"
             );
+            // The fields impush serialises as JSON (OPPO `message`/`messages`, Meizu
+            // `messageJson`); others, such as Xiaomi's `extra.ext`, carry ext as given.
             for (name, value) in fields {
-                if value.starts_with('{') {
+                if JSON_FORM_FIELDS.contains(&name.as_str()) {
                     serde_json::from_str::<serde_json::Value>(value)
                         .unwrap_or_else(|e| panic!("form field {name} nests valid JSON: {e}"));
                 }
@@ -74,12 +79,16 @@ pub fn check_request(
         request
             .path
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'-' | b'_' | b'.' | b':' | b'~')),
+            .all(|b| b.is_ascii_alphanumeric()
+                || matches!(b, b'/' | b'-' | b'_' | b'.' | b':' | b'~')),
         "{vendor:?}: the path has a character a token smuggled in: {:?}",
         request.path
     );
     assert!(
-        !request.path.split('/').any(|segment| segment == ".." || segment == "."),
+        !request
+            .path
+            .split('/')
+            .any(|segment| segment == ".." || segment == "."),
         "{vendor:?}: a dot segment in the path: {:?}",
         request.path
     );
