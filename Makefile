@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build services demo render-demo test lint fmt unit bench clean fuzz audit
+.PHONY: all build services demo render-demo test lint fmt unit bench clean check-deploy fuzz audit
 
 all: build
 
@@ -24,7 +24,7 @@ render-demo: build
 
 ## test: formatting, lints, then every test of the workspace (the fleet tests run the
 ## workers as processes against the real RabbitMQ and Redis).
-test: lint services build unit
+test: lint check-deploy services build unit
 
 lint:
 	$(CARGO) fmt --all -- --check
@@ -39,6 +39,11 @@ unit:
 
 fmt:
 	$(CARGO) fmt --all
+
+## check-deploy: the deployment files parse, promtool accepts the rules and the dashboard's
+## queries, and the alert unit tests pass (installs promtool and PyYAML if absent).
+check-deploy:
+	./scripts/check-deploy.sh
 
 ## bench: the criterion benchmark of decide + render + build per device.
 bench:

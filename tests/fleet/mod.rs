@@ -39,7 +39,7 @@ fn bin_dir() -> PathBuf {
         })
 }
 
-fn binary(name: &str) -> PathBuf {
+pub fn binary(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
     assert!(
         path.exists(),
@@ -70,6 +70,9 @@ pub struct FleetOptions {
     pub max_attempts: u32,
     pub sender_concurrency: usize,
     pub queue_type: &'static str,
+    /// Write each process's log to a file at this level instead of the test's output
+    /// (`Fleet::logs` reads it).
+    pub capture_logs: Option<&'static str>,
 }
 
 impl Default for FleetOptions {
@@ -80,6 +83,7 @@ impl Default for FleetOptions {
             max_attempts: 4,
             sender_concurrency: 16,
             queue_type: "classic",
+            capture_logs: None,
         }
     }
 }
@@ -92,6 +96,8 @@ pub struct Fleet {
     pub config: impush_config::Config,
     processes: HashMap<String, Child>,
     admin: HashMap<String, u16>,
+    capture_logs: Option<&'static str>,
+    dir: PathBuf,
     http: reqwest::Client,
     connection: impush_amqp::Connection,
     publisher: Publisher,
@@ -195,6 +201,8 @@ impl Fleet {
             config,
             processes: HashMap::new(),
             admin: HashMap::new(),
+            capture_logs: options.capture_logs,
+            dir: dir.clone(),
             http: reqwest::Client::new(),
             connection,
             publisher,
@@ -238,6 +246,17 @@ impl Fleet {
                 std::env::var("IMPUSH_TEST_LOG").unwrap_or_else(|_| "warn".into()),
             )
             .stdin(Stdio::null());
+        if let Some(level) = self.capture_logs {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.dir.join(format!("{name}.log")))
+                .expect("log file");
+            command
+                .env("RUST_LOG", level)
+                .stdout(file.try_clone().expect("log file"))
+                .stderr(file);
+        }
         if binary_name != "impush-sim" {
             let port = free_port();
             command
@@ -286,6 +305,15 @@ impl Fleet {
             .arg(child.id().to_string())
             .status();
         child.wait().expect("exit status")
+    }
+
+    /// What a process logged so far (with `FleetOptions::capture_logs`).
+    pub fn logs(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+
+    pub fn pid(&self, name: &str) -> u32 {
+        self.processes[name].id()
     }
 
     pub fn admin_port(&self, name: &str) -> u16 {

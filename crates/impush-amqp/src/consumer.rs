@@ -54,6 +54,8 @@ pub struct RunOptions {
     pub requeue_delay: Duration,
     /// Set while consuming; the worker's `/readyz`.
     pub ready: Arc<AtomicBool>,
+    /// Set once the topology has been declared (and stays set).
+    pub topology_ready: Arc<AtomicBool>,
 }
 
 /// Runs until `shutdown` is cancelled; returns after in-flight work finished or the grace
@@ -86,6 +88,7 @@ async fn consume_once(
     let connection = connect(&options.url).await?;
     let setup = connection.create_channel().await?;
     options.topology.declare(&setup).await?;
+    options.topology_ready.store(true, Ordering::SeqCst);
     let publisher = Publisher::open(&connection).await?;
     let channel = connection.create_channel().await?;
     channel
@@ -116,8 +119,11 @@ async fn consume_once(
                     let handler = Arc::clone(handler);
                     let publisher = publisher.clone();
                     let requeue_delay = options.requeue_delay;
+                    let gauge = metrics::gauge!("impush_in_flight_messages", "queue" => options.topology.label(&options.queue));
+                    gauge.increment(1.0);
                     in_flight.spawn(async move {
                         handle_one(handler, publisher, delivery, requeue_delay).await;
+                        gauge.decrement(1.0);
                     });
                 }
                 Some(Err(err)) => break Err(AmqpError::Broker(err)),

@@ -5,13 +5,15 @@
 //! delivery, to ack, requeue, retry or dead-letter, and this crate makes that durable.
 
 mod consumer;
+mod depth;
 mod publisher;
 mod topology;
 
 pub use consumer::{ConsumeError, Handled, HandlerFn, RunOptions, run_consumer};
+pub use depth::watch_queue_depths;
 pub use lapin::message::Delivery;
 pub use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-pub use lapin::{BasicProperties, Connection, options};
+pub use lapin::{BasicProperties, Channel, Connection, options};
 pub use publisher::{Outgoing, Publisher};
 pub use topology::{Topology, headers};
 
@@ -104,6 +106,64 @@ pub fn dead_letter(
     }
 }
 
+/// The dead-letter headers of a message, as [`dead_letter`] wrote them; a header that is
+/// absent or of another type reads as `None`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadLetterHeaders {
+    pub reason: Option<String>,
+    pub detail: Option<String>,
+    pub status: Option<u64>,
+    pub attempts: Option<u64>,
+    pub source_queue: Option<String>,
+    pub dead_at_ms: Option<u64>,
+}
+
+impl DeadLetterHeaders {
+    pub fn read(properties: &BasicProperties) -> DeadLetterHeaders {
+        let text = |name| header_str(properties, name).map(str::to_owned);
+        DeadLetterHeaders {
+            reason: text(headers::REASON),
+            detail: text(headers::DETAIL),
+            status: header_u64(properties, headers::STATUS),
+            attempts: header_u64(properties, headers::ATTEMPTS),
+            source_queue: text(headers::SOURCE_QUEUE),
+            dead_at_ms: header_u64(properties, headers::DEAD_AT_MS),
+        }
+    }
+}
+
+/// The number of ready messages in `queue`, or `None` if it does not exist. A passive
+/// declare of an absent queue closes its channel, so this one uses a channel of its own.
+pub async fn queue_length(connection: &Connection, queue: &str) -> Result<Option<u32>, AmqpError> {
+    let channel = connection.create_channel().await?;
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            options::QueueDeclareOptions {
+                passive: true,
+                ..options::QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await;
+    match declared {
+        Ok(declared) => {
+            let _ = channel.close(200, "done".into()).await;
+            Ok(Some(declared.message_count()))
+        }
+        Err(err) if is_not_found(&err) => Ok(None),
+        Err(err) => Err(err.into()),
+    }
+}
+
+fn is_not_found(err: &lapin::Error) -> bool {
+    matches!(
+        err.kind(),
+        lapin::ErrorKind::ProtocolError(amqp) if amqp.kind()
+            == &lapin::protocol::AMQPErrorKind::Soft(lapin::protocol::AMQPSoftError::NOTFOUND)
+    )
+}
+
 /// A header value as text, for string-ish AMQP values.
 pub fn header_str<'a>(properties: &'a BasicProperties, name: &str) -> Option<&'a str> {
     let headers = properties.headers().as_ref()?;
@@ -125,5 +185,46 @@ pub fn header_u64(properties: &BasicProperties, name: &str) -> Option<u64> {
         AMQPValue::ShortUInt(n) => Some(u64::from(*n)),
         AMQPValue::Timestamp(n) => Some(*n),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letter_headers_read_back_what_dead_letter_wrote() {
+        let outgoing = dead_letter(
+            "impush.dlq.apns",
+            b"body".to_vec(),
+            &protobuf_properties("PushJob"),
+            "impush.push.apns",
+            DeadLetterReason {
+                reason: "BadTopic",
+                detail: "topic mismatch",
+                status: Some(400),
+                attempts: Some(1),
+            },
+            1_700_000_000_000,
+        );
+        assert_eq!(
+            DeadLetterHeaders::read(&outgoing.properties),
+            DeadLetterHeaders {
+                reason: Some("BadTopic".into()),
+                detail: Some("topic mismatch".into()),
+                status: Some(400),
+                attempts: Some(1),
+                source_queue: Some("impush.push.apns".into()),
+                dead_at_ms: Some(1_700_000_000_000),
+            }
+        );
+    }
+
+    #[test]
+    fn a_message_without_dead_letter_headers_reads_as_empty() {
+        assert_eq!(
+            DeadLetterHeaders::read(&protobuf_properties("PushJob")),
+            DeadLetterHeaders::default()
+        );
     }
 }

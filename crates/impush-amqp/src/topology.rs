@@ -31,6 +31,8 @@ pub mod headers {
     pub const DEAD_AT_MS: &str = "x-impush-dead-at-ms";
     /// A human-readable detail (error text); never a secret or a full token.
     pub const DETAIL: &str = "x-impush-detail";
+    /// When `impush dlq replay` put the message back to work, ms since the epoch.
+    pub const REPLAYED_AT_MS: &str = "x-impush-replayed-at-ms";
 }
 
 /// The names and shape of impush's queues for one prefix.
@@ -48,6 +50,25 @@ impl Topology {
             queue_type: config.queue_type,
             retry_delays_ms: config.retry_delays_ms.clone(),
         }
+    }
+
+    /// A queue's name without the prefix (`push.apns`, `dlq.events`): the `queue` label of
+    /// the metrics, the same on every fleet whatever its prefix.
+    pub fn label(&self, queue: &str) -> String {
+        queue
+            .strip_prefix(self.prefix.as_str())
+            .and_then(|rest| rest.strip_prefix('.'))
+            .unwrap_or(queue)
+            .to_owned()
+    }
+
+    /// The queues one vendor's sender pool works from: its work queue, every step of its
+    /// retry ladder and its dead-letter queue.
+    pub fn vendor_queues(&self, vendor: Vendor) -> Vec<String> {
+        let mut queues = vec![self.push_queue(vendor)];
+        queues.extend((0..self.retry_steps()).map(|step| self.retry_queue(vendor, step)));
+        queues.push(self.dlq(vendor));
+        queues
     }
 
     pub fn events_exchange(&self) -> String {

@@ -1,5 +1,7 @@
 //! `impush`: the operator's and IM developer's command line.
 
+mod config_cmd;
+mod dlq;
 mod publish;
 mod render;
 
@@ -18,8 +20,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Preview the decision, notification and exact vendor payload for JSON lines, with no
-    /// broker or Redis. Input and output: one JSON object a line.
     /// Declare the exchanges and queues (idempotent; every worker also does it at start).
     Setup {
         #[arg(
@@ -46,6 +46,13 @@ enum Command {
         #[arg(long)]
         file: Option<PathBuf>,
     },
+    /// Dead letters: list, inspect, replay or purge what is in the dead-letter queues.
+    Dlq {
+        #[command(subcommand)]
+        command: dlq::DlqCommand,
+    },
+    /// Preview the decision, notification and exact vendor payload for JSON lines, with no
+    /// broker or Redis. Input and output: one JSON object a line.
     Render {
         /// Config file whose credentials and templates to use (default: the built-in
         /// local-stack samples, business_id 1 APNs … 8 TPNS).
@@ -62,6 +69,35 @@ enum Command {
         #[arg(long)]
         now_ms: Option<i64>,
     },
+    /// Show or check the configuration.
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigAction {
+    /// Print the effective configuration (file + IMPUSH__* environment overrides +
+    /// defaults) with passwords and secrets replaced by `***`.
+    Show {
+        #[arg(
+            long,
+            env = "IMPUSH_CONFIG",
+            default_value = "deploy/local/impush.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Validate the configuration and load every credential's secrets, as the workers do at
+    /// start; exit 0 when they would start.
+    Check {
+        #[arg(
+            long,
+            env = "IMPUSH_CONFIG",
+            default_value = "deploy/local/impush.toml"
+        )]
+        config: PathBuf,
+    },
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -75,12 +111,17 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Setup { config, reset } => publish::setup(&config, reset),
         Command::Publish { config, file } => publish::publish(&config, file.as_deref()),
+        Command::Dlq { command } => dlq::run(command),
         Command::Render {
             config,
             file,
             format,
             now_ms,
         } => run_render(config, file, format, now_ms),
+        Command::Config { action } => match action {
+            ConfigAction::Show { config } => config_cmd::show(&config),
+            ConfigAction::Check { config } => config_cmd::check(&config),
+        },
     };
     match result {
         Ok(code) => code,

@@ -10,6 +10,7 @@
 //! `[amqp] url` (sections and keys joined by double underscores, lower-cased).
 
 mod secret;
+mod show;
 mod workers;
 
 use std::collections::HashMap;
@@ -19,9 +20,10 @@ use impush_core::{CredentialProfile, TemplateSet, Templates, Vendor};
 use serde::Deserialize;
 
 pub use secret::{Secret, SecretRef};
+pub use show::{REDACTED, effective_toml};
 pub use workers::{
-    AmqpConfig, ApnsSecrets, FcmSecrets, OemSecrets, QueueType, RedisConfig, RouterConfig,
-    SenderConfig, SimApnsKey, SimConfig, SimFcmAccount, VendorSettings,
+    AmqpConfig, ApnsSecrets, FcmSecrets, LogConfig, LogFormat, OemSecrets, QueueType, RedisConfig,
+    ReloadConfig, RouterConfig, SenderConfig, SimApnsKey, SimConfig, SimFcmAccount, VendorSettings,
 };
 
 /// The prefix of environment variables that override config values.
@@ -56,6 +58,7 @@ pub enum ConfigError {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
 struct RawConfig {
     #[serde(default)]
     credentials: Vec<toml::Value>,
@@ -71,6 +74,10 @@ struct RawConfig {
     sender: SenderConfig,
     #[serde(default)]
     sim: SimConfig,
+    #[serde(default)]
+    log: LogConfig,
+    #[serde(default)]
+    reload: ReloadConfig,
 }
 
 /// The whole configuration, validated.
@@ -86,6 +93,8 @@ pub struct Config {
     pub router: RouterConfig,
     pub sender: SenderConfig,
     pub sim: SimConfig,
+    pub log: LogConfig,
+    pub reload: ReloadConfig,
     /// The directory relative secret and key file paths are resolved against.
     pub base_dir: PathBuf,
 }
@@ -118,18 +127,14 @@ impl Config {
         origin: &str,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
+        Config::from_table(merged_table(text, origin, env)?, origin)
+    }
+
+    fn from_table(value: toml::Table, origin: &str) -> Result<Config, ConfigError> {
         let parse_error = |message: String| ConfigError::Parse {
             origin: origin.to_owned(),
             message,
         };
-        let mut value: toml::Table =
-            toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
-        for (name, override_value) in env {
-            if let Some(path) = name.strip_prefix(ENV_PREFIX) {
-                apply_override(&mut value, path, &override_value)
-                    .map_err(|e| parse_error(format!("environment {name}: {e}")))?;
-            }
-        }
         let raw: RawConfig = toml::Value::Table(value)
             .try_into()
             .map_err(|e: toml::de::Error| parse_error(e.to_string()))?;
@@ -195,6 +200,8 @@ impl Config {
             router: raw.router,
             sender: raw.sender,
             sim: raw.sim,
+            log: raw.log,
+            reload: raw.reload,
             base_dir: PathBuf::new(),
         })
     }
@@ -204,10 +211,74 @@ impl Config {
         reference.resolve(&self.base_dir)
     }
 
+    /// The files this config reads secrets and certificates from (resolved), the ones a
+    /// worker watches for changes besides the config file itself.
+    pub fn secret_files(&self) -> Vec<PathBuf> {
+        let mut files = Vec::new();
+        let mut add = |reference: Option<&SecretRef>| {
+            if let Some(file) = reference.and_then(|r| r.file.as_ref()) {
+                files.push(file.clone());
+            }
+        };
+        for settings in self.vendors.values() {
+            if let Some(apns) = &settings.apns {
+                add(apns.private_key.as_ref());
+                add(apns.p12_password.as_ref());
+                if let Some(p12) = &apns.p12 {
+                    add(Some(&SecretRef {
+                        file: Some(p12.clone()),
+                        env: None,
+                    }));
+                }
+            }
+            if let Some(fcm) = &settings.fcm {
+                add(Some(&fcm.service_account));
+            }
+            for oem in [
+                &settings.huawei,
+                &settings.xiaomi,
+                &settings.oppo,
+                &settings.vivo,
+                &settings.meizu,
+                &settings.tpns,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                add(oem.app_secret.as_ref());
+                add(oem.master_secret.as_ref());
+            }
+        }
+        let mut files: Vec<PathBuf> = files.iter().map(|f| self.path(f)).collect();
+        files.sort();
+        files.dedup();
+        files
+    }
+
     /// A path from the config, relative to the config's directory.
     pub fn path(&self, path: &Path) -> PathBuf {
         self.base_dir.join(path)
     }
+}
+
+/// The file's table with the environment's overrides applied.
+fn merged_table(
+    text: &str,
+    origin: &str,
+    env: impl IntoIterator<Item = (String, String)>,
+) -> Result<toml::Table, ConfigError> {
+    let parse_error = |message: String| ConfigError::Parse {
+        origin: origin.to_owned(),
+        message,
+    };
+    let mut value: toml::Table = toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+    for (name, override_value) in env {
+        if let Some(path) = name.strip_prefix(ENV_PREFIX) {
+            apply_override(&mut value, path, &override_value)
+                .map_err(|e| parse_error(format!("environment {name}: {e}")))?;
+        }
+    }
+    Ok(value)
 }
 
 /// Sets `a.b.c` (from `A__B__C`) in `table` to `value`, parsed as a TOML value when it
@@ -328,6 +399,30 @@ mod tests {
         assert!(key.expose().contains("BEGIN PRIVATE KEY"));
         assert_eq!(format!("{key:?}"), "Secret(***)", "secrets never print");
         assert_eq!(config.vendors[&1].base_url, "http://127.0.0.1:8700/apns");
+    }
+
+    #[test]
+    fn an_unknown_section_or_key_is_an_error_naming_it() {
+        let err = Config::parse("[sendr]\nconcurrency = 3\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sendr"), "{err}");
+        let err = Config::parse("[sender]\nconcurency = 3\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("concurency"), "{err}");
+    }
+
+    #[test]
+    fn the_secret_files_of_the_local_stack_are_all_found() {
+        let config = Config::load(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../deploy/local/impush.toml"),
+        )
+        .unwrap();
+        let files = config.secret_files();
+        assert!(files.len() >= 8, "{files:?}");
+        assert!(files.iter().all(|f| f.exists()), "{files:?}");
     }
 
     #[test]

@@ -3,13 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ConfigError;
 
 /// Where a secret is: `{ file = "keys/apns.p8" }` (relative to the config file) or
 /// `{ env = "IMPUSH_APNS_KEY" }`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretRef {
     #[serde(default)]

@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::SecretRef;
 
 /// RabbitMQ queue type: quorum (replicated, the default) or classic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum QueueType {
     #[default]
@@ -15,7 +15,7 @@ pub enum QueueType {
     Classic,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AmqpConfig {
     pub url: String,
@@ -68,7 +68,7 @@ impl AmqpConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RedisConfig {
     pub url: String,
@@ -88,7 +88,7 @@ impl Default for RedisConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RouterConfig {
     /// Recipients fetched from Redis and fanned out per step of a group message.
@@ -107,7 +107,7 @@ impl Default for RouterConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SenderConfig {
     /// Jobs in flight per sender process.
@@ -125,8 +125,49 @@ impl Default for SenderConfig {
     }
 }
 
+/// `[log]`: how workers write their logs (to standard error).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter (`info`, `impush_sender=debug,info`, …); `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            format: LogFormat::Pretty,
+            level: "info".into(),
+        }
+    }
+}
+
+/// `pretty` for people at a terminal, `json` (one object a line) for log pipelines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Pretty,
+    Json,
+}
+
+/// `[reload]`: when workers re-read the config file and the secret files it names.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// How often the files are checked for changes, in seconds; 0: only on SIGHUP.
+    pub poll_s: u64,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> ReloadConfig {
+        ReloadConfig { poll_s: 5 }
+    }
+}
+
 /// Where one credential sends and the secrets it signs with (`[[credentials]]` entries).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct VendorSettings {
     /// The vendor's API root; empty means the vendor's production host.
     #[serde(default)]
@@ -135,6 +176,10 @@ pub struct VendorSettings {
     /// vendor's published limit, see `impush-sender`'s `limits` module).
     #[serde(default)]
     pub rate_per_s: Option<u32>,
+    /// The vendor's daily push quota for this app, if it has one (Xiaomi, OPPO, vivo…):
+    /// only reported, as `impush_quota_remaining`; the vendor's own answers enforce it.
+    #[serde(default)]
+    pub daily_quota: Option<u64>,
     #[serde(default)]
     pub apns: Option<ApnsSecrets>,
     #[serde(default)]
@@ -164,7 +209,7 @@ pub struct VendorSettings {
 /// | vivo | AppKey | AppSecret (auth sign) | – |
 /// | Meizu | – | AppSecret (request sign) | – |
 /// | TPNS | – | SecretKey (Basic auth with the AccessID) | – |
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OemSecrets {
     #[serde(default)]
@@ -179,7 +224,7 @@ pub struct OemSecrets {
 }
 
 /// `[credentials.apns]`: a p8 provider-token key, or a p12 client certificate.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApnsSecrets {
     #[serde(default)]
@@ -197,7 +242,7 @@ pub struct ApnsSecrets {
 }
 
 /// `[credentials.fcm]`: the service account JSON (with its `token_uri`).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct FcmSecrets {
     pub service_account: SecretRef,
@@ -207,7 +252,7 @@ pub struct FcmSecrets {
 }
 
 /// `[sim]`: the vendor simulators.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct SimConfig {
     pub listen: String,
@@ -227,7 +272,7 @@ impl Default for SimConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimApnsKey {
     pub team_id: String,
@@ -236,7 +281,7 @@ pub struct SimApnsKey {
     pub public_key: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimFcmAccount {
     pub client_email: String,

@@ -29,14 +29,18 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    impush_runtime::init_logging();
     let args = Args::parse();
     let config = args.common.load_config()?;
+    impush_runtime::init_logging(&config.log);
     let impush_runtime::Worker {
         shutdown,
         amqp_ready,
+        topology_ready,
         redis_ready,
+        credentials_ready,
     } = impush_runtime::Worker::start(args.common.metrics_addr).await?;
+    // Ingest sends nothing: it needs no credentials.
+    credentials_ready.store(true, Ordering::SeqCst);
 
     let redis = &config.redis;
     let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {
@@ -55,6 +59,13 @@ async fn main() -> anyhow::Result<()> {
         max_event_bytes: config.amqp.max_event_bytes,
         redis_ready,
     });
+    tokio::spawn(impush_amqp::watch_queue_depths(
+        config.amqp.url.clone(),
+        topology.clone(),
+        vec![topology.state_queue(), topology.events_dlq()],
+        Duration::from_secs(10),
+        shutdown.clone(),
+    ));
     let handler: impush_amqp::HandlerFn = Arc::new(move |delivery, publisher| {
         let ingest = Arc::clone(&ingest);
         Box::pin(async move { ingest.handle(delivery, publisher).await })
@@ -68,6 +79,7 @@ async fn main() -> anyhow::Result<()> {
             shutdown_grace: Duration::from_secs(20),
             requeue_delay: Duration::from_millis(500),
             ready: amqp_ready,
+            topology_ready,
         },
         handler,
         shutdown,

@@ -28,14 +28,18 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    impush_runtime::init_logging();
     let args = Args::parse();
     let config = Arc::new(args.common.load_config()?);
+    impush_runtime::init_logging(&config.log);
     let impush_runtime::Worker {
         shutdown,
         amqp_ready,
+        topology_ready,
         redis_ready,
+        credentials_ready,
     } = impush_runtime::Worker::start(args.common.metrics_addr).await?;
+    // The router reads credentials' public profiles only; they were validated with the config.
+    credentials_ready.store(true, Ordering::SeqCst);
 
     let redis = &config.redis;
     let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {
@@ -54,6 +58,24 @@ async fn main() -> anyhow::Result<()> {
         topology.clone(),
         redis_ready,
     ));
+    let reloading = Arc::clone(&router);
+    let apply: impush_runtime::ApplyFn = Box::new(move |new_config| {
+        reloading.reload(new_config);
+        Ok(())
+    });
+    tokio::spawn(impush_runtime::watch_config(
+        args.common.config.clone(),
+        (*config).clone(),
+        apply,
+        shutdown.clone(),
+    ));
+    tokio::spawn(impush_amqp::watch_queue_depths(
+        config.amqp.url.clone(),
+        topology.clone(),
+        vec![topology.messages_queue()],
+        Duration::from_secs(10),
+        shutdown.clone(),
+    ));
     let handler: HandlerFn = Arc::new(move |delivery, publisher| {
         let router = Arc::clone(&router);
         Box::pin(async move { router.handle(delivery, publisher).await })
@@ -67,6 +89,7 @@ async fn main() -> anyhow::Result<()> {
             shutdown_grace: Duration::from_secs(20),
             requeue_delay: Duration::from_millis(500),
             ready: amqp_ready,
+            topology_ready,
         },
         handler,
         shutdown,

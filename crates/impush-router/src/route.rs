@@ -4,6 +4,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use arc_swap::ArcSwap;
+
 use impush_amqp::{
     DeadLetterReason, Delivery, Handled, Outgoing, Publisher, Topology, dead_letter,
     protobuf_properties,
@@ -16,10 +18,12 @@ use impush_proto::v1::{Notification, OfflineMessage, PushJob, PushTarget, Vendor
 use impush_runtime::now_ms;
 use impush_store::{DeviceRef, Store, StoreError};
 use prost::Message;
+use tracing::Instrument;
 
 pub struct Router {
     store: Store,
-    config: Arc<Config>,
+    /// Swapped on a config reload (templates, credentials' profiles, limits).
+    config: ArcSwap<Config>,
     topology: Topology,
     redis_ready: Arc<AtomicBool>,
 }
@@ -67,10 +71,16 @@ impl Router {
     ) -> Router {
         Router {
             store,
-            config,
+            config: ArcSwap::new(config),
             topology,
             redis_ready,
         }
+    }
+
+    /// Takes a reloaded config (templates, credentials): messages being routed finish
+    /// with the one they started with.
+    pub fn reload(&self, config: Config) {
+        self.config.store(Arc::new(config));
     }
 
     pub async fn handle(&self, delivery: Delivery, publisher: Publisher) -> Handled {
@@ -157,20 +167,24 @@ impl Router {
         }
         let span =
             tracing::info_span!("route", msg_id = %message.msg_id, sdk_app_id = message.sdk_app_id);
-        let _entered = span.enter();
+        let chunk_size = self.config.load().router.chunk_size.max(1);
         // Bounded memory for huge groups: one chunk of recipients at a time, each published
         // and confirmed before the next is fetched.
-        for chunk in recipients.chunks(self.config.router.chunk_size.max(1)) {
-            let jobs = self.route_chunk(&message, chunk, now).await?;
-            if jobs.is_empty() {
-                continue;
+        async {
+            for chunk in recipients.chunks(chunk_size) {
+                let jobs = self.route_chunk(&message, chunk, now).await?;
+                if jobs.is_empty() {
+                    continue;
+                }
+                publisher
+                    .publish_all(jobs)
+                    .await
+                    .map_err(|e| Failure::Transient(e.to_string()))?;
             }
-            publisher
-                .publish_all(jobs)
-                .await
-                .map_err(|e| Failure::Transient(e.to_string()))?;
+            Ok("routed")
         }
-        Ok("routed")
+        .instrument(span)
+        .await
     }
 
     async fn route_chunk(
@@ -179,16 +193,17 @@ impl Router {
         users: &[String],
         now: i64,
     ) -> Result<Vec<Outgoing>, Failure> {
+        let config = self.config.load_full();
         let states = self
             .store
             .fetch_recipients(message.sdk_app_id, users)
             .await?;
-        let templates = self.config.templates.for_app(message.sdk_app_id);
+        let templates = config.templates.for_app(message.sdk_app_id);
         let mut pending = Vec::new();
         for recipient in &states {
             for device in &recipient.devices {
                 let state = &device.state;
-                let credential = self.config.credentials.get(&state.business_id);
+                let credential = config.credentials.get(&state.business_id);
                 if let Err(reason) = decide(
                     message,
                     &recipient.user_id,
@@ -241,14 +256,10 @@ impl Router {
                 device_id: &pending[i].device_id,
             })
             .collect();
+        let ttl_s = self.config.load().redis.dedupe_ttl_s;
         let since = self
             .store
-            .bump_badges(
-                message.sdk_app_id,
-                &message.msg_id,
-                &refs,
-                self.config.redis.dedupe_ttl_s,
-            )
+            .bump_badges(message.sdk_app_id, &message.msg_id, &refs, ttl_s)
             .await?;
         for (&i, pushes_since) in counted.iter().zip(since) {
             let p = &pending[i];
@@ -288,7 +299,8 @@ impl Router {
             message.send_time_ms
         } else {
             now
-        } + (self.config.router.max_age_s as i64).saturating_mul(1000);
+        } + (self.config.load().router.max_age_s as i64)
+            .saturating_mul(1000);
         let mut jobs = Vec::new();
         for key in order {
             let Some((vendor, notification, targets)) = groups.remove(&key) else {

@@ -1,5 +1,11 @@
 //! What every impush worker process shares: the common flags, logging, the admin listener
-//! (`/metrics`, `/healthz`, `/readyz`) and the shutdown signal.
+//! (`/metrics`, `/healthz`, `/readyz`), the metrics catalogue, configuration reloads and the
+//! shutdown signal.
+
+pub mod catalog;
+mod reload;
+
+pub use reload::{ApplyFn, watch_config};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,7 +16,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 
 /// Flags every worker takes.
@@ -36,19 +42,19 @@ impl CommonArgs {
     }
 }
 
-/// Logs as JSON lines when `IMPUSH_LOG_FORMAT=json`, human-readable otherwise; the level
-/// from `RUST_LOG` (default `info`).
-pub fn init_logging() {
+/// Logs to standard error in the configured format (`[log] format`: `pretty` or `json`, one
+/// object a line with the span fields — msg_id, vendor, business_id — on every line about a
+/// push); the level from `RUST_LOG` when set, else `[log] level`.
+pub fn init_logging(config: &impush_config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let json = std::env::var("IMPUSH_LOG_FORMAT").is_ok_and(|f| f == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
+    match config.format {
+        impush_config::LogFormat::Json => builder.json().with_current_span(true).init(),
+        impush_config::LogFormat::Pretty => builder.init(),
     }
 }
 
@@ -75,31 +81,45 @@ impl Readiness {
     }
 }
 
-/// What a queue worker (needing RabbitMQ and Redis) starts with: the shutdown signal, its
-/// two readiness flags, and the admin endpoints already serving them.
+/// What a queue worker starts with: the shutdown signal, its readiness flags, and the admin
+/// endpoints already serving them. `/readyz` answers 200 once all four hold: connected to
+/// RabbitMQ and consuming, topology declared, Redis reachable, credentials loaded.
 pub struct Worker {
     pub shutdown: CancellationToken,
     pub amqp_ready: Arc<AtomicBool>,
+    pub topology_ready: Arc<AtomicBool>,
     pub redis_ready: Arc<AtomicBool>,
+    pub credentials_ready: Arc<AtomicBool>,
 }
 
 impl Worker {
     pub async fn start(metrics_addr: SocketAddr) -> anyhow::Result<Worker> {
         let shutdown = shutdown_on_signal();
-        let amqp_ready = Arc::new(AtomicBool::new(false));
-        let redis_ready = Arc::new(AtomicBool::new(false));
+        let flag = || Arc::new(AtomicBool::new(false));
+        let (amqp_ready, topology_ready, redis_ready, credentials_ready) =
+            (flag(), flag(), flag(), flag());
         let readiness = Readiness::new(vec![
             ("rabbitmq", Arc::clone(&amqp_ready)),
+            ("topology", Arc::clone(&topology_ready)),
             ("redis", Arc::clone(&redis_ready)),
+            ("credentials", Arc::clone(&credentials_ready)),
         ]);
         serve_admin(metrics_addr, readiness, shutdown.clone()).await?;
         Ok(Worker {
             shutdown,
             amqp_ready,
+            topology_ready,
             redis_ready,
+            credentials_ready,
         })
     }
 }
+
+/// Histogram buckets of the `_seconds` metrics: from a fast vendor answer (a few ms) to a
+/// push that waited in the retry ladder (minutes).
+const SECONDS_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
+];
 
 /// Installs the Prometheus recorder and serves the admin endpoints; returns the bound
 /// address (useful with port 0).
@@ -109,13 +129,19 @@ pub async fn serve_admin(
     shutdown: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
     let handle = PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .context("histogram buckets")?
         .install_recorder()
         .context("installing the metrics recorder")?;
+    catalog::describe_all();
+    let process = metrics_process::Collector::default();
+    process.describe();
+    metrics::gauge!("impush_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding the admin listener on {addr}"))?;
     let bound = listener.local_addr()?;
-    let app = admin_router(handle, readiness);
+    let app = admin_router(handle, process, readiness);
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.cancelled().await })
@@ -128,9 +154,19 @@ pub async fn serve_admin(
     Ok(bound)
 }
 
-fn admin_router(handle: PrometheusHandle, readiness: Readiness) -> Router {
+fn admin_router(
+    handle: PrometheusHandle,
+    process: metrics_process::Collector,
+    readiness: Readiness,
+) -> Router {
     Router::new()
-        .route("/metrics", get(move || std::future::ready(handle.render())))
+        .route(
+            "/metrics",
+            get(move || {
+                process.collect();
+                std::future::ready(handle.render())
+            }),
+        )
         .route("/healthz", get(|| std::future::ready("ok\n")))
         .route(
             "/readyz",

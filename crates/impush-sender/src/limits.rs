@@ -40,6 +40,23 @@ pub fn default_rate_per_s(vendor: Vendor) -> Option<u32> {
 pub struct Limits {
     buckets: HashMap<u64, DefaultDirectRateLimiter>,
     paused_until: Mutex<HashMap<u64, Instant>>,
+    /// Pushes accepted today per credential with a configured `daily_quota`.
+    quotas: HashMap<u64, DailyQuota>,
+    vendor: Vendor,
+}
+
+/// A vendor's daily quota as impush sees it: the configured size and what was used today.
+/// Days turn at midnight Beijing time (UTC+8), when the Chinese vendors reset theirs.
+struct DailyQuota {
+    limit: u64,
+    state: Mutex<(i64, u64)>,
+}
+
+const DAY_MS: i64 = 24 * 3600 * 1000;
+const BEIJING_OFFSET_MS: i64 = 8 * 3600 * 1000;
+
+fn quota_day(now_ms: i64) -> i64 {
+    (now_ms + BEIJING_OFFSET_MS).div_euclid(DAY_MS)
 }
 
 impl Limits {
@@ -64,10 +81,94 @@ impl Limits {
                 );
             }
         }
+        let quotas = config
+            .vendors
+            .iter()
+            .filter(|(id, _)| {
+                config
+                    .credentials
+                    .get(id)
+                    .is_some_and(|c| c.vendor == vendor)
+            })
+            .filter_map(|(id, settings)| {
+                settings.daily_quota.map(|limit| {
+                    (
+                        *id,
+                        DailyQuota {
+                            limit,
+                            state: Mutex::new((quota_day(impush_runtime::now_ms()), 0)),
+                        },
+                    )
+                })
+            })
+            .collect();
         Limits {
             buckets,
             paused_until: Mutex::new(HashMap::new()),
+            quotas,
+            vendor,
         }
+    }
+
+    /// Takes over the pauses and today's counts of the limits this one replaces.
+    pub fn carry_over(&self, old: &Limits) {
+        if let (Ok(mut mine), Ok(theirs)) = (self.paused_until.lock(), old.paused_until.lock()) {
+            mine.extend(theirs.iter().map(|(id, until)| (*id, *until)));
+        }
+        for (id, quota) in &self.quotas {
+            if let (Some(previous), Ok(mut mine)) = (old.quotas.get(id), quota.state.lock())
+                && let Ok(theirs) = previous.state.lock()
+            {
+                *mine = *theirs;
+            }
+        }
+    }
+
+    /// Sets `impush_quota_remaining` for every credential with a daily quota.
+    pub fn report_quotas(&self, config: &Config) {
+        for id in self.quotas.keys() {
+            if config.credentials.contains_key(id) {
+                self.set_remaining(*id, impush_runtime::now_ms());
+            }
+        }
+    }
+
+    /// Counts `n` pushes the vendor accepted with this credential.
+    pub fn used(&self, business_id: u64, n: usize) {
+        let Some(quota) = self.quotas.get(&business_id) else {
+            return;
+        };
+        let now = impush_runtime::now_ms();
+        if let Ok(mut state) = quota.state.lock() {
+            let day = quota_day(now);
+            if state.0 != day {
+                *state = (day, 0);
+            }
+            state.1 = state.1.saturating_add(n as u64);
+        }
+        self.set_remaining(business_id, now);
+    }
+
+    fn set_remaining(&self, business_id: u64, now: i64) {
+        let Some(quota) = self.quotas.get(&business_id) else {
+            return;
+        };
+        let Ok(state) = quota.state.lock() else {
+            return;
+        };
+        let used_today = if state.0 == quota_day(now) {
+            state.1
+        } else {
+            0
+        };
+        let paused = self.paused_for(business_id).is_some();
+        let remaining = if paused {
+            0
+        } else {
+            quota.limit.saturating_sub(used_today)
+        };
+        metrics::gauge!("impush_quota_remaining", "vendor" => impush_core::vendor::name(self.vendor), "business_id" => business_id.to_string())
+            .set(remaining as f64);
     }
 
     /// Waits until `tokens` more may be sent with this credential.
@@ -105,6 +206,8 @@ impl Limits {
             let entry = paused.entry(business_id).or_insert(until);
             *entry = (*entry).max(until);
         }
+        // The vendor says the quota is used up, whatever impush counted.
+        self.set_remaining(business_id, impush_runtime::now_ms());
     }
 }
 

@@ -31,7 +31,6 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    impush_runtime::init_logging();
     let args = Args::parse();
     let vendor = vendor::parse(&args.vendor).with_context(|| {
         format!(
@@ -41,14 +40,19 @@ async fn main() -> anyhow::Result<()> {
         )
     })?;
     let config = Arc::new(args.common.load_config()?);
+    impush_runtime::init_logging(&config.log);
     // A malformed credential stops the start with an error naming it, not a failure per push.
     let clients = VendorClients::from_config(&config, vendor)
         .with_context(|| format!("loading the {} credentials", vendor::name(vendor)))?;
     let impush_runtime::Worker {
         shutdown,
         amqp_ready,
+        topology_ready,
         redis_ready,
+        credentials_ready,
     } = impush_runtime::Worker::start(args.common.metrics_addr).await?;
+    report_expiries(vendor, &clients);
+    credentials_ready.store(true, Ordering::SeqCst);
 
     let redis = &config.redis;
     let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {
@@ -69,6 +73,27 @@ async fn main() -> anyhow::Result<()> {
         topology.clone(),
         redis_ready,
     ));
+    let reloading = Arc::clone(&sender);
+    let apply: impush_runtime::ApplyFn = Box::new(move |new_config| {
+        // A reload that breaks a credential is refused whole: the running clients stay.
+        let clients = VendorClients::from_config(&new_config, vendor).map_err(|e| e.to_string())?;
+        report_expiries(vendor, &clients);
+        reloading.reload(new_config, clients);
+        Ok(())
+    });
+    tokio::spawn(impush_runtime::watch_config(
+        args.common.config.clone(),
+        (*config).clone(),
+        apply,
+        shutdown.clone(),
+    ));
+    tokio::spawn(impush_amqp::watch_queue_depths(
+        config.amqp.url.clone(),
+        topology.clone(),
+        topology.vendor_queues(vendor),
+        QUEUE_DEPTH_POLL,
+        shutdown.clone(),
+    ));
     let handler: HandlerFn = Arc::new(move |delivery, publisher| {
         let sender = Arc::clone(&sender);
         Box::pin(async move { sender.handle(delivery, publisher).await })
@@ -88,6 +113,7 @@ async fn main() -> anyhow::Result<()> {
             shutdown_grace: Duration::from_millis(config.sender.request_timeout_ms + 5_000),
             requeue_delay: Duration::from_millis(500),
             ready: amqp_ready,
+            topology_ready,
         },
         handler,
         shutdown,
@@ -95,4 +121,20 @@ async fn main() -> anyhow::Result<()> {
     .await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// How often the queue depth gauges are refreshed.
+const QUEUE_DEPTH_POLL: Duration = Duration::from_secs(10);
+
+/// Sets the expiry gauge of every credential that expires (APNs p12 certificates).
+fn report_expiries(vendor: impush_core::Vendor, clients: &VendorClients) {
+    for (business_id, kind, expires_at_s) in clients.expiries() {
+        metrics::gauge!(
+            "impush_credential_expiry_timestamp_seconds",
+            "vendor" => vendor::name(vendor),
+            "business_id" => business_id.to_string(),
+            "kind" => kind
+        )
+        .set(expires_at_s as f64);
+    }
 }

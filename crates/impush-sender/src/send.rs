@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use arc_swap::ArcSwap;
 use impush_amqp::{
     DeadLetterReason, Delivery, Handled, Outgoing, Publisher, Topology, dead_letter,
     protobuf_properties,
@@ -20,12 +21,19 @@ use crate::limits::Limits;
 
 pub struct Sender {
     vendor: Vendor,
-    limits: Limits,
+    /// Swapped whole on a config reload; a job in flight keeps the one it started with.
+    state: ArcSwap<State>,
     store: Store,
-    clients: VendorClients,
-    config: Arc<Config>,
     topology: Topology,
     redis_ready: Arc<AtomicBool>,
+}
+
+/// What a config reload replaces: the config, the vendor clients built from its
+/// credentials, and the rate limits.
+pub struct State {
+    pub config: Arc<Config>,
+    pub clients: VendorClients,
+    pub limits: Limits,
 }
 
 /// The first characters of a token: enough to find it, too few to use it.
@@ -57,15 +65,34 @@ impl Sender {
         topology: Topology,
         redis_ready: Arc<AtomicBool>,
     ) -> Sender {
+        let limits = Limits::new(&config, vendor);
+        limits.report_quotas(&config);
         Sender {
-            limits: Limits::new(&config, vendor),
+            state: ArcSwap::from_pointee(State {
+                config,
+                clients,
+                limits,
+            }),
             vendor,
             store,
-            clients,
-            config,
             topology,
             redis_ready,
         }
+    }
+
+    /// Swaps in the credentials and settings of a reloaded config. Jobs in flight finish
+    /// with the clients they started with; quota pauses carry over.
+    pub fn reload(&self, config: Config, clients: VendorClients) {
+        let config = Arc::new(config);
+        let old = self.state.load_full();
+        let limits = Limits::new(&config, self.vendor);
+        limits.carry_over(&old.limits);
+        limits.report_quotas(&config);
+        self.state.store(Arc::new(State {
+            config,
+            clients,
+            limits,
+        }));
     }
 
     fn vendor_name(&self) -> &'static str {
@@ -104,6 +131,7 @@ impl Sender {
     /// failed; the job is given back whole (targets already delivered are skipped next time
     /// thanks to the deduplication records).
     async fn send(&self, publisher: &Publisher, job: PushJob) -> Result<(), String> {
+        let state = self.state.load_full();
         let now = now_ms();
         let notification = job.notification.clone().unwrap_or_default();
         let expired = (job.deadline_ms > 0 && now >= job.deadline_ms)
@@ -117,8 +145,8 @@ impl Sender {
             return Ok(());
         }
         let (Some(profile), true) = (
-            self.config.credentials.get(&job.business_id),
-            self.clients.has(job.business_id),
+            state.config.credentials.get(&job.business_id),
+            state.clients.has(job.business_id),
         ) else {
             let detail = format!(
                 "no {} credential with business_id {}",
@@ -137,7 +165,7 @@ impl Sender {
                 .await;
         };
 
-        if let Some(left) = self.limits.paused_for(job.business_id) {
+        if let Some(left) = state.limits.paused_for(job.business_id) {
             // The credential's quota is used up: the job waits, without using an attempt.
             let wait = self.requeue_later(&job, job.targets.clone(), Some(left), "quota_paused");
             return publisher.publish(wait).await.map_err(|e| e.to_string());
@@ -179,15 +207,19 @@ impl Sender {
                     .await;
             }
         };
-        self.limits.acquire(job.business_id, targets.len()).await;
+        state.limits.acquire(job.business_id, targets.len()).await;
         let started = std::time::Instant::now();
-        let result = self.clients.send(job.business_id, &request, &targets).await;
+        let result = state
+            .clients
+            .send(job.business_id, &request, &targets)
+            .await;
+        let answered_ms = now_ms();
         metrics::histogram!("impush_vendor_request_duration_seconds", "vendor" => self.vendor_name()).record(started.elapsed().as_secs_f64());
 
         let mut sorted = Sorted::default();
         for (target, outcome) in targets.into_iter().zip(result.outcomes) {
             let reason_label = match &outcome {
-                Outcome::Delivered => "delivered".to_owned(),
+                Outcome::Delivered => "ok".to_owned(),
                 Outcome::Retry { reason, .. }
                 | Outcome::InvalidToken { reason }
                 | Outcome::Rejected { reason } => reason.clone(),
@@ -215,7 +247,9 @@ impl Sender {
         }
 
         if !sorted.delivered.is_empty() {
-            self.record_delivered(&job, &sorted.delivered, now).await;
+            state.limits.used(job.business_id, sorted.delivered.len());
+            self.record_delivered(&job, &sorted.delivered, answered_ms)
+                .await;
         }
         let undelivered: Vec<PushTarget> = sorted
             .invalid
@@ -235,7 +269,7 @@ impl Sender {
         }
         if let Some(pause) = sorted.pause_for {
             tracing::warn!(pause_s = pause.as_secs(), reason = %sorted.retry_reason, "vendor quota used up; credential paused");
-            self.limits.pause(job.business_id, pause);
+            state.limits.pause(job.business_id, pause);
             let parked = std::mem::take(&mut sorted.quota_paused);
             outgoing.push(self.requeue_later(&job, parked, Some(pause), "quota_paused"));
         }
@@ -264,7 +298,7 @@ impl Sender {
 
     /// How long a send claim holds: longer than one vendor request can take.
     fn claim_ttl_s(&self) -> u64 {
-        (self.config.sender.request_timeout_ms / 1000).max(1) * 2 + 5
+        (self.state.load().config.sender.request_timeout_ms / 1000).max(1) * 2 + 5
     }
 
     /// Gives back the claims of undelivered targets; if that fails they expire by
@@ -295,16 +329,12 @@ impl Sender {
             metrics::histogram!("impush_end_to_end_latency_seconds", "vendor" => self.vendor_name()).record(latency);
         }
         let refs: Vec<DeviceRef<'_>> = delivered.iter().map(device_ref).collect();
+        let ttl_s = self.state.load().config.redis.dedupe_ttl_s;
         // The vendor has the push: if the record cannot be written, acking is still right;
         // only a redelivery of this very job could then notify twice.
         if let Err(err) = self
             .store
-            .mark_sent(
-                job.sdk_app_id,
-                &job.msg_id,
-                &refs,
-                self.config.redis.dedupe_ttl_s,
-            )
+            .mark_sent(job.sdk_app_id, &job.msg_id, &refs, ttl_s)
             .await
         {
             tracing::warn!(error = %err, "delivered, but the deduplication record was not written");
@@ -392,7 +422,7 @@ impl Sender {
     /// letter queue once out of attempts.
     fn retry_or_dead_letter(&self, job: &PushJob, sorted: &Sorted, status: u16) -> Outgoing {
         let attempts = job.attempt + 1;
-        if attempts >= self.config.amqp.max_attempts {
+        if attempts >= self.state.load().config.amqp.max_attempts {
             self.count("dead_lettered", job.business_id, sorted.retry.len());
             let detail = format!("out of attempts; last answer: {}", sorted.retry_reason);
             return self.dead_letter_message_with(

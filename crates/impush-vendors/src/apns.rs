@@ -55,8 +55,22 @@ pub(crate) struct Client {
 
 enum Auth {
     Token(Arc<ProviderKey>),
-    /// The TLS client certificate authenticates; no `authorization` header.
-    Certificate,
+    /// The TLS client certificate authenticates; no `authorization` header. It works until
+    /// the earliest notAfter of its chain (Unix seconds), if that could be read.
+    Certificate {
+        expires_at_s: Option<i64>,
+    },
+}
+
+impl Client {
+    /// When the credential stops working: a p12 certificate's expiry. p8 keys do not expire
+    /// (they are revoked, which no file shows).
+    pub(crate) fn certificate_expiry_s(&self) -> Option<i64> {
+        match self.auth {
+            Auth::Certificate { expires_at_s } => expires_at_s,
+            Auth::Token(_) => None,
+        }
+    }
 }
 
 /// A p8 key already read for an earlier credential.
@@ -127,8 +141,13 @@ fn client(
                     format!("certificate auth needs TLS, but base_url is {base_url}"),
                 ));
             }
-            let identity = p12_identity(config, business_id, p12, secrets.p12_password.as_ref())?;
-            (builder.identity(identity), Auth::Certificate, "apns.p12")
+            let (identity, expires_at_s) =
+                p12_identity(config, business_id, p12, secrets.p12_password.as_ref())?;
+            (
+                builder.identity(identity),
+                Auth::Certificate { expires_at_s },
+                "apns.p12",
+            )
         }
     };
     let http = builder
@@ -199,13 +218,14 @@ fn provider_key(
     Ok(provider)
 }
 
-/// The client identity (certificate chain and key) of a `.p12` file.
+/// The client identity (certificate chain and key) of a `.p12` file, and the earliest expiry
+/// of its certificates.
 fn p12_identity(
     config: &Config,
     business_id: u64,
     p12: &Path,
     password: Option<&SecretRef>,
-) -> Result<reqwest::Identity, ClientError> {
+) -> Result<(reqwest::Identity, Option<i64>), ClientError> {
     let fail = |field, message: String| ClientError::Credential {
         business_id,
         field,
@@ -236,15 +256,21 @@ fn p12_identity(
         )
     })?;
     let mut pem = pem_block("PRIVATE KEY", chain.key());
+    let mut expires_at_s: Option<i64> = None;
     for certificate in chain.chain() {
         pem.push_str(&pem_block("CERTIFICATE", certificate.as_der()));
+        if let Ok((_, parsed)) = x509_parser::parse_x509_certificate(certificate.as_der()) {
+            let not_after = parsed.validity().not_after.timestamp();
+            expires_at_s = Some(expires_at_s.map_or(not_after, |e| e.min(not_after)));
+        }
     }
-    reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| {
+    let identity = reqwest::Identity::from_pem(pem.as_bytes()).map_err(|e| {
         fail(
             "apns.p12",
             format!("unusable key or certificate in {}: {e}", file.display()),
         )
-    })
+    })?;
+    Ok((identity, expires_at_s))
 }
 
 fn pem_block(label: &str, der: &[u8]) -> String {
@@ -283,7 +309,7 @@ impl Client {
                     return self.finish(target, 0, outcome);
                 }
             },
-            Auth::Certificate => None,
+            Auth::Certificate { .. } => None,
         };
         let mut refreshed = false;
         loop {
@@ -1173,7 +1199,12 @@ mod tests {
                 "https://127.0.0.1:1",
             ))
             .unwrap_or_else(|e| panic!("{file}: {e}"));
-            assert!(matches!(clients[&9].auth, Auth::Certificate), "{file}");
+            // The fixture's certificate: notAfter=Oct 29 00:46:34 2126 GMT (see the fixtures README).
+            assert_eq!(
+                clients[&9].certificate_expiry_s(),
+                Some(4_948_908_394),
+                "{file}"
+            );
         }
     }
 

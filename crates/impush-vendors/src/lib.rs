@@ -141,6 +141,23 @@ impl VendorClients {
         Ok(VendorClients { vendor, clients })
     }
 
+    /// Credentials that expire, as (business_id, kind, Unix seconds): the
+    /// `impush_credential_expiry_timestamp_seconds` gauge.
+    pub fn expiries(&self) -> Vec<(u64, &'static str, i64)> {
+        let mut expiries: Vec<_> = self
+            .clients
+            .iter()
+            .filter_map(|(id, client)| match client {
+                Client::Apns(apns) => apns
+                    .certificate_expiry_s()
+                    .map(|at| (*id, "certificate", at)),
+                _ => None,
+            })
+            .collect();
+        expiries.sort_unstable();
+        expiries
+    }
+
     pub fn has(&self, business_id: u64) -> bool {
         self.clients.contains_key(&business_id)
     }

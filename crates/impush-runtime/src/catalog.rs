@@ -1,0 +1,193 @@
+//! Every metric impush exports, with its help text: described once at start so `/metrics`
+//! carries `# HELP` and `# TYPE` lines, and the one list the README, the dashboard and the
+//! alert rules are checked against.
+
+/// What kind of series a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+/// One metric: name, kind, labels and help.
+#[derive(Debug, Clone, Copy)]
+pub struct MetricInfo {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub labels: &'static str,
+    pub help: &'static str,
+}
+
+const fn m(name: &'static str, kind: Kind, labels: &'static str, help: &'static str) -> MetricInfo {
+    MetricInfo {
+        name,
+        kind,
+        labels,
+        help,
+    }
+}
+
+/// The catalogue (process_* series come from the process collector and are not listed).
+pub const METRICS: &[MetricInfo] = &[
+    m(
+        "impush_events_consumed_total",
+        Kind::Counter,
+        "type, outcome",
+        "Events taken from the state and messages queues, by event type and what became of them.",
+    ),
+    m(
+        "impush_events_requeued_total",
+        Kind::Counter,
+        "queue",
+        "Events given back to their queue because Redis or the broker failed (tried again).",
+    ),
+    m(
+        "impush_skips_total",
+        Kind::Counter,
+        "reason",
+        "Recipient devices not pushed, by the rule that decided it (online, muted, logged out…).",
+    ),
+    m(
+        "impush_notifications_routed_total",
+        Kind::Counter,
+        "vendor",
+        "Device notifications the router published as push jobs.",
+    ),
+    m(
+        "impush_pushes_total",
+        Kind::Counter,
+        "vendor, business_id, outcome",
+        "Device notifications by final outcome: delivered, retried, invalid_token, rejected, dead_lettered, expired, duplicate.",
+    ),
+    m(
+        "impush_vendor_responses_total",
+        Kind::Counter,
+        "vendor, reason",
+        "Vendor answers per device token, by classified reason (`ok` on success).",
+    ),
+    m(
+        "impush_retries_total",
+        Kind::Counter,
+        "vendor, attempt",
+        "Jobs sent back through the retry ladder, by the attempt that failed.",
+    ),
+    m(
+        "impush_dead_letters_total",
+        Kind::Counter,
+        "queue, reason",
+        "Messages dead-lettered, by dead-letter queue (vendor or `events`) and reason.",
+    ),
+    m(
+        "impush_tokens_pruned_total",
+        Kind::Counter,
+        "vendor",
+        "Device registrations deleted because the vendor said the token is invalid.",
+    ),
+    m(
+        "impush_jobs_requeued_total",
+        Kind::Counter,
+        "vendor",
+        "Push jobs given back to the work queue because Redis or the broker failed.",
+    ),
+    m(
+        "impush_dedupe_record_failures_total",
+        Kind::Counter,
+        "vendor",
+        "Deliveries whose \"already sent\" record could not be written (a redelivery may repeat them).",
+    ),
+    m(
+        "impush_amqp_reconnects_total",
+        Kind::Counter,
+        "",
+        "Reconnections to RabbitMQ after the connection dropped or could not be made.",
+    ),
+    m(
+        "impush_config_reloads_total",
+        Kind::Counter,
+        "outcome",
+        "Configuration and credential reloads (SIGHUP or a changed file), `ok` or `error`.",
+    ),
+    m(
+        "impush_end_to_end_latency_seconds",
+        Kind::Histogram,
+        "vendor",
+        "From the message's send_time_ms to the vendor's acceptance of the push.",
+    ),
+    m(
+        "impush_vendor_request_duration_seconds",
+        Kind::Histogram,
+        "vendor",
+        "Duration of one vendor HTTP request (batch requests count once).",
+    ),
+    m(
+        "impush_in_flight_messages",
+        Kind::Gauge,
+        "queue",
+        "Deliveries taken from the queue and not yet acked or requeued by this process.",
+    ),
+    m(
+        "impush_queue_depth_messages",
+        Kind::Gauge,
+        "queue",
+        "Messages ready in the queue (work, retry ladder, dead letters), polled by the workers.",
+    ),
+    m(
+        "impush_queue_consumers",
+        Kind::Gauge,
+        "queue",
+        "Consumers attached to the queue.",
+    ),
+    m(
+        "impush_credential_expiry_timestamp_seconds",
+        Kind::Gauge,
+        "vendor, business_id, kind",
+        "When a credential stops working (an APNs p12 certificate's notAfter), Unix seconds.",
+    ),
+    m(
+        "impush_quota_remaining",
+        Kind::Gauge,
+        "vendor, business_id",
+        "Pushes left today under the credential's configured daily_quota (0 once the vendor says it is used up).",
+    ),
+    m(
+        "impush_build_info",
+        Kind::Gauge,
+        "version",
+        "Always 1; the version label tells which build runs.",
+    ),
+];
+
+/// Gives every metric of the catalogue its help text.
+pub fn describe_all() {
+    for info in METRICS {
+        match info.kind {
+            Kind::Counter => metrics::describe_counter!(info.name, info.help),
+            Kind::Gauge => metrics::describe_gauge!(info.name, info.help),
+            Kind::Histogram => {
+                metrics::describe_histogram!(info.name, metrics::Unit::Seconds, info.help)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_follow_prometheus_conventions() {
+        for info in METRICS {
+            assert!(info.name.starts_with("impush_"), "{}", info.name);
+            match info.kind {
+                Kind::Counter => assert!(info.name.ends_with("_total"), "{}", info.name),
+                Kind::Histogram => assert!(info.name.ends_with("_seconds"), "{}", info.name),
+                Kind::Gauge => assert!(!info.name.ends_with("_total"), "{}", info.name),
+            }
+        }
+        let mut names: Vec<_> = METRICS.iter().map(|i| i.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), METRICS.len(), "no metric listed twice");
+    }
+}
