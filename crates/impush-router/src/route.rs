@@ -137,7 +137,7 @@ impl Router {
     ) -> Result<&'static str, Failure> {
         // Checked before decoding: a huge body would cost its size again in decoded form,
         // times the prefetch, before anything could refuse it.
-        let max_event_bytes = self.config.amqp.max_event_bytes;
+        let max_event_bytes = self.config.load().amqp.max_event_bytes;
         if delivery.data.len() > max_event_bytes {
             return Err(Failure::Bad(
                 "too_large",
