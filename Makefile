@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build services demo render-demo test lint fmt unit bench scale-bench clean check-deploy faults
+.PHONY: all build services demo render-demo test lint fmt unit bench scale-bench clean check-deploy faults fuzz audit
 
 all: build
 
@@ -63,6 +63,30 @@ bench:
 ## (the fleet on the local RabbitMQ and Redis; IMPUSH_BENCH_REDIS_CLUSTER=1 for the cluster).
 scale-bench: build services
 	./scripts/scale-bench.sh
+
+## fuzz: every fuzz target for FUZZ_SECONDS each (cargo-fuzz; nightly features through
+## RUSTC_BOOTSTRAP on the stable toolchain). Crashes land in fuzz/artifacts/<target>/.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = event_decode route_message vendor_payloads
+fuzz:
+	@$(CARGO) fuzz --version >/dev/null 2>&1 || $(CARGO) install cargo-fuzz
+	@for target in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/work/$$target; \
+		echo "fuzz: $$target for $(FUZZ_SECONDS) s"; \
+		(cd fuzz && RUSTC_BOOTSTRAP=1 $(CARGO) fuzz run $$target work/$$target corpus/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -max_len=65536 -timeout=10 -print_final_stats=1) || exit 1; \
+	done
+
+## audit: licenses, duplicate versions and sources with cargo-deny; advisories too when the
+## RustSec database can be fetched (it lives on GitHub).
+audit:
+	@$(CARGO) deny --version >/dev/null 2>&1 || $(CARGO) install --locked cargo-deny
+	$(CARGO) deny check licenses bans sources
+	@if timeout 120 $(CARGO) deny fetch db >/dev/null 2>&1; then \
+		$(CARGO) deny check advisories; \
+	else \
+		echo "audit: RustSec advisory database unreachable; advisories not checked"; \
+	fi
 
 clean:
 	$(CARGO) clean

@@ -62,18 +62,101 @@ impl SecretRef {
     }
 }
 
-#[cfg(unix)]
+/// Warns, naming the file and never its content, when a secret file can be read by its
+/// group or by others: anyone with an account on the host could then sign as the app.
 fn warn_if_readable_by_others(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    if let Ok(meta) = std::fs::metadata(path)
-        && meta.permissions().mode() & 0o077 != 0
-    {
-        eprintln!(
-            "impush: warning: secret file {} is readable by other users (chmod 600 it)",
-            path.display()
+    if let Some(mode) = loose_permissions(path) {
+        tracing::warn!(
+            file = %path.display(),
+            mode = format_args!("{mode:o}"),
+            "secret file is readable by group or others; chmod 600 it"
         );
     }
 }
 
+/// The file's permission bits when they let the group or others in (`mode & 0o077`).
+#[cfg(unix)]
+fn loose_permissions(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
+    (mode & 0o077 != 0).then_some(mode)
+}
+
 #[cfg(not(unix))]
-fn warn_if_readable_by_others(_path: &Path) {}
+fn loose_permissions(_path: &Path) -> Option<u32> {
+    None
+}
+
+#[cfg(test)]
+#[cfg(unix)]
+mod tests {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Collects what the subscriber writes, to check the warning's text.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn secret_file(name: &str, mode: u32) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("impush-secret-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        std::fs::write(&path, "s3cr3t-value\n").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path
+    }
+
+    fn resolve_logged(path: &Path) -> (Secret, String) {
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let reference = SecretRef {
+            file: Some(path.to_owned()),
+            env: None,
+        };
+        let secret = tracing::subscriber::with_default(subscriber, || {
+            reference.resolve(Path::new("/")).unwrap()
+        });
+        let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        (secret, log)
+    }
+
+    #[test]
+    fn a_secret_file_readable_by_others_is_warned_about_by_name_not_content() {
+        for mode in [0o644, 0o640, 0o604] {
+            let path = secret_file(&format!("loose-{mode:o}.key"), mode);
+            let (secret, log) = resolve_logged(&path);
+            assert_eq!(secret.expose(), "s3cr3t-value", "still usable");
+            assert!(log.contains("WARN"), "{log}");
+            assert!(log.contains(&path.display().to_string()), "{log}");
+            assert!(log.contains(&format!("{mode:o}")), "{log}");
+            assert!(
+                !log.contains("s3cr3t"),
+                "the content never reaches the log: {log}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_secret_file_only_its_owner_can_read_is_not_warned_about() {
+        let path = secret_file("tight.key", 0o600);
+        let (_, log) = resolve_logged(&path);
+        assert_eq!(log, "");
+    }
+}

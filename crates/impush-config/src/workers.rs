@@ -29,6 +29,8 @@ pub struct AmqpConfig {
     pub retry_delays_ms: Vec<u64>,
     /// Deliveries tried before a push is dead-lettered (the first try included).
     pub max_attempts: u32,
+    /// Events larger than this are dead-lettered as `too_large` without being decoded.
+    pub max_event_bytes: usize,
 }
 
 impl Default for AmqpConfig {
@@ -40,6 +42,7 @@ impl Default for AmqpConfig {
             prefetch: 64,
             retry_delays_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
             max_attempts: 6,
+            max_event_bytes: 1 << 20,
         }
     }
 }
@@ -51,6 +54,9 @@ impl AmqpConfig {
         }
         if self.max_attempts == 0 {
             return Err("max_attempts must be at least 1".into());
+        }
+        if self.max_event_bytes == 0 {
+            return Err("max_event_bytes must be at least 1".into());
         }
         if self.prefetch == 0 {
             return Err("prefetch must be at least 1".into());

@@ -106,10 +106,11 @@ pub fn render_notification(
     }
 }
 
-/// The message's collapse id: its msg_id, or a stable digest of a longer one (APNs takes
-/// at most 64 bytes). Only copies of one message share it.
+/// The message's collapse id: its msg_id, or a stable digest of one APNs would refuse or
+/// that could not travel in a header (over 64 bytes, or anything but visible ASCII: a line
+/// break would end the header). Only copies of one message share it.
 fn collapse_id(msg_id: &str) -> String {
-    if msg_id.len() <= 64 {
+    if msg_id.len() <= 64 && crate::payload::apns::is_header_safe(msg_id) {
         msg_id.to_owned()
     } else {
         format!(

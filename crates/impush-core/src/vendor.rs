@@ -43,6 +43,9 @@ pub enum TokenFormatError {
     },
     /// A character no vendor token has; it could also change a URL path or a form list.
     BadCharacter,
+    /// Only dots and the like, no letter or digit: `.` or `..` as the last segment of a URL
+    /// path (APNs `/3/device/<token>`) would be resolved away and send elsewhere.
+    NoAlphanumeric,
 }
 
 impl std::fmt::Display for TokenFormatError {
@@ -53,6 +56,7 @@ impl std::fmt::Display for TokenFormatError {
             TokenFormatError::BadCharacter => {
                 f.write_str("token has a character vendor tokens never have")
             }
+            TokenFormatError::NoAlphanumeric => f.write_str("token has no letter or digit"),
         }
     }
 }
@@ -84,6 +88,9 @@ pub fn check_token(vendor: Vendor, token: &str) -> Result<(), TokenFormatError> 
     };
     if !token.bytes().all(allowed) {
         return Err(TokenFormatError::BadCharacter);
+    }
+    if !token.bytes().any(|b| b.is_ascii_alphanumeric()) {
+        return Err(TokenFormatError::NoAlphanumeric);
     }
     Ok(())
 }
@@ -128,6 +135,20 @@ mod tests {
             Err(TokenFormatError::BadCharacter),
             "OPPO registration ids are not base64"
         );
+    }
+
+    #[test]
+    fn a_token_that_is_a_url_dot_segment_is_refused() {
+        for vendor in ALL {
+            for dots in [".", "..", "...", "-", ".:~"] {
+                assert_eq!(
+                    check_token(vendor, dots),
+                    Err(TokenFormatError::NoAlphanumeric),
+                    "{vendor:?} {dots:?}"
+                );
+            }
+        }
+        assert_eq!(check_token(Vendor::Apns, "a..b"), Ok(()));
     }
 
     #[test]

@@ -57,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         store,
         queue: topology.state_queue(),
         events_dlq: topology.events_dlq(),
+        max_event_bytes: config.amqp.max_event_bytes,
         redis_ready,
     });
     tokio::spawn(impush_amqp::watch_queue_depths(
@@ -93,6 +94,7 @@ struct Ingest {
     store: Store,
     queue: String,
     events_dlq: String,
+    max_event_bytes: usize,
     redis_ready: Arc<AtomicBool>,
 }
 
@@ -106,6 +108,21 @@ enum Refused {
 impl Ingest {
     async fn handle(&self, delivery: Delivery, publisher: Publisher) -> Handled {
         let type_name = delivery.properties.kind().as_ref().map(|t| t.as_str());
+        // Refused before decoding, so an oversized body never costs its decoded size too.
+        if delivery.data.len() > self.max_event_bytes {
+            let detail = format!(
+                "{} bytes, the limit is {} ([amqp] max_event_bytes)",
+                delivery.data.len(),
+                self.max_event_bytes
+            );
+            // The label is a known type name or `unknown`, never the publisher's raw text.
+            let kind = type_name
+                .and_then(|name| EventKind::from_type_name(name).ok())
+                .map_or("unknown", EventKind::type_name);
+            return self
+                .dead_letter(&delivery, publisher, "too_large", &detail, kind)
+                .await;
+        }
         let outcome = match Event::decode(type_name, &delivery.data) {
             Ok(event) => self.apply(event).await,
             Err(err) => Err(Refused::Undecodable(err.to_string())),

@@ -20,9 +20,6 @@ use impush_store::{DeviceRef, Store, StoreError};
 use prost::Message;
 use tracing::Instrument;
 
-/// Larger events are refused (dead-lettered) rather than fanned out.
-const MAX_EVENT_BYTES: usize = 1 << 20;
-
 pub struct Router {
     store: Store,
     /// Swapped on a config reload (templates, credentials' profiles, limits).
@@ -138,11 +135,14 @@ impl Router {
         delivery: &Delivery,
         publisher: &Publisher,
     ) -> Result<&'static str, Failure> {
-        if delivery.data.len() > MAX_EVENT_BYTES {
+        // Checked before decoding: a huge body would cost its size again in decoded form,
+        // times the prefetch, before anything could refuse it.
+        let max_event_bytes = self.config.load().amqp.max_event_bytes;
+        if delivery.data.len() > max_event_bytes {
             return Err(Failure::Bad(
                 "too_large",
                 format!(
-                    "{} bytes, the limit is {MAX_EVENT_BYTES}",
+                    "{} bytes, the limit is {max_event_bytes} ([amqp] max_event_bytes)",
                     delivery.data.len()
                 ),
             ));

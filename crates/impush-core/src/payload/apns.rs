@@ -64,7 +64,10 @@ impl VendorPayload for Payload {
             ),
             ("apns-priority", "10".to_owned()),
         ];
-        if !notification.collapse_id.is_empty() && notification.collapse_id.len() <= 64 {
+        if !notification.collapse_id.is_empty()
+            && notification.collapse_id.len() <= 64
+            && is_header_safe(&notification.collapse_id)
+        {
             headers.push(("apns-collapse-id", notification.collapse_id.clone()));
         }
         if notification.expires_at_ms > 0 {
@@ -78,6 +81,12 @@ impl VendorPayload for Payload {
             body: Body::json(&body(notification, target.badge)),
         })
     }
+}
+
+/// Whether `value` can be an HTTP header value as is: visible ASCII only, so nothing in
+/// it can end the header or start another.
+pub fn is_header_safe(value: &str) -> bool {
+    value.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn is_voip(notification: &Notification) -> bool {
@@ -185,6 +194,16 @@ mod tests {
         assert_eq!(body["aps"]["alert"], "Denny: see you at 5");
         assert!(body["aps"].get("sound").is_none());
         assert!(body["aps"].get("badge").is_none());
+    }
+
+    #[test]
+    fn a_collapse_id_that_is_not_a_header_value_is_left_out() {
+        for bad in ["m-1\r\nx-evil: 1", "m 1", "m-\u{e9}", ""] {
+            let mut n = notification();
+            n.collapse_id = bad.into();
+            let req = build_payload(&n, &credential(), &[target("abcd01")]).unwrap();
+            assert_eq!(req.header("apns-collapse-id"), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -202,7 +202,9 @@ pub enum BuildError {
         vendor: &'static str,
         field: &'static str,
     },
-    #[error("token {token:?} has characters {vendor} tokens never have")]
+    /// `token` holds only the token's first 8 characters: this error's text reaches logs
+    /// and dead-letter headers.
+    #[error("token {token:?}… has characters {vendor} tokens never have")]
     InvalidToken { vendor: &'static str, token: String },
     #[error(
         "payload of {bytes} bytes exceeds the {limit}-byte limit even with empty text \
@@ -427,7 +429,7 @@ fn longest_fitting<P: VendorPayload>(
 pub fn check_path_safe_token(vendor: Vendor, token: &str) -> Result<(), BuildError> {
     vendor::check_token(vendor, token).map_err(|_| BuildError::InvalidToken {
         vendor: vendor::name(vendor),
-        token: token.to_owned(),
+        token: token.chars().take(8).collect(),
     })
 }
 
@@ -559,6 +561,18 @@ mod tests {
         for good in ["0a1b2c", "invalid-abc", "fcm:APA91b_x-y.z"] {
             assert!(check_path_safe_token(Vendor::Fcm, good).is_ok(), "{good:?}");
         }
+    }
+
+    #[test]
+    fn a_refused_token_is_named_by_its_first_8_characters_only() {
+        let token = "0123456789abcdef/../secret-rest";
+        let err = check_path_safe_token(Vendor::Apns, token).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("\"01234567\""), "{text}");
+        assert!(
+            !text.contains("89abcdef"),
+            "the rest of the token leaked: {text}"
+        );
     }
 
     #[test]

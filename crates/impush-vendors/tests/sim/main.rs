@@ -6,6 +6,7 @@
 mod apns;
 mod common;
 mod fcm;
+mod hostile_tokens;
 mod huawei;
 mod meizu;
 mod oppo;
