@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build services demo render-demo test lint fmt unit bench clean
+.PHONY: all build services demo render-demo test lint fmt unit bench soak release-bins clean
 
 all: build
 
@@ -40,9 +40,19 @@ unit:
 fmt:
 	$(CARGO) fmt --all
 
-## bench: the criterion benchmark of decide + render + build per device.
-bench:
-	$(CARGO) bench -p impush-benches --bench core
+## bench: the criterion benchmark of decide + render + build per device, then the fleet end
+## to end against the bare broker relay (scripts/bench.sh; results in benches/results/).
+bench: services release-bins
+	$(CARGO) bench -p impush-benches --bench core -- --warm-up-time 1 --measurement-time 3
+	./scripts/bench.sh
+
+## soak: ten minutes at half the maximum rate, workers' memory and descriptors sampled
+## (scripts/soak.sh; docs/soak.csv, docs/soak.png). Not part of CI.
+soak: services release-bins
+	./scripts/soak.sh
+
+release-bins:
+	$(CARGO) build --release -p impush-sim -p impush-router -p impush-sender -p impush-loadgen
 
 clean:
 	$(CARGO) clean
