@@ -16,6 +16,10 @@ export IMPUSH__REDIS__PREFIX=impush-$RUN_ID
 export IMPUSH__AMQP__QUEUE_TYPE=${QUEUE_TYPE:-quorum}
 # Dedupe and badge records of a bench are worthless after it; let them expire soon.
 export IMPUSH__REDIS__DEDUPE_TTL_S=3600
+# Deliveries in flight per router and per sender (the config's `amqp.prefetch` and
+# `sender.concurrency`); nothing saturates a core at the defaults, so these bound the rate.
+export IMPUSH__AMQP__PREFETCH=${FLEET_PREFETCH:-64}
+export IMPUSH__SENDER__CONCURRENCY=${FLEET_CONCURRENCY:-64}
 export RUST_LOG=${RUST_LOG:-warn}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
