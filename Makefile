@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build services demo render-demo test lint fmt unit bench scale-bench clean check-deploy faults fuzz audit
+.PHONY: all build services demo render-demo test lint fmt unit bench soak release-bins scale-bench clean check-deploy faults fuzz audit
 
 all: build
 
@@ -44,6 +44,7 @@ fmt:
 ## queries, and the alert unit tests pass (installs promtool and PyYAML if absent).
 check-deploy:
 	./scripts/check-deploy.sh
+
 ## faults: the fault suite in full (10,000 notifications a scenario), one scenario at a
 ## time; the audit table goes to target/faults-report.md (docs/faults.md).
 FAULTS_REPORT ?= target/faults-report.md
@@ -55,9 +56,19 @@ faults: services build
 		$$run -p impush-tests --test faults; status=$$?; \
 	cat $(FAULTS_REPORT) 2>/dev/null; exit $$status
 
-## bench: the criterion benchmark of decide + render + build per device.
-bench:
-	$(CARGO) bench -p impush-benches --bench core
+## bench: the criterion benchmark of decide + render + build per device, then the fleet end
+## to end against the bare broker relay (scripts/bench.sh; results in benches/results/).
+bench: services release-bins
+	$(CARGO) bench -p impush-benches --bench core -- --warm-up-time 1 --measurement-time 3
+	./scripts/bench.sh
+
+## soak: ten minutes at half the maximum rate, workers' memory and descriptors sampled
+## (scripts/soak.sh; docs/soak.csv, docs/soak.png). Not part of CI.
+soak: services release-bins
+	./scripts/soak.sh
+
+release-bins:
+	$(CARGO) build --release -p impush-sim -p impush-router -p impush-sender -p impush-loadgen
 
 ## scale-bench: throughput with 1, 2 and 4 routers + senders on one queue, as ratios to one
 ## (the fleet on the local RabbitMQ and Redis; IMPUSH_BENCH_REDIS_CLUSTER=1 for the cluster).

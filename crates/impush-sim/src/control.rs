@@ -5,6 +5,8 @@
 //!   per token; `DELETE /sim/deliveries` clears them.
 //! - `POST /sim/faults` (a [`Fault`]), `GET /sim/faults`, `DELETE /sim/faults`.
 //! - `POST /sim/expire-auth`: every access token and provider token issued so far is expired.
+//! - `GET /sim/stats`: delivery counts and latency per vendor ([`crate::stats`]);
+//!   `DELETE /sim/stats` resets them.
 //! - `GET /healthz`, `GET /readyz`.
 //!
 //! Everything is in memory behind one mutex, never held across an await.
@@ -24,6 +26,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use crate::stats::{Stats, StatsReport};
 use crate::{Shown, Sim, VENDORS};
 
 /// Deliveries kept; the oldest go first beyond this.
@@ -139,6 +142,7 @@ pub(crate) struct Record {
 struct Inner {
     deliveries: VecDeque<Record>,
     faults: Vec<Fault>,
+    stats: Stats,
 }
 
 pub(crate) struct Control {
@@ -158,6 +162,12 @@ impl Default for Control {
 }
 
 impl Control {
+    /// A control state that keeps delivery records, or (for long benchmark runs, so memory
+    /// stays flat) only counts them in the stats.
+    pub fn new(record_deliveries: bool) -> Control {
+        Control::keeping(if record_deliveries { MAX_DELIVERIES } else { 0 })
+    }
+
     /// A control state that keeps at most `max_deliveries` deliveries.
     fn keeping(max_deliveries: usize) -> Control {
         Control {
@@ -177,6 +187,12 @@ impl Control {
 
     pub fn record(&self, record: Record) {
         let mut inner = self.lock();
+        inner
+            .stats
+            .count(record.vendor, &record.payload, record.received_at_ms);
+        if self.max_deliveries == 0 {
+            return;
+        }
         if inner.deliveries.len() >= self.max_deliveries {
             inner.deliveries.pop_front();
         }
@@ -237,6 +253,14 @@ impl Control {
         let count = inner.deliveries.len();
         inner.deliveries.clear();
         count
+    }
+
+    pub fn stats(&self) -> StatsReport {
+        self.lock().stats.report()
+    }
+
+    pub fn reset_stats(&self) {
+        self.lock().stats.reset();
     }
 
     pub fn add_fault(&self, fault: Fault) -> Result<(), FaultError> {
@@ -328,6 +352,7 @@ pub(crate) fn routes() -> Router<Arc<Sim>> {
             get(list_faults).post(add_fault).delete(clear_faults),
         )
         .route("/sim/expire-auth", post(expire_auth))
+        .route("/sim/stats", get(stats).delete(reset_stats))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(|| async { "ok" }))
 }
@@ -369,6 +394,15 @@ async fn list_deliveries(
 
 async fn clear_deliveries(State(sim): State<Arc<Sim>>) -> Response {
     Json(json!({ "cleared": sim.control.clear_deliveries() })).into_response()
+}
+
+async fn stats(State(sim): State<Arc<Sim>>) -> Response {
+    Json(sim.control.stats()).into_response()
+}
+
+async fn reset_stats(State(sim): State<Arc<Sim>>) -> Response {
+    sim.control.reset_stats();
+    Json(json!({ "reset": true })).into_response()
 }
 
 async fn list_faults(State(sim): State<Arc<Sim>>) -> Response {
@@ -478,5 +512,22 @@ mod tests {
             .map(|d| d.token)
             .collect();
         assert_eq!(tokens, ["2", "3", "4"]);
+    }
+
+    #[test]
+    fn without_records_deliveries_are_only_counted() {
+        let control = Control::new(false);
+        control.record(Record {
+            vendor: "fcm",
+            token: "t".into(),
+            payload: Arc::from(r#"{"ext":"impush_sent_ms_100"}"#),
+            headers: Vec::new(),
+            received_at_ms: 105,
+            shown: |_| Shown::default(),
+        });
+        assert!(control.deliveries(None, None).is_empty());
+        let stats = control.stats();
+        assert_eq!(stats.total.count, 1);
+        assert_eq!(stats.total.latency_ms.map(|l| l.max), Some(5));
     }
 }

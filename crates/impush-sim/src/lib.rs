@@ -15,6 +15,7 @@ mod fcm;
 mod huawei;
 mod meizu;
 mod oppo;
+mod stats;
 mod tpns;
 mod vivo;
 mod xiaomi;
@@ -35,6 +36,7 @@ use tokio::task::JoinHandle;
 pub use control::{Delivery, Fault, FaultError};
 /// OPPO's auth sign hash, for tests that sign by hand.
 pub use oppo::sha256_hex;
+pub use stats::{Percentiles, SENT_MS_MARKER, StatsReport, VendorReport};
 /// vivo's auth sign hash, for tests that sign by hand.
 pub use vivo::md5_hex;
 
@@ -130,6 +132,9 @@ pub struct SimSettings {
     /// Lifetime of the OAuth2 access tokens the Huawei personality issues.
     pub huawei_token_lifetime: Duration,
     pub xiaomi_apps: Vec<OemApp>,
+    /// Keep every accepted push for `GET /sim/deliveries`; off, they are only counted in
+    /// `GET /sim/stats`, so memory stays flat on long benchmark runs.
+    pub record_deliveries: bool,
 }
 
 impl Default for SimSettings {
@@ -145,6 +150,7 @@ impl Default for SimSettings {
             huawei_apps: Vec::new(),
             huawei_token_lifetime: Duration::from_secs(3600),
             xiaomi_apps: Vec::new(),
+            record_deliveries: true,
         }
     }
 }
@@ -369,7 +375,7 @@ pub(crate) struct Sim {
 impl Sim {
     fn new(settings: &SimSettings, shutdown: watch::Receiver<bool>) -> Result<Sim, SimError> {
         Ok(Sim {
-            control: control::Control::default(),
+            control: control::Control::new(settings.record_deliveries),
             apns: apns::Apns::new(&settings.apns_keys)?,
             fcm: fcm::Fcm::new(&settings.fcm_accounts, settings.fcm_token_lifetime)?,
             oppo: oppo::Oppo::new(&settings.oppo_apps),
@@ -481,6 +487,11 @@ impl RunningSim {
 
     pub fn clear_deliveries(&self) {
         self.sim.control.clear_deliveries();
+    }
+
+    /// Delivery counts and latency per vendor (`GET /sim/stats`).
+    pub fn stats(&self) -> StatsReport {
+        self.sim.control.stats()
     }
 
     /// Makes the next `fault.times` matching requests fail (`POST /sim/faults`).

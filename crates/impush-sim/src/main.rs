@@ -20,6 +20,10 @@ struct Args {
     /// Address to listen on; defaults to `[sim] listen`.
     #[arg(long)]
     listen: Option<String>,
+    /// Only count accepted pushes (`GET /sim/stats`) instead of keeping each one for
+    /// `GET /sim/deliveries`: memory stays flat on long benchmark and soak runs.
+    #[arg(long)]
+    no_record: bool,
 }
 
 #[tokio::main]
@@ -33,7 +37,10 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
     let config = impush_config::Config::load(&args.config)?;
-    let settings = SimSettings::from_config(&config)?;
+    let settings = SimSettings {
+        record_deliveries: !args.no_record,
+        ..SimSettings::from_config(&config)?
+    };
     let listen = args.listen.unwrap_or_else(|| config.sim.listen.clone());
     let listener = TcpListener::bind(&listen)
         .await

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# make bench, the end-to-end part: on the shared RabbitMQ and Redis, in one run, repeated
+# BENCH_REPS times (default 2), interleaved so that load from others hits every figure alike:
+#   relay   the bare broker relay with the fleet's message size and queue type (the reference)
+#   c2c     C2C messages to offline iOS devices (APNs, with badges)
+#   group   group messages to 1,000 members across the eight vendors, half of them offline
+#   mixed   C2C messages to offline devices of all eight vendors
+# each stream first as fast as possible, then at half that rate for latency. Writes
+# benches/results/<date>.csv, .md (the table) and .png, and the CPU use of each process
+# during the fastest runs (<date>-top.txt). Needs the release binaries (make bench builds them).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+REPS=${BENCH_REPS:-2}
+USERS=${BENCH_USERS:-20000}
+C2C_MESSAGES=${BENCH_C2C_MESSAGES:-30000}
+GROUP_MESSAGES=${BENCH_GROUP_MESSAGES:-60}
+RELAY_MESSAGES=${BENCH_RELAY_MESSAGES:-60000}
+# Seconds each latency run lasts at its offered rate.
+RATE_SECONDS=${BENCH_RATE_SECONDS:-15}
+QUEUE_TYPE=${QUEUE_TYPE:-quorum}
+export QUEUE_TYPE
+
+source scripts/fleet.sh
+trap 'fleet_stop; rm -rf "$FLEET_DIR"' EXIT
+
+DATE=$(date -u +%Y-%m-%dT%H%M)
+OUT=benches/results
+mkdir -p "$OUT"
+RESULTS="$FLEET_DIR/results.jsonl"
+TOP="$OUT/$DATE-top.txt"
+: >"$TOP"
+
+fleet_start
+echo "fleet up (prefix $IMPUSH__AMQP__PREFIX, $QUEUE_TYPE queues, simulator $SIM_URL)"
+"$LOADGEN" register --config "$CONFIG" --users "$USERS"
+
+# CPU of every process, sampled over 3 s while the fleet runs flat out.
+sample_top() {
+  { echo "== $1"; top -b -n 2 -d 3 -w 200 | awk '/^top -/{n++} n==2' | head -25; } >>"$TOP" 2>&1 &
+  TOP_PID=$!
+}
+
+# run NAME REP KIND MESSAGES [loadgen args...]: as fast as possible, then at half that rate.
+run() {
+  local name=$1 rep=$2 kind=$3 messages=$4; shift 4
+  sample_top "$name rep $rep, as fast as possible"
+  local line rate count
+  line=$("$LOADGEN" run --config "$CONFIG" --users "$USERS" --sim "$SIM_URL" --name "$name" \
+    --kind "$kind" --messages "$messages" --rep "$rep" --out "$RESULTS" "$@")
+  wait "$TOP_PID" || true
+  rate=$(python3 -c 'import json,sys; print(max(1.0, json.loads(sys.argv[1])["messages_per_s"] / 2))' "$line")
+  count=$(python3 -c "import sys; print(max(10, int(float(sys.argv[1]) * $RATE_SECONDS)))" "$rate")
+  "$LOADGEN" run --config "$CONFIG" --users "$USERS" --sim "$SIM_URL" --name "$name" \
+    --kind "$kind" --messages "$count" --rate "$rate" --rep "$rep" --out "$RESULTS" "$@" >/dev/null
+}
+
+for rep in $(seq 1 "$REPS"); do
+  echo "== repetition $rep of $REPS"
+  "$LOADGEN" relay --config "$CONFIG" --messages "$RELAY_MESSAGES" --rep "$rep" --out "$RESULTS" >/dev/null
+  run c2c "$rep" c2c "$C2C_MESSAGES" --to apns
+  run group "$rep" group "$GROUP_MESSAGES" --group-size 1000
+  run mixed "$rep" c2c "$C2C_MESSAGES"
+done
+
+rabbitmq=$(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo unknown)
+"$LOADGEN" report --results "$RESULTS" --csv "$OUT/$DATE.csv" --png "$OUT/$DATE.png" \
+  --title "impush end to end, $DATE UTC: $(nproc) cores, RabbitMQ ${rabbitmq%%-*}, $QUEUE_TYPE queues, $REPS repetitions" \
+  --context "date=$DATE" --context "cores=$(nproc)" --context "rabbitmq=${rabbitmq%%-*}" \
+  --context "queue_type=$QUEUE_TYPE" | tee "$OUT/$DATE.md"
+echo "wrote $OUT/$DATE.csv, $OUT/$DATE.md, $OUT/$DATE.png and $TOP"
