@@ -465,15 +465,16 @@ async fn workers_started_before_rabbitmq_and_redis_wait_without_crashing_then_wo
     })
     .await;
     let workers = fleet.worker_names();
+    // Credentials load without the services; the topology needs the broker.
     for name in &workers {
-        wait_not_ready(&fleet, name, "rabbitmq, redis").await;
+        wait_not_ready(&fleet, name, "rabbitmq, topology, redis").await;
     }
     // Long enough for several reconnection attempts: nobody gives up or crashes.
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_workers_running(&mut fleet);
     redis.restart();
     for name in &workers {
-        wait_not_ready(&fleet, name, "rabbitmq").await;
+        wait_not_ready(&fleet, name, "rabbitmq, topology").await;
     }
     // The workers keep trying while the node boots (10 to 45 s here).
     rabbit.boot();
