@@ -107,6 +107,8 @@ async fn consume_once(
     tracing::info!(queue = %options.queue, prefetch = options.prefetch, "consuming");
 
     let mut in_flight = JoinSet::new();
+    // Looked up once: a label string and a registry lookup per delivery would be waste.
+    let in_flight_gauge = metrics::gauge!("impush_in_flight_messages", "queue" => options.topology.label(&options.queue));
     let outcome = loop {
         tokio::select! {
             _ = shutdown.cancelled() => {
@@ -119,7 +121,7 @@ async fn consume_once(
                     let handler = Arc::clone(handler);
                     let publisher = publisher.clone();
                     let requeue_delay = options.requeue_delay;
-                    let gauge = metrics::gauge!("impush_in_flight_messages", "queue" => options.topology.label(&options.queue));
+                    let gauge = in_flight_gauge.clone();
                     gauge.increment(1.0);
                     in_flight.spawn(async move {
                         handle_one(handler, publisher, delivery, requeue_delay).await;
