@@ -12,15 +12,22 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use std::collections::HashMap;
+use std::time::Instant;
+
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use lapin::Acker;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
 };
 use lapin::types::FieldTable;
 use tokio::task::JoinSet;
+use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
+use crate::settle::{Settle, Settler};
 use crate::{AmqpError, Publisher, Topology, connect};
 
 /// What to do with a delivery once the handler is done with it.
@@ -107,9 +114,13 @@ async fn consume_once(
     tracing::info!(queue = %options.queue, prefetch = options.prefetch, "consuming");
 
     let mut in_flight = JoinSet::new();
+    let mut tags = HashMap::new();
+    let mut settler = Settler::new(ACK_MAX_WAIT);
+    let mut sending = FuturesUnordered::new();
     // Looked up once: a label string and a registry lookup per delivery would be waste.
     let in_flight_gauge = metrics::gauge!("impush_in_flight_messages", "queue" => options.topology.label(&options.queue));
     let outcome = loop {
+        let deadline = settler.next_deadline();
         tokio::select! {
             _ = shutdown.cancelled() => {
                 // Stop the flow first so nothing new arrives while in-flight work finishes.
@@ -123,21 +134,44 @@ async fn consume_once(
                     let requeue_delay = options.requeue_delay;
                     let gauge = in_flight_gauge.clone();
                     gauge.increment(1.0);
-                    in_flight.spawn(async move {
-                        handle_one(handler, publisher, delivery, requeue_delay).await;
+                    settler.received(delivery.delivery_tag, delivery.acker.clone());
+                    let delivery_tag = delivery.delivery_tag;
+                    let task = in_flight.spawn(async move {
+                        let handled = handler(delivery, publisher).await;
+                        if handled == Handled::Requeue {
+                            tokio::time::sleep(requeue_delay).await;
+                        }
                         gauge.decrement(1.0);
+                        handled
                     });
+                    tags.insert(task.id(), delivery_tag);
                 }
                 Some(Err(err)) => break Err(AmqpError::Broker(err)),
                 None => break Err(AmqpError::Broker(lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed)))),
             },
-            Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+            Some(done) = in_flight.join_next_with_id(), if !in_flight.is_empty() => {
+                let mut settles: Vec<_> = finish(done, &mut tags, &mut settler).into_iter().collect();
+                // Take every other handler that is done too, so that their acks coalesce.
+                while let Some(done) = in_flight.try_join_next_with_id() {
+                    settles.extend(finish(done, &mut tags, &mut settler));
+                }
+                settles.extend(settler.settle(Instant::now(), false));
+                send(settles, &mut sending).await;
+            }
+            _ = sleep_until(tokio::time::Instant::from_std(deadline.unwrap_or_else(Instant::now))), if deadline.is_some() => {
+                send(settler.settle(Instant::now(), false), &mut sending).await;
+            }
+            Some(()) = sending.next(), if !sending.is_empty() => {}
         }
     };
     options.ready.store(false, Ordering::SeqCst);
 
     let drained = tokio::time::timeout(options.shutdown_grace, async {
-        while in_flight.join_next().await.is_some() {}
+        while let Some(done) = in_flight.join_next_with_id().await {
+            let mut settles: Vec<_> = finish(done, &mut tags, &mut settler).into_iter().collect();
+            settles.extend(settler.settle(Instant::now(), false));
+            send(settles, &mut sending).await;
+        }
     })
     .await;
     if drained.is_err() {
@@ -147,34 +181,76 @@ async fn consume_once(
         );
         in_flight.abort_all();
     }
+    // Whatever finished is acked before the connection closes; unfinished deliveries go
+    // back to the queue when it does.
+    send(settler.settle(Instant::now(), true), &mut sending).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        while sending.next().await.is_some() {}
+    })
+    .await;
     let _ = connection.close(200, "impush worker stopping".into()).await;
     outcome
 }
 
-async fn handle_one(
-    handler: HandlerFn,
-    publisher: Publisher,
-    delivery: Delivery,
-    requeue_delay: Duration,
-) {
-    let acker = delivery.acker.clone();
-    match handler(delivery, publisher).await {
-        Handled::Ack => {
-            if let Err(err) = acker.ack(BasicAckOptions::default()).await {
-                // The connection is gone: the message will be redelivered, which the
-                // deduplication makes harmless.
-                tracing::warn!(error = %err, "ack failed; the message will be redelivered");
-            }
+/// How long a finished delivery may wait for the ones before it, so that they are acked
+/// together, before it is acked on its own.
+const ACK_MAX_WAIT: Duration = Duration::from_millis(20);
+
+type Sending = FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>>;
+
+/// Records a handler's verdict; a requeue is returned to be sent at once. A handler that
+/// panicked is requeued like a `Requeue`.
+fn finish(
+    done: Result<(tokio::task::Id, Handled), tokio::task::JoinError>,
+    tags: &mut HashMap<tokio::task::Id, u64>,
+    settler: &mut Settler<Acker>,
+) -> Option<Settle<Acker>> {
+    let (id, handled) = match done {
+        Ok((id, handled)) => (id, handled),
+        Err(err) => {
+            tracing::error!(error = %err, "a handler failed; the delivery goes back to the queue");
+            (err.id(), Handled::Requeue)
         }
-        Handled::Requeue => {
-            tokio::time::sleep(requeue_delay).await;
-            let requeue = BasicNackOptions {
-                requeue: true,
-                ..BasicNackOptions::default()
-            };
-            if let Err(err) = acker.nack(requeue).await {
-                tracing::warn!(error = %err, "requeue failed; the message will be redelivered");
-            }
+    };
+    let delivery_tag = tags.remove(&id)?;
+    match handled {
+        Handled::Ack => {
+            settler.finished(delivery_tag, Instant::now());
+            None
+        }
+        Handled::Requeue => settler.requeue(delivery_tag),
+    }
+}
+
+/// Sends settlements in the order given. lapin queues an ack or nack for its I/O loop when
+/// the ack's future is first polled, so each is polled once here, in turn; what is left of
+/// it (waiting for the frame to be written) runs beside the consume loop in `sending`.
+async fn send(settles: Vec<Settle<Acker>>, sending: &mut Sending) {
+    for settle in settles {
+        let mut settling: Pin<Box<dyn Future<Output = ()> + Send>> = match settle {
+            Settle::Ack {
+                acker,
+                multiple,
+                count,
+            } => Box::pin(async move {
+                if let Err(err) = acker.ack(BasicAckOptions { multiple }).await {
+                    // The connection is gone: the messages will be redelivered, which the
+                    // deduplication makes harmless.
+                    tracing::warn!(error = %err, count, "ack failed; the messages will be redelivered");
+                }
+            }),
+            Settle::Requeue { acker } => Box::pin(async move {
+                let requeue = BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                };
+                if let Err(err) = acker.nack(requeue).await {
+                    tracing::warn!(error = %err, "requeue failed; the message will be redelivered");
+                }
+            }),
+        };
+        if futures::poll!(settling.as_mut()).is_pending() {
+            sending.push(settling);
         }
     }
 }

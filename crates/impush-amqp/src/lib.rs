@@ -7,6 +7,7 @@
 mod consumer;
 mod depth;
 mod publisher;
+mod settle;
 mod topology;
 
 pub use consumer::{ConsumeError, Handled, HandlerFn, RunOptions, run_consumer};
