@@ -175,6 +175,79 @@ fn custom_ext(message: &OfflineMessage) -> &str {
         .unwrap_or("")
 }
 
+/// The notifications of one message for its recipients, each rendered once: a render
+/// depends only on the device's vendor and the one user setting it reads (the c2c or group
+/// sound), and in a group most members share both. Identical renders share one index, so
+/// the index also tells which devices can share a vendor request.
+pub struct Renders<'m> {
+    message: &'m OfflineMessage,
+    templates: &'m Templates,
+    is_group: bool,
+    /// (vendor, user sound) → index in `notifications`.
+    seen: Vec<(Vendor, String, usize)>,
+    notifications: Vec<Notification>,
+}
+
+/// Past this many distinct (vendor, sound) pairs, lookups cost more than they save.
+const MAX_DISTINCT_RENDERS: usize = 64;
+
+impl<'m> Renders<'m> {
+    pub fn new(message: &'m OfflineMessage, templates: &'m Templates) -> Renders<'m> {
+        Renders {
+            message,
+            templates,
+            is_group: !message.group_id.is_empty(),
+            seen: Vec::new(),
+            notifications: Vec::new(),
+        }
+    }
+
+    /// The index of the notification for a device of `vendor` whose user has `settings`;
+    /// equal indices mean equal notifications.
+    pub fn index(&mut self, vendor: Vendor, settings: Option<&PushSettings>) -> usize {
+        let sound = user_sound(settings, self.is_group);
+        if let Some(&(_, _, i)) = self
+            .seen
+            .iter()
+            .find(|(v, s, _)| *v == vendor && s == sound)
+        {
+            return i;
+        }
+        let notification = render_notification(self.message, vendor, settings, self.templates);
+        let same = if self.notifications.len() < MAX_DISTINCT_RENDERS {
+            self.notifications.iter().position(|n| *n == notification)
+        } else {
+            None
+        };
+        let index = match same {
+            Some(i) => i,
+            None => {
+                self.notifications.push(notification);
+                self.notifications.len() - 1
+            }
+        };
+        if self.seen.len() < MAX_DISTINCT_RENDERS {
+            self.seen.push((vendor, sound.to_owned(), index));
+        }
+        index
+    }
+
+    pub fn get(&self, index: usize) -> Option<&Notification> {
+        self.notifications.get(index)
+    }
+}
+
+/// The user's own sound for this kind of message, `""` when none.
+fn user_sound(settings: Option<&PushSettings>, is_group: bool) -> &str {
+    settings.map_or("", |s| {
+        if is_group {
+            s.group_sound.as_str()
+        } else {
+            s.c2c_sound.as_str()
+        }
+    })
+}
+
 fn resolve_sound(
     message: &OfflineMessage,
     device_vendor: Vendor,
@@ -189,13 +262,7 @@ fn resolve_sound(
             i.android_sound.as_str()
         }
     });
-    let user_sound = settings.map_or("", |s| {
-        if is_group {
-            s.group_sound.as_str()
-        } else {
-            s.c2c_sound.as_str()
-        }
-    });
+    let user_sound = user_sound(settings, is_group);
     let chosen = [message_sound, user_sound]
         .into_iter()
         .find(|s| !s.is_empty())

@@ -1,6 +1,6 @@
 //! Routing one OfflineMessage: recipients, decision per device, badges, and the PushJobs.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -12,9 +12,9 @@ use impush_amqp::{
 };
 use impush_config::Config;
 use impush_core::payload::max_batch;
-use impush_core::{badge_for, decide, decide_message, render_notification, vendor};
+use impush_core::{Renders, badge_for, decide, decide_message, vendor};
 use impush_proto::Event;
-use impush_proto::v1::{Notification, OfflineMessage, PushJob, PushTarget, Vendor};
+use impush_proto::v1::{OfflineMessage, PushJob, PushTarget, Vendor};
 use impush_runtime::now_ms;
 use impush_store::{DeviceRef, Store, StoreError};
 use prost::Message;
@@ -47,9 +47,8 @@ impl From<StoreError> for Failure {
 }
 
 /// Devices share a request when they share a credential and an identical notification
-/// (its protobuf encoding is the identity).
-type BatchKey = (u64, Vec<u8>);
-type Batch = (Vendor, Notification, Vec<PushTarget>);
+/// (the index of its render).
+type BatchKey = (u64, usize);
 
 /// Devices of one chunk that get a push, before badges and batching.
 struct Pending {
@@ -59,7 +58,8 @@ struct Pending {
     vendor: Vendor,
     business_id: u64,
     unread: u32,
-    notification: Notification,
+    /// Its notification, in the message's `Renders`.
+    render: usize,
 }
 
 impl Router {
@@ -199,6 +199,8 @@ impl Router {
             .fetch_recipients(message.sdk_app_id, users)
             .await?;
         let templates = config.templates.for_app(message.sdk_app_id);
+        let mut renders = Renders::new(message, templates);
+        let mut skips = Skips::default();
         let mut pending = Vec::new();
         for recipient in &states {
             for device in &recipient.devices {
@@ -212,8 +214,7 @@ impl Router {
                     credential,
                     now,
                 ) {
-                    metrics::counter!("impush_skips_total", "reason" => reason.as_str())
-                        .increment(1);
+                    skips.add(reason.as_str());
                     continue;
                 }
                 pending.push(Pending {
@@ -223,17 +224,13 @@ impl Router {
                     vendor: state.vendor,
                     business_id: state.business_id,
                     unread: state.unread,
-                    notification: render_notification(
-                        message,
-                        state.vendor,
-                        recipient.settings.as_ref(),
-                        templates,
-                    ),
+                    render: renders.index(state.vendor, recipient.settings.as_ref()),
                 });
             }
         }
+        skips.record();
         let badges = self.badges(message, &pending).await?;
-        Ok(self.jobs(message, pending, badges, now))
+        Ok(self.jobs(message, &renders, pending, badges, now))
     }
 
     /// The iOS badge of every pending device that shows one, counted once per message.
@@ -273,26 +270,25 @@ impl Router {
     fn jobs(
         &self,
         message: &OfflineMessage,
+        renders: &Renders<'_>,
         pending: Vec<Pending>,
         badges: Vec<Option<u32>>,
         now: i64,
     ) -> Vec<Outgoing> {
-        let mut groups: HashMap<BatchKey, Batch> = HashMap::new();
-        let mut order = Vec::new();
+        let mut groups: Vec<(BatchKey, Vendor, Vec<PushTarget>)> = Vec::new();
         for (p, badge) in pending.into_iter().zip(badges) {
-            let key = (p.business_id, p.notification.encode_to_vec());
+            let key = (p.business_id, p.render);
             let target = PushTarget {
                 user_id: p.user_id,
                 device_id: p.device_id,
                 token: p.token,
                 badge,
             };
-            match groups.get_mut(&key) {
+            // Few groups per chunk (credentials × distinct notifications): a scan is cheaper
+            // than hashing every device.
+            match groups.iter_mut().find(|(k, _, _)| *k == key) {
                 Some((_, _, targets)) => targets.push(target),
-                None => {
-                    order.push(key.clone());
-                    groups.insert(key, (p.vendor, p.notification, vec![target]));
-                }
+                None => groups.push((key, p.vendor, vec![target])),
             }
         }
         let default_deadline = if message.send_time_ms > 0 {
@@ -302,8 +298,8 @@ impl Router {
         } + (self.config.load().router.max_age_s as i64)
             .saturating_mul(1000);
         let mut jobs = Vec::new();
-        for key in order {
-            let Some((vendor, notification, targets)) = groups.remove(&key) else {
+        for ((business_id, render), vendor, targets) in groups {
+            let Some(notification) = renders.get(render) else {
                 continue;
             };
             let deadline_ms = if notification.expires_at_ms > 0 {
@@ -311,14 +307,17 @@ impl Router {
             } else {
                 default_deadline
             };
-            for batch in targets.chunks(max_batch(vendor).max(1)) {
-                metrics::counter!("impush_notifications_routed_total", "vendor" => vendor::name(vendor)).increment(batch.len() as u64);
+            let batch_size = max_batch(vendor).max(1);
+            metrics::counter!("impush_notifications_routed_total", "vendor" => vendor::name(vendor))
+                .increment(targets.len() as u64);
+            let mut targets = targets.into_iter().peekable();
+            while targets.peek().is_some() {
                 let job = PushJob {
                     msg_id: message.msg_id.clone(),
                     sdk_app_id: message.sdk_app_id,
                     vendor: vendor as i32,
-                    business_id: key.0,
-                    targets: batch.to_vec(),
+                    business_id,
+                    targets: targets.by_ref().take(batch_size).collect(),
                     notification: Some(notification.clone()),
                     attempt: 0,
                     deadline_ms,
@@ -334,6 +333,26 @@ impl Router {
             }
         }
         jobs
+    }
+}
+
+/// Skipped devices of one chunk, counted per reason and recorded once: a group's offline
+/// check skips hundreds of devices, and each metrics call looks its labels up.
+#[derive(Default)]
+struct Skips(Vec<(&'static str, u64)>);
+
+impl Skips {
+    fn add(&mut self, reason: &'static str) {
+        match self.0.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, n)) => *n += 1,
+            None => self.0.push((reason, 1)),
+        }
+    }
+
+    fn record(self) {
+        for (reason, n) in self.0 {
+            metrics::counter!("impush_skips_total", "reason" => reason).increment(n);
+        }
     }
 }
 

@@ -178,14 +178,18 @@ impl Sender {
             .map_err(|e| self.store_failed(e))?;
         let mut targets = Vec::with_capacity(job.targets.len());
         let mut busy = Vec::new();
+        let mut duplicates = 0;
         for (target, claim) in job.targets.iter().zip(claims) {
             match claim {
                 SendClaim::Claimed => targets.push(target.clone()),
-                SendClaim::AlreadySent => self.count("duplicate", job.business_id, 1),
+                SendClaim::AlreadySent => duplicates += 1,
                 // Another sender holds it right now (the same message twice in the queue):
                 // come back later, when it has been delivered or its claim released.
                 SendClaim::InProgress => busy.push(target.clone()),
             }
+        }
+        if duplicates > 0 {
+            self.count("duplicate", job.business_id, duplicates);
         }
         let mut outgoing = Vec::new();
         if !busy.is_empty() {
@@ -217,14 +221,20 @@ impl Sender {
         metrics::histogram!("impush_vendor_request_duration_seconds", "vendor" => self.vendor_name()).record(started.elapsed().as_secs_f64());
 
         let mut sorted = Sorted::default();
+        // Counted per reason, then recorded once each: a batch answers for up to 1,000
+        // tokens, and each metrics call looks its labels up.
+        let mut answers: Vec<(String, u64)> = Vec::new();
         for (target, outcome) in targets.into_iter().zip(result.outcomes) {
             let reason_label = match &outcome {
-                Outcome::Delivered => "ok".to_owned(),
+                Outcome::Delivered => "ok",
                 Outcome::Retry { reason, .. }
                 | Outcome::InvalidToken { reason }
-                | Outcome::Rejected { reason } => reason.clone(),
+                | Outcome::Rejected { reason } => reason.as_str(),
             };
-            metrics::counter!("impush_vendor_responses_total", "vendor" => self.vendor_name(), "reason" => reason_label).increment(1);
+            match answers.iter_mut().find(|(r, _)| r == reason_label) {
+                Some((_, n)) => *n += 1,
+                None => answers.push((reason_label.to_owned(), 1)),
+            }
             match outcome {
                 Outcome::Delivered => sorted.delivered.push(target),
                 Outcome::InvalidToken { reason } => sorted.invalid.push((target, reason)),
@@ -246,6 +256,9 @@ impl Sender {
             }
         }
 
+        for (reason, n) in answers {
+            metrics::counter!("impush_vendor_responses_total", "vendor" => self.vendor_name(), "reason" => reason).increment(n);
+        }
         if !sorted.delivered.is_empty() {
             state.limits.used(job.business_id, sorted.delivered.len());
             self.record_delivered(&job, &sorted.delivered, answered_ms)
