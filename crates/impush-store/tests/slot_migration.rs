@@ -390,3 +390,33 @@ async fn a_migration_target_that_forgot_the_scripts_gets_them_and_runs_each_scri
     drop(moving);
     t.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_script_split_by_a_migration_that_does_not_end_is_a_transient_error_not_a_hang() {
+    let _one = ONE_MOVE_AT_A_TIME.lock().await;
+    let t = TestStore::new(Target::Cluster).await;
+    let s = &t.store;
+    let user = fresh_user("stuck");
+    let keys = UserKeys::new(&t, &user);
+    user_with_devices(s, &user, &["a", "b"]).await;
+    let moving = SlotMove::begin(seed_port(), keys.slot());
+    moving.migrate(&[keys.device("a")]);
+
+    // The move stays half done: the store gives up after its rounds, and the caller
+    // requeues the message rather than waiting for ever.
+    let err = s
+        .bump_badges(APP, "m1", &[dev(&user, "a"), dev(&user, "b")], 60)
+        .await
+        .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert_eq!(
+        pushes_since(&t, &keys.device("a")).await.as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        pushes_since(&t, &keys.device("b")).await.as_deref(),
+        Some("0")
+    );
+    drop(moving);
+    t.cleanup().await;
+}
