@@ -96,6 +96,44 @@ impl Cluster {
         }
     }
 
+    /// Loads these scripts (their sources) on every primary of the slot map and every node
+    /// the store has a connection to, through the store's own connections: the nodes its
+    /// batches go to, including one a MOVED named before the map shows it (a replica just
+    /// promoted, which never had the scripts: `SCRIPT LOAD` is not replicated). A node that
+    /// cannot be reached is skipped; a command sent to it fails on its own.
+    pub(crate) async fn load_scripts(&self, sources: &[&str]) -> Result<(), RedisError> {
+        let map = self.slot_map();
+        let mut nodes: Vec<Node> = map.ranges.iter().map(|(_, _, node)| node.clone()).collect();
+        nodes.extend(self.nodes.connected());
+        nodes.sort_by(|a, b| (&a.host, a.port).cmp(&(&b.host, b.port)));
+        nodes.dedup();
+        let mut pipe = redis::pipe();
+        for source in sources {
+            pipe.add_command(redis::cmd("SCRIPT").arg("LOAD").arg(*source).clone());
+        }
+        let answers = futures::future::join_all(
+            nodes
+                .iter()
+                .map(|node| self.nodes.send(node, &pipe, sources.len())),
+        )
+        .await;
+        for (node, answer) in nodes.iter().zip(answers) {
+            let refusal = match answer {
+                Ok(values) => values
+                    .into_iter()
+                    .find(|value| matches!(value, Value::ServerError(_))),
+                Err(error) => {
+                    tracing::warn!(%node, %error, "loading the scripts");
+                    continue;
+                }
+            };
+            if let Some(Value::ServerError(error)) = refusal {
+                return Err(error.into());
+            }
+        }
+        Ok(())
+    }
+
     /// The node that serves `slot`: the one a recent MOVED named, else the slot map's.
     fn node_of(&self, map: &SlotMap, slot: u16) -> Result<Node, RedisError> {
         if let Some(node) = self.moved.node_of(slot, Instant::now()) {

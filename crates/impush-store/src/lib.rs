@@ -175,11 +175,15 @@ impl Store {
     }
 
     /// Loads every script up front, so that batches of `EVALSHA`, which redis-rs does not
-    /// reload on its own, normally find them. `SCRIPT LOAD` goes to every node of a cluster.
+    /// reload on its own, normally find them. On a cluster, `SCRIPT LOAD` goes to every node
+    /// redis-rs knows and to every primary of the store's slot map.
     async fn load_scripts(&self) -> Result<(), StoreError> {
         let mut con = self.con.clone();
         for script in self.scripts.all() {
             script.load_async(&mut con).await?;
+        }
+        if let Connection::Cluster(cluster) = &self.con {
+            cluster.load_scripts(&scripts::ALL).await?;
         }
         Ok(())
     }

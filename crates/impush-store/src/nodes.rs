@@ -86,6 +86,11 @@ impl Nodes {
         replies
     }
 
+    /// The nodes this store has a connection to: every node its batches went to lately.
+    pub(crate) fn connected(&self) -> Vec<Node> {
+        self.lock().keys().cloned().collect()
+    }
+
     async fn connection(&self, node: &Node) -> Result<MultiplexedConnection, RedisError> {
         if let Some(con) = self.lock().get(node) {
             return Ok(con.clone());
