@@ -2,10 +2,13 @@
 # A throwaway 3-primary Redis Cluster on loopback for impush's cluster tests and the scale
 # benchmark: `start` reuses a healthy cluster or builds one, `stop` shuts it down and
 # forgets it. Safe to call from many tests at once (one lock file); never touches the
-# shared Redis on 6379. Ports: IMPUSH_REDIS_CLUSTER_PORTS (default "7101 7102 7103").
+# shared Redis on 6379. Ports: IMPUSH_REDIS_CLUSTER_PORTS (default "7101 7102 7103");
+# IMPUSH_REDIS_CLUSTER_REPLICAS replicas per primary (default 0; the failover test's
+# private cluster has 1).
 set -euo pipefail
 
 PORTS=(${IMPUSH_REDIS_CLUSTER_PORTS:-7101 7102 7103})
+REPLICAS=${IMPUSH_REDIS_CLUSTER_REPLICAS:-0}
 DIR=${IMPUSH_REDIS_CLUSTER_DIR:-/tmp/impush-redis-cluster}
 LOCK="$DIR.lock"
 
@@ -75,7 +78,7 @@ start() {
         wait_until "all nodes answering" all_answer
         local nodes=()
         for port in "${PORTS[@]}"; do nodes+=("127.0.0.1:$port"); done
-        redis-cli --cluster create "${nodes[@]}" --cluster-replicas 0 --cluster-yes >"$DIR/create.log"
+        redis-cli --cluster create "${nodes[@]}" --cluster-replicas "$REPLICAS" --cluster-yes >"$DIR/create.log"
         wait_until "cluster_state:ok on every node" healthy
     fi
 }

@@ -6,6 +6,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod fleet;
+#[path = "../crates/impush-store/tests/common/slots.rs"]
+mod slots;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -206,6 +208,185 @@ async fn on_a_redis_cluster_presence_badges_dedupe_and_pruning_all_hold() {
         .await
         .unwrap();
     assert_eq!(devices, BTreeSet::from(["iphone".to_owned()]));
+}
+
+/// Publishes a round of notifications to `users` every few milliseconds until `stop`:
+/// one C2C message to each, every fourth round a group message to all, and each round the
+/// first message of the round before published again (IM core retrying). Returns every
+/// distinct (token, body) that must be delivered, and the number of them per user.
+async fn stream_until(
+    fleet: &Fleet,
+    users: &[String],
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> (BTreeSet<(String, String)>, Vec<u32>) {
+    let mut expected = BTreeSet::new();
+    let mut per_user = vec![0u32; users.len()];
+    let mut round = 0;
+    while !*stop.borrow() {
+        let mut events = Vec::new();
+        for (i, user) in users.iter().enumerate() {
+            let text = format!("r{round}-{i}");
+            events.push(Event::OfflineMessage(text_message(
+                &format!("m-{text}"),
+                "denny",
+                user,
+                &text,
+            )));
+            expected.insert((apns_token(i as u32), format!("DENNY: {text}")));
+            per_user[i] += 1;
+        }
+        if round % 4 == 0 {
+            events.push(Event::OfflineMessage(group_message(
+                &format!("g-{round}"),
+                &format!("g{round}"),
+                users,
+            )));
+            for (i, count) in per_user.iter_mut().enumerate() {
+                expected.insert((apns_token(i as u32), format!("DENNY (Team): g{round}")));
+                *count += 1;
+            }
+        }
+        if round > 0 {
+            let text = format!("r{}-0", round - 1);
+            events.push(Event::OfflineMessage(text_message(
+                &format!("m-{text}"),
+                "denny",
+                &users[0],
+                &text,
+            )));
+        }
+        fleet.publish(events).await;
+        round += 1;
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    (expected, per_user)
+}
+
+/// Waits until the primaries on `ports` have answered `code` (ASK, TRYAGAIN) more often
+/// than `before` in all: impush's traffic has met the slot move.
+async fn wait_for_errors(ports: &[u16], code: &str, before: u64) {
+    let deadline = std::time::Instant::now() + WAIT;
+    while ports
+        .iter()
+        .map(|&port| slots::errors_answered(port, code))
+        .sum::<u64>()
+        <= before
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {code} while a slot was half moved"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn on_a_redis_cluster_resharding_under_load_delivers_each_notification_once_with_exact_badges()
+ {
+    let fleet = Fleet::start(FleetOptions {
+        vendors: vec![Vendor::Apns],
+        redis_cluster: true,
+        routers: 2,
+        senders_per_vendor: 2,
+        ..FleetOptions::default()
+    })
+    .await;
+    let seed = 7101;
+    let t = now_ms() - 10_000;
+    // Users of this test only, so that the slots moved hold no other test's users.
+    let users: Vec<String> = (0..24).map(|i| format!("{}-r{i}", fleet.prefix)).collect();
+    let mut events = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        events.push(register(
+            user,
+            "iphone",
+            Vendor::Apns,
+            &apns_token(i as u32),
+            t,
+        ));
+        events.push(presence(
+            user,
+            "iphone",
+            PresenceState::Background,
+            (i % 4) as u32,
+            t + 1,
+        ));
+    }
+    fleet.publish(events).await;
+    settle().await;
+
+    // The slots of six users move while notifications stream to everyone.
+    let base = |user: &str| format!("{}:{{{APP}:{user}}}", fleet.prefix);
+    let mut moving_users = Vec::new();
+    let mut slots_taken = BTreeSet::new();
+    for user in &users {
+        let slot = slots::slot_of(seed, &base(user));
+        if moving_users.len() < 6 && slots_taken.insert(slot) {
+            moving_users.push((user.clone(), slot));
+        }
+    }
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let load = stream_until(&fleet, &users, stopped);
+    let reshard = async {
+        let mut moves = Vec::new();
+        for (user, slot) in &moving_users {
+            let mut moving = slots::SlotMove::begin(seed, *slot);
+            let ports = [moving.from.port, moving.to.port];
+            let asks = slots::errors_answered(moving.from.port, "ASK");
+            let tries: u64 = ports
+                .iter()
+                .map(|&p| slots::errors_answered(p, "TRYAGAIN"))
+                .sum();
+            // Half moved: the device set and hash on the target, the badge and delivery
+            // records on the source, until the routers have met both ASK and TRYAGAIN.
+            moving.migrate(&[
+                format!("{}:devs", base(user)),
+                format!("{}:d:iphone", base(user)),
+            ]);
+            wait_for_errors(&ports[..1], "ASK", asks).await;
+            wait_for_errors(&ports, "TRYAGAIN", tries).await;
+            // The rest a key at a time, as a reshard of a busy slot goes.
+            while let Some(key) = moving.keys_left(1).pop() {
+                moving.migrate(&[key]);
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            moving.finish();
+            moves.push(moving);
+        }
+        // Every slot goes back where it was, still under load (stale maps: MOVED).
+        for moving in moves {
+            drop(moving);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop.send(true).unwrap();
+    };
+    let ((expected, per_user), ()) = tokio::join!(load, reshard);
+    fleet
+        .wait_deliveries(WAIT, |d| d.len() >= expected.len())
+        .await;
+    settle().await;
+
+    let deliveries = fleet.deliveries(None).await;
+    let counts = delivery_counts(&deliveries);
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+    let delivered: BTreeSet<(String, String)> = counts.into_keys().collect();
+    assert_eq!(delivered, expected, "every notification, none else");
+    // Each user's badges are its unread count plus 1, 2, ... n: every push counted once.
+    for (i, n) in per_user.iter().enumerate() {
+        let token = apns_token(i as u32);
+        let mut badges: Vec<i64> = deliveries
+            .iter()
+            .filter(|d| d["token"] == token)
+            .filter_map(|d| d["badge"].as_i64())
+            .collect();
+        badges.sort();
+        let unread = (i % 4) as i64;
+        let exact: Vec<i64> = (1..=i64::from(*n)).map(|k| unread + k).collect();
+        assert_eq!(badges, exact, "badges of {}", users[i]);
+    }
+    assert_eq!(fleet.queue_len(&fleet.topology.dlq(Vendor::Apns)).await, 0);
+    assert_eq!(fleet.queue_len(&fleet.topology.events_dlq()).await, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

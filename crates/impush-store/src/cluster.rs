@@ -2,13 +2,14 @@
 //! batches. It sends a pipeline to one node and refuses one whose keys span slots, but a
 //! router's chunk of 500 recipients spans hundreds of slots. So the store keeps its own copy
 //! of the slot map (`CLUSTER SLOTS`), splits a batch into one pipeline per primary, and sends
-//! them all at once: one round trip per node, whatever the number of users. When the slots
-//! have moved (a MOVED reply inside a pipeline, which redis-rs hands back rather than
-//! following), the map is read again and the batch rerun (`Store::run_batch`).
+//! them all at once on its own connection per node (`nodes.rs`): one round trip per node,
+//! whatever the number of users. Redirects inside those pipelines (slots being migrated or
+//! moved by a reshard, a failover), which redis-rs hands back rather than following, are
+//! followed command by command (`Cluster::run`, `redirect.rs`).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
@@ -16,12 +17,22 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{ErrorKind, RedisError, Value};
 
 use crate::connection::Batch;
+use crate::nodes::{Node, Nodes};
+use crate::redirect::{Answer, Backoff, MovedSlots, classify};
+
+/// Rounds of redirects one batch follows at most: a few ASK and MOVED hops, and about 7 s
+/// of TRYAGAIN waits (10 ms doubling to 250 ms), longer than moving one slot's keys takes.
+const MAX_ROUNDS: usize = 32;
 
 /// A cluster connection and the store's view of which primary serves which slot.
 #[derive(Clone)]
 pub(crate) struct Cluster {
     con: ClusterConnection,
     slots: Arc<RwLock<Arc<SlotMap>>>,
+    /// Owners of slots that MOVED answers named, believed over `slots` for a while.
+    moved: Arc<MovedSlots>,
+    /// The store's own connection to each node, for batches.
+    nodes: Arc<Nodes>,
     /// Host of the first seed: `CLUSTER SLOTS` may leave a node's host empty, meaning "the
     /// host you asked", and the asked node is a random one.
     seed_host: String,
@@ -43,9 +54,12 @@ impl Cluster {
             .and_then(|seed| redis::parse_redis_url(seed))
             .and_then(|url| url.host_str().map(str::to_owned))
             .unwrap_or_else(|| "127.0.0.1".to_owned());
+        let seed = seeds.first().map_or("redis://127.0.0.1", String::as_str);
         let cluster = Cluster {
             con,
             slots: Arc::new(RwLock::new(Arc::new(SlotMap::default()))),
+            moved: Arc::new(MovedSlots::default()),
+            nodes: Arc::new(Nodes::new(seed, connection_timeout, response_timeout)?),
             seed_host,
         };
         cluster.refresh_slots().await?;
@@ -66,6 +80,8 @@ impl Cluster {
             )
             .await?;
         let map = SlotMap::parse(reply, &self.seed_host)?;
+        self.moved
+            .settle(|slot, node| map.node_of(slot) == Some(node), Instant::now());
         if let Ok(mut slots) = self.slots.write() {
             *slots = Arc::new(map);
         }
@@ -80,63 +96,207 @@ impl Cluster {
         }
     }
 
-    /// One pipeline per primary, all in flight at once; replies put back in batch order.
-    pub(crate) async fn run(&self, batch: &Batch) -> Result<Vec<Value>, RedisError> {
+    /// Loads these scripts (their sources) on every primary of the slot map and every node
+    /// the store has a connection to, through the store's own connections: the nodes its
+    /// batches go to, including one a MOVED named before the map shows it (a replica just
+    /// promoted, which never had the scripts: `SCRIPT LOAD` is not replicated). A node that
+    /// cannot be reached is skipped; a command sent to it fails on its own.
+    pub(crate) async fn load_scripts(&self, sources: &[&str]) -> Result<(), RedisError> {
         let map = self.slot_map();
-        let mut groups: Vec<(&Node, Vec<usize>)> = Vec::new();
-        let mut group_of_node: HashMap<&Node, usize> = HashMap::new();
-        for (position, &slot) in batch.slots.iter().enumerate() {
-            let node = map.node_of(slot).ok_or_else(|| {
-                RedisError::from((
-                    ErrorKind::ClusterConnectionNotFound,
-                    "no primary serves this slot",
-                    slot.to_string(),
-                ))
-            })?;
-            let group = *group_of_node.entry(node).or_insert_with(|| {
-                groups.push((node, Vec::new()));
-                groups.len() - 1
-            });
-            if let Some((_, positions)) = groups.get_mut(group) {
-                positions.push(position);
+        let mut nodes: Vec<Node> = map.ranges.iter().map(|(_, _, node)| node.clone()).collect();
+        nodes.extend(self.nodes.connected());
+        nodes.sort_by(|a, b| (&a.host, a.port).cmp(&(&b.host, b.port)));
+        nodes.dedup();
+        let mut pipe = redis::pipe();
+        for source in sources {
+            pipe.add_command(redis::cmd("SCRIPT").arg("LOAD").arg(*source).clone());
+        }
+        let answers = futures::future::join_all(
+            nodes
+                .iter()
+                .map(|node| self.nodes.send(node, &pipe, sources.len())),
+        )
+        .await;
+        for (node, answer) in nodes.iter().zip(answers) {
+            let refusal = match answer {
+                Ok(values) => values
+                    .into_iter()
+                    .find(|value| matches!(value, Value::ServerError(_))),
+                Err(error) => {
+                    tracing::warn!(%node, %error, "loading the scripts");
+                    continue;
+                }
+            };
+            if let Some(Value::ServerError(error)) = refusal {
+                return Err(error.into());
             }
         }
-        let requests = groups.iter().map(|(node, positions)| {
-            let mut pipe = redis::pipe();
-            for cmd in positions.iter().filter_map(|&p| batch.cmds.get(p)) {
-                pipe.add_command(cmd.clone());
-            }
-            let mut con = self.con.clone();
-            let route = SingleNodeRoutingInfo::ByAddress {
-                host: node.host.clone(),
-                port: node.port,
-            };
-            async move { con.route_pipeline(pipe, 0, positions.len(), route).await }
-        });
-        let replies = futures::future::try_join_all(requests).await?;
-        let mut ordered = vec![Value::Nil; batch.len()];
-        for ((_, positions), values) in groups.iter().zip(replies) {
-            if values.len() != positions.len() {
-                return Err(RedisError::from((
-                    ErrorKind::UnexpectedReturnType,
-                    "pipeline reply count",
-                    format!("{} replies for {} commands", values.len(), positions.len()),
-                )));
-            }
-            for (&position, value) in positions.iter().zip(values) {
-                if let Some(slot) = ordered.get_mut(position) {
-                    *slot = value;
+        Ok(())
+    }
+
+    /// The node that serves `slot`: the one a recent MOVED named, else the slot map's.
+    fn node_of(&self, map: &SlotMap, slot: u16) -> Result<Node, RedisError> {
+        if let Some(node) = self.moved.node_of(slot, Instant::now()) {
+            return Ok(node);
+        }
+        map.node_of(slot).cloned().ok_or_else(|| {
+            RedisError::from((
+                ErrorKind::ClusterConnectionNotFound,
+                "no primary serves this slot",
+                slot.to_string(),
+            ))
+        })
+    }
+
+    /// Runs `batch` and returns its replies in batch order, a failed command's as a
+    /// `Value::ServerError`. Each round sends one pipeline per node, all at once, with the
+    /// commands still to run; a command refused with a redirect is sent again in the next
+    /// round, alone with the other refused ones, and a command that ran is never sent
+    /// again (`redirect.rs`):
+    /// - ASK: `ASKING` and the command, on the node named;
+    /// - MOVED: the slot map is read again, the node named is believed for that slot for a
+    ///   while, and the command goes there;
+    /// - TRYAGAIN: the same command to the same node after a wait (10 ms doubling to
+    ///   250 ms);
+    /// - READONLY (a failover made the node a replica): the slot map is read again.
+    ///
+    /// After [`MAX_ROUNDS`] the commands still refused keep their last refusal, a transient
+    /// error. A node that cannot be reached fails the whole call (whether its commands ran
+    /// is unknown) after the slot map is read again for the next call.
+    pub(crate) async fn run(&self, batch: &Batch) -> Result<Vec<Value>, RedisError> {
+        let mut replies = vec![Value::Nil; batch.len()];
+        let mut pending: Vec<(usize, Route)> = (0..batch.len()).map(|p| (p, Route::Slot)).collect();
+        let mut backoff = Backoff::new();
+        for round in 1..=MAX_ROUNDS {
+            let map = self.slot_map();
+            let mut sends: Vec<(Node, Vec<(usize, bool)>)> = Vec::new();
+            let mut send_of_node: HashMap<Node, usize> = HashMap::new();
+            for (position, route) in pending {
+                let (node, asking) = match route {
+                    Route::Slot => {
+                        let slot = batch.slots.get(position).copied().unwrap_or_default();
+                        (self.node_of(&map, slot)?, false)
+                    }
+                    Route::Node { node, asking } => (node, asking),
+                };
+                let send = *send_of_node.entry(node.clone()).or_insert_with(|| {
+                    sends.push((node, Vec::new()));
+                    sends.len() - 1
+                });
+                if let Some((_, commands)) = sends.get_mut(send) {
+                    commands.push((position, asking));
                 }
             }
+            let answers = futures::future::join_all(
+                sends
+                    .iter()
+                    .map(|(node, commands)| self.send(node, batch, commands)),
+            )
+            .await;
+            pending = Vec::new();
+            let (mut refresh, mut wait) = (false, false);
+            for ((node, commands), answer) in sends.iter().zip(answers) {
+                let values = match answer {
+                    Ok(values) => values,
+                    Err(error) => {
+                        if let Err(refresh_error) = self.refresh_slots().await {
+                            tracing::warn!(%refresh_error, "reading the cluster's slot map again");
+                        }
+                        return Err(error);
+                    }
+                };
+                for (&(position, asking), value) in commands.iter().zip(values) {
+                    let answer = classify(&value, node);
+                    // A refused command keeps its refusal if its rounds run out.
+                    if let Some(reply) = replies.get_mut(position) {
+                        *reply = value;
+                    }
+                    let retry = match answer {
+                        Answer::Done => continue,
+                        Answer::Ask { node } => Route::Node { node, asking: true },
+                        Answer::Moved { slot, node } => {
+                            self.moved.record(slot, node.clone(), Instant::now());
+                            refresh = true;
+                            Route::Node {
+                                node,
+                                asking: false,
+                            }
+                        }
+                        Answer::TryAgain => {
+                            wait = true;
+                            Route::Node {
+                                node: node.clone(),
+                                asking,
+                            }
+                        }
+                        Answer::ReadOnly => {
+                            refresh = true;
+                            Route::Slot
+                        }
+                    };
+                    pending.push((position, retry));
+                }
+            }
+            if pending.is_empty() || round == MAX_ROUNDS {
+                break;
+            }
+            if refresh {
+                self.refresh_slots().await?;
+            }
+            if wait {
+                tokio::time::sleep(backoff.next_wait()).await;
+            }
         }
-        Ok(ordered)
+        Ok(replies)
+    }
+
+    /// One pipeline of `commands` (batch positions, each with whether to send `ASKING`
+    /// before it) to `node`; one reply per command, the `ASKING` replies left out.
+    async fn send(
+        &self,
+        node: &Node,
+        batch: &Batch,
+        commands: &[(usize, bool)],
+    ) -> Result<Vec<Value>, RedisError> {
+        let mut pipe = redis::pipe();
+        let mut count = 0;
+        for &(position, asking) in commands {
+            if asking {
+                pipe.add_command(redis::cmd("ASKING"));
+                count += 1;
+            }
+            if let Some(cmd) = batch.cmds.get(position) {
+                pipe.add_command(cmd.clone());
+                count += 1;
+            }
+        }
+        let values = self.nodes.send(node, &pipe, count).await?;
+        if values.len() != count {
+            return Err(RedisError::from((
+                ErrorKind::UnexpectedReturnType,
+                "pipeline reply count",
+                format!("{} replies for {count} commands to {node}", values.len()),
+            )));
+        }
+        let mut values = values.into_iter();
+        let mut replies = Vec::with_capacity(commands.len());
+        for &(_, asking) in commands {
+            if asking {
+                values.next();
+            }
+            replies.push(values.next().unwrap_or(Value::Nil));
+        }
+        Ok(replies)
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Node {
-    host: String,
-    port: u16,
+/// Where the next round sends a command that was refused.
+#[derive(Debug)]
+enum Route {
+    /// To the node that serves its slot.
+    Slot,
+    /// To this node, after `ASKING` when an ASK sent it there.
+    Node { node: Node, asking: bool },
 }
 
 /// Which primary serves which slot range, sorted by range start.

@@ -4,7 +4,8 @@
 //! Single commands and single script calls go through [`ConnectionLike`], which redis-rs
 //! routes by key on a cluster (following MOVED and ASK itself). Batches are where the two
 //! differ: a server takes the whole batch as one pipeline; redis-rs refuses a cluster
-//! pipeline that spans slots, so the cluster side splits it into one pipeline per primary.
+//! pipeline that spans slots, so the cluster side splits it into one pipeline per primary
+//! and follows redirects itself.
 
 use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Cmd, RedisError, RedisFuture, Value};
@@ -72,7 +73,7 @@ impl ConnectionLike for Connection {
 impl Connection {
     /// Runs every command of `batch` and returns their replies in the batch's order, a
     /// failed command's as a `Value::ServerError` (the caller decides whether to reload
-    /// scripts or re-read the cluster's slots and run it again).
+    /// scripts and send it again). On a cluster, redirects are followed first.
     pub(crate) async fn run(&self, batch: &Batch) -> Result<Vec<Value>, RedisError> {
         match self {
             Connection::Server(con) => {
@@ -108,6 +109,18 @@ impl Batch {
 
     pub(crate) fn len(&self) -> usize {
         self.cmds.len()
+    }
+
+    /// The commands at `positions`, to send again.
+    pub(crate) fn only(&self, positions: &[usize]) -> Batch {
+        let mut batch = Batch::new();
+        for &position in positions {
+            if let (Some(cmd), Some(&slot)) = (self.cmds.get(position), self.slots.get(position)) {
+                batch.cmds.push(cmd.clone());
+                batch.slots.push(slot);
+            }
+        }
+        batch
     }
 }
 

@@ -67,10 +67,12 @@ impl Store {
             .collect()
     }
 
-    /// Claims these (message, device) pairs for sending, for `claim_ttl_s` seconds. If the
-    /// batch must run again (cluster slots moved during the call), a claim the first run
-    /// already took reads as [`SendClaim::InProgress`]: that push waits for the claim to
-    /// expire, and is never sent twice. One round trip per Redis node.
+    /// Claims these (message, device) pairs for sending, for `claim_ttl_s` seconds. Each
+    /// claim is tried once per call: on a cluster, only a claim a node refused (its slot
+    /// moving) is sent again, where the key now lives. If the call fails as a whole (a node
+    /// unreachable) and the caller tries again, a claim the failed call took reads as
+    /// [`SendClaim::InProgress`]: that push waits for the claim to expire, and is never
+    /// sent twice. One round trip per Redis node.
     pub async fn claim_for_send(
         &self,
         sdk_app_id: u32,

@@ -69,6 +69,9 @@ fn is_transient_redis_error(e: &RedisError) -> bool {
             | ServerErrorKind::BusyLoading
             | ServerErrorKind::ReadOnly,
         ) => true,
+        // A node that has not got the scripts (restarted, just promoted): the next try
+        // loads them.
+        ErrorKind::Server(ServerErrorKind::NoScript) => true,
         // Codes redis-rs has no kind for: out of memory and a long-running script pass.
         ErrorKind::Extension => matches!(e.code(), Some("OOM" | "BUSY" | "LOADING")),
         _ => false,

@@ -21,7 +21,9 @@ mod connection;
 mod dedupe;
 mod error;
 mod keys;
+mod nodes;
 mod recipients;
+mod redirect;
 mod reply;
 mod scripts;
 mod state;
@@ -173,44 +175,55 @@ impl Store {
     }
 
     /// Loads every script up front, so that batches of `EVALSHA`, which redis-rs does not
-    /// reload on its own, normally find them. `SCRIPT LOAD` goes to every node of a cluster.
+    /// reload on its own, normally find them. On a cluster, `SCRIPT LOAD` goes to every node
+    /// redis-rs knows and to every primary of the store's slot map.
     async fn load_scripts(&self) -> Result<(), StoreError> {
         let mut con = self.con.clone();
         for script in self.scripts.all() {
             script.load_async(&mut con).await?;
         }
+        if let Connection::Cluster(cluster) = &self.con {
+            cluster.load_scripts(&scripts::ALL).await?;
+        }
         Ok(())
     }
 
-    /// Runs a batch and returns its replies in order. A node that forgot a script (a
-    /// restart, `SCRIPT FLUSH`, a node added to the cluster) gets the scripts again; slots
-    /// that moved to another node make the store read the slot map again; either way the
-    /// whole batch runs once more, which is why every batch here is safe to repeat (reads,
-    /// or writes that are idempotent per call).
+    /// Runs a batch and returns its replies in order. On a cluster, commands refused
+    /// with a redirect (a slot being migrated or moved, `cluster.rs`) are sent where they
+    /// belong; a node that forgot a script (a restart, `SCRIPT FLUSH`, a node added to the
+    /// cluster) gets the scripts again and the commands it refused are sent again. Either
+    /// way only refused commands are sent again, and a refused command did not run, so a
+    /// script with side effects (a badge bump, a claim) runs once per call.
     async fn run_batch(&self, batch: &Batch) -> Result<Vec<Value>, StoreError> {
-        const ATTEMPTS: usize = 3;
-        let mut attempt = 1;
-        loop {
-            let replies = self.con.run(batch).await?;
-            let Some(error) = replies.iter().find_map(|reply| match reply {
-                Value::ServerError(error) => Some(error.clone()),
-                _ => None,
-            }) else {
-                return Ok(replies);
-            };
-            match (error.kind(), &self.con) {
-                (Some(ServerErrorKind::NoScript), _) if attempt < ATTEMPTS => {
-                    self.load_scripts().await?;
-                }
-                (Some(ServerErrorKind::Moved), Connection::Cluster(cluster))
-                    if attempt < ATTEMPTS =>
-                {
-                    cluster.refresh_slots().await?;
-                }
-                _ => return Err(RedisError::from(error).into()),
+        const SCRIPT_RELOADS: usize = 2;
+        let mut replies = self.con.run(batch).await?;
+        for _ in 0..SCRIPT_RELOADS {
+            let forgotten: Vec<usize> = replies
+                .iter()
+                .enumerate()
+                .filter(|(_, reply)| {
+                    matches!(reply, Value::ServerError(e) if e.kind() == Some(ServerErrorKind::NoScript))
+                })
+                .map(|(position, _)| position)
+                .collect();
+            if forgotten.is_empty() {
+                break;
             }
-            attempt += 1;
+            self.load_scripts().await?;
+            let again = self.con.run(&batch.only(&forgotten)).await?;
+            for (position, reply) in forgotten.into_iter().zip(again) {
+                if let Some(slot) = replies.get_mut(position) {
+                    *slot = reply;
+                }
+            }
         }
+        if let Some(error) = replies.iter().find_map(|reply| match reply {
+            Value::ServerError(error) => Some(error.clone()),
+            _ => None,
+        }) {
+            return Err(RedisError::from(error).into());
+        }
+        Ok(replies)
     }
 }
 

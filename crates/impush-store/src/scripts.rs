@@ -20,6 +20,17 @@
 //! The last-write-wins scripts return 1 (applied), 0 (stale: the stored timestamp is equal
 //! or newer, nothing changed) or -1 (the stored timestamp is not a number, nothing changed).
 
+/// Every script, to load on a node that has none.
+pub(crate) const ALL: [&str; 7] = [
+    REGISTER_DEVICE,
+    UNREGISTER_DEVICE,
+    SET_PRESENCE,
+    SET_SETTINGS,
+    BUMP_BADGES,
+    REMOVE_DEVICE_IF_TOKEN,
+    RELEASE_CLAIMS,
+];
+
 /// Registers or re-registers a device, unless a registration or unregistration at the same
 /// or a later time is already stored (`reg_at` is shared, so an old registration arriving
 /// after a newer unregistration cannot resurrect the device). Presence fields are left alone:
