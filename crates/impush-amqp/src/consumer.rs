@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
-use lapin::Acker;
+use lapin::Channel;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
@@ -134,7 +134,7 @@ async fn consume_once(
                     let requeue_delay = options.requeue_delay;
                     let gauge = in_flight_gauge.clone();
                     gauge.increment(1.0);
-                    settler.received(delivery.delivery_tag, delivery.acker.clone());
+                    settler.received(delivery.delivery_tag, delivery.delivery_tag);
                     let delivery_tag = delivery.delivery_tag;
                     let task = in_flight.spawn(async move {
                         let handled = handler(delivery, publisher).await;
@@ -156,10 +156,10 @@ async fn consume_once(
                     settles.extend(finish(done, &mut tags, &mut settler));
                 }
                 settles.extend(settler.settle(Instant::now(), false));
-                send(settles, &mut sending).await;
+                send(&channel, settles, &mut sending).await;
             }
             _ = sleep_until(tokio::time::Instant::from_std(deadline.unwrap_or_else(Instant::now))), if deadline.is_some() => {
-                send(settler.settle(Instant::now(), false), &mut sending).await;
+                send(&channel, settler.settle(Instant::now(), false), &mut sending).await;
             }
             Some(()) = sending.next(), if !sending.is_empty() => {}
         }
@@ -170,7 +170,7 @@ async fn consume_once(
         while let Some(done) = in_flight.join_next_with_id().await {
             let mut settles: Vec<_> = finish(done, &mut tags, &mut settler).into_iter().collect();
             settles.extend(settler.settle(Instant::now(), false));
-            send(settles, &mut sending).await;
+            send(&channel, settles, &mut sending).await;
         }
     })
     .await;
@@ -183,7 +183,7 @@ async fn consume_once(
     }
     // Whatever finished is acked before the connection closes; unfinished deliveries go
     // back to the queue when it does.
-    send(settler.settle(Instant::now(), true), &mut sending).await;
+    send(&channel, settler.settle(Instant::now(), true), &mut sending).await;
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
         while sending.next().await.is_some() {}
     })
@@ -203,8 +203,8 @@ type Sending = FuturesUnordered<Pin<Box<dyn Future<Output = ()> + Send>>>;
 fn finish(
     done: Result<(tokio::task::Id, Handled), tokio::task::JoinError>,
     tags: &mut HashMap<tokio::task::Id, u64>,
-    settler: &mut Settler<Acker>,
-) -> Option<Settle<Acker>> {
+    settler: &mut Settler<u64>,
+) -> Option<Settle<u64>> {
     let (id, handled) = match done {
         Ok((id, handled)) => (id, handled),
         Err(err) => {
@@ -222,29 +222,38 @@ fn finish(
     }
 }
 
-/// Sends settlements in the order given. lapin queues an ack or nack for its I/O loop when
-/// the ack's future is first polled, so each is polled once here, in turn; what is left of
-/// it (waiting for the frame to be written) runs beside the consume loop in `sending`.
-async fn send(settles: Vec<Settle<Acker>>, sending: &mut Sending) {
+/// Sends settlements in the order given. The order matters (an ack of one delivery after a
+/// multiple ack that covered it is a protocol error that closes the channel), and lapin
+/// settles a delivery's `Acker` on a task of its own, in no particular order; the channel's
+/// `basic_ack`/`basic_nack` instead queue their frame when first polled. So each is polled
+/// once here, in turn, and what is left of it (waiting for the frame to be written) runs
+/// beside the consume loop in `sending`.
+async fn send(channel: &Channel, settles: Vec<Settle<u64>>, sending: &mut Sending) {
     for settle in settles {
+        let channel = channel.clone();
         let mut settling: Pin<Box<dyn Future<Output = ()> + Send>> = match settle {
             Settle::Ack {
-                acker,
+                acker: delivery_tag,
                 multiple,
                 count,
             } => Box::pin(async move {
-                if let Err(err) = acker.ack(BasicAckOptions { multiple }).await {
+                if let Err(err) = channel
+                    .basic_ack(delivery_tag, BasicAckOptions { multiple })
+                    .await
+                {
                     // The connection is gone: the messages will be redelivered, which the
                     // deduplication makes harmless.
                     tracing::warn!(error = %err, count, "ack failed; the messages will be redelivered");
                 }
             }),
-            Settle::Requeue { acker } => Box::pin(async move {
+            Settle::Requeue {
+                acker: delivery_tag,
+            } => Box::pin(async move {
                 let requeue = BasicNackOptions {
                     requeue: true,
                     ..BasicNackOptions::default()
                 };
-                if let Err(err) = acker.nack(requeue).await {
+                if let Err(err) = channel.basic_nack(delivery_tag, requeue).await {
                     tracing::warn!(error = %err, "requeue failed; the message will be redelivered");
                 }
             }),
