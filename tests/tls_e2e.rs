@@ -19,7 +19,7 @@ use impush_config::{ClientTls, Config};
 use impush_proto::Event;
 use impush_proto::v1::{PresenceState, Vendor};
 use impush_store::{Endpoint, Store};
-use tls::{ClientCerts, Pki, TlsRabbit, TlsRedis};
+use tls::{ClientCerts, Pki, TlsRabbit, TlsRedis, TlsRedisCluster};
 
 /// A config of `[amqp]` and `[redis]` only, written next to the PKI's files.
 fn write_config(pki: &Pki, name: &str, text: &str) -> std::path::PathBuf {
@@ -327,4 +327,39 @@ fn config_show_names_the_tls_files_and_never_prints_the_key() {
     let tls = Config::load(&config).unwrap().redis_tls().unwrap();
     assert!(tls.identity.is_some());
     assert!(!format!("{tls:?}").contains(key_body), "{tls:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_redis_cluster_takes_the_ca_and_the_client_certificate_on_every_node() {
+    let pki = Pki::generate();
+    let cluster = TlsRedisCluster::start(&pki, ClientCerts::Required);
+    let endpoint = Endpoint::Cluster(cluster.urls());
+    let with_certificate = client_tls(&pki, "ca.pem", true);
+    let store = Store::connect_to(&endpoint, &with_certificate, &prefix())
+        .await
+        .expect("the cluster takes the client certificate");
+    // Users spread over the slots of all three primaries: one batch reaches every node.
+    let users: Vec<String> = (0..30).map(|i| format!("user-{i}")).collect();
+    let t = now_ms();
+    for (i, user) in users.iter().enumerate() {
+        let Event::DeviceRegistered(device) =
+            register(user, "phone", Vendor::Apns, &apns_token(i as u32), t)
+        else {
+            unreachable!("register makes a DeviceRegistered");
+        };
+        store.register_device(&device).await.expect("register");
+    }
+    let recipients = store
+        .fetch_recipients(fleet::APP, &users)
+        .await
+        .expect("one batch over every node");
+    assert_eq!(recipients.len(), users.len());
+    assert!(recipients.iter().all(|r| r.devices.len() == 1));
+
+    let wrong_ca = client_tls(&pki, "wrong-ca.pem", true);
+    let refused = Store::connect_to(&endpoint, &wrong_ca, &prefix()).await;
+    let err = refused
+        .err()
+        .expect("a cluster signed by another CA is refused");
+    assert!(err.to_string().contains("UnknownIssuer"), "{err}");
 }

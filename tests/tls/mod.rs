@@ -157,6 +157,10 @@ pub struct TlsRedis {
 
 impl TlsRedis {
     pub fn start(pki: &Pki, client_certs: ClientCerts) -> TlsRedis {
+        TlsRedis::start_with(pki, client_certs, &[])
+    }
+
+    fn start_with(pki: &Pki, client_certs: ClientCerts, args: &[String]) -> TlsRedis {
         let port = free_port();
         let dir = pki.dir().join(format!("redis-{port}"));
         std::fs::create_dir_all(&dir).expect("redis dir");
@@ -182,6 +186,7 @@ impl TlsRedis {
             .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
             .arg("--logfile")
             .arg(&log)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
@@ -238,5 +243,91 @@ impl TlsRabbit {
 
     pub fn url(&self) -> String {
         format!("amqps://guest:guest@127.0.0.1:{}/%2f", self.ssl_port)
+    }
+}
+
+/// Three TLS-only redis-servers made one Redis Cluster (three primaries, no replicas), whose
+/// cluster bus speaks TLS too.
+pub struct TlsRedisCluster {
+    nodes: Vec<TlsRedis>,
+}
+
+impl TlsRedisCluster {
+    pub fn start(pki: &Pki, client_certs: ClientCerts) -> TlsRedisCluster {
+        let nodes: Vec<TlsRedis> = (0..3)
+            .map(|_| {
+                // The cluster bus on a port of its own, not `--tls-port` + 10000.
+                let args = [
+                    "--cluster-enabled",
+                    "yes",
+                    "--tls-cluster",
+                    "yes",
+                    "--cluster-port",
+                ]
+                .map(str::to_owned)
+                .into_iter()
+                .chain([free_port().to_string()])
+                .collect::<Vec<_>>();
+                TlsRedis::start_with(pki, client_certs, &args)
+            })
+            .collect();
+        let mut create = Command::new("redis-cli");
+        create
+            .args(["--tls", "--cacert"])
+            .arg(pki.path("ca.pem"))
+            .arg("--cert")
+            .arg(pki.path("client.pem"))
+            .arg("--key")
+            .arg(pki.path("client.key"))
+            .args(["--cluster", "create"])
+            .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)))
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .stdin(Stdio::null());
+        let out = create.output().expect("redis-cli runs");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cluster = TlsRedisCluster { nodes };
+        cluster.wait_ok(pki);
+        cluster
+    }
+
+    /// Until every node sees all 16384 slots served.
+    fn wait_ok(&self, pki: &Pki) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        for node in &self.nodes {
+            loop {
+                let out = Command::new("redis-cli")
+                    .args(["--tls", "--cacert"])
+                    .arg(pki.path("ca.pem"))
+                    .arg("--cert")
+                    .arg(pki.path("client.pem"))
+                    .arg("--key")
+                    .arg(pki.path("client.key"))
+                    .args(["-h", "127.0.0.1", "-p", &node.port.to_string()])
+                    .args(["cluster", "info"])
+                    .output()
+                    .expect("redis-cli runs");
+                let info = String::from_utf8_lossy(&out.stdout);
+                if info.contains("cluster_state:ok")
+                    && info.contains("cluster_slots_assigned:16384")
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "the TLS cluster never became ok: {info}"
+                );
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        }
+    }
+
+    /// The seed nodes, as `[redis] urls`.
+    pub fn urls(&self) -> Vec<String> {
+        self.nodes.iter().map(TlsRedis::url).collect()
     }
 }
