@@ -357,9 +357,8 @@ async fn a_tls_redis_cluster_takes_the_ca_and_the_client_certificate_on_every_no
     assert!(recipients.iter().all(|r| r.devices.len() == 1));
 
     let wrong_ca = client_tls(&pki, "wrong-ca.pem", true);
-    let refused = Store::connect_to(&endpoint, &wrong_ca, &prefix()).await;
-    let err = refused
-        .err()
-        .expect("a cluster signed by another CA is refused");
+    let err = Store::connect_to(&endpoint, &wrong_ca, &prefix())
+        .await
+        .expect_err("a cluster signed by another CA is refused");
     assert!(err.to_string().contains("UnknownIssuer"), "{err}");
 }

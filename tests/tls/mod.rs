@@ -161,7 +161,10 @@ impl TlsRedis {
     }
 
     fn start_with(pki: &Pki, client_certs: ClientCerts, args: &[String]) -> TlsRedis {
-        let port = free_port();
+        TlsRedis::start_on(free_port(), pki, client_certs, args)
+    }
+
+    fn start_on(port: u16, pki: &Pki, client_certs: ClientCerts, args: &[String]) -> TlsRedis {
         let dir = pki.dir().join(format!("redis-{port}"));
         std::fs::create_dir_all(&dir).expect("redis dir");
         let log = dir.join("redis.log");
@@ -246,6 +249,17 @@ impl TlsRabbit {
     }
 }
 
+/// A free port whose cluster bus port (`redis-cli --cluster create` expects port + 10000)
+/// is free too.
+fn cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && std::net::TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
 /// Three TLS-only redis-servers made one Redis Cluster (three primaries, no replicas), whose
 /// cluster bus speaks TLS too.
 pub struct TlsRedisCluster {
@@ -256,24 +270,14 @@ impl TlsRedisCluster {
     pub fn start(pki: &Pki, client_certs: ClientCerts) -> TlsRedisCluster {
         let nodes: Vec<TlsRedis> = (0..3)
             .map(|_| {
-                // The cluster bus on a port of its own, not `--tls-port` + 10000.
-                let args = [
-                    "--cluster-enabled",
-                    "yes",
-                    "--tls-cluster",
-                    "yes",
-                    "--cluster-port",
-                ]
-                .map(str::to_owned)
-                .into_iter()
-                .chain([free_port().to_string()])
-                .collect::<Vec<_>>();
-                TlsRedis::start_with(pki, client_certs, &args)
+                let args = ["--cluster-enabled", "yes", "--tls-cluster", "yes"].map(str::to_owned);
+                TlsRedis::start_on(cluster_port(), pki, client_certs, &args)
             })
             .collect();
-        let mut create = Command::new("redis-cli");
+        // `timeout`: a cluster whose bus cannot connect would keep redis-cli waiting for ever.
+        let mut create = Command::new("timeout");
         create
-            .args(["--tls", "--cacert"])
+            .args(["120", "redis-cli", "--tls", "--cacert"])
             .arg(pki.path("ca.pem"))
             .arg("--cert")
             .arg(pki.path("client.pem"))
