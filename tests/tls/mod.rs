@@ -270,7 +270,18 @@ impl TlsRedisCluster {
     pub fn start(pki: &Pki, client_certs: ClientCerts) -> TlsRedisCluster {
         let nodes: Vec<TlsRedis> = (0..3)
             .map(|_| {
-                let args = ["--cluster-enabled", "yes", "--tls-cluster", "yes"].map(str::to_owned);
+                // The nodes connect to each other's bus as TLS clients, with the client
+                // certificate (the server one is for server authentication only).
+                let args = [
+                    "--cluster-enabled".to_owned(),
+                    "yes".to_owned(),
+                    "--tls-cluster".to_owned(),
+                    "yes".to_owned(),
+                    "--tls-client-cert-file".to_owned(),
+                    pki.path("client.pem").display().to_string(),
+                    "--tls-client-key-file".to_owned(),
+                    pki.path("client.key").display().to_string(),
+                ];
                 TlsRedis::start_on(cluster_port(), pki, client_certs, &args)
             })
             .collect();
