@@ -128,13 +128,22 @@ fn rabbit_bin(name: &str) -> PathBuf {
 
 impl DedicatedRabbit {
     pub fn start() -> DedicatedRabbit {
-        let rabbit = DedicatedRabbit::reserve();
+        DedicatedRabbit::start_with("")
+    }
+
+    /// A node with more `rabbitmq.conf` lines (an SSL listener and its `ssl_options`, …).
+    pub fn start_with(conf: &str) -> DedicatedRabbit {
+        let rabbit = DedicatedRabbit::reserve_with(conf);
         rabbit.boot();
         rabbit
     }
 
     /// Its name, ports and configuration, the node not booted yet (`boot` boots it).
     pub fn reserve() -> DedicatedRabbit {
+        DedicatedRabbit::reserve_with("")
+    }
+
+    fn reserve_with(conf: &str) -> DedicatedRabbit {
         let dir = temp_dir("rabbit");
         let port = free_port();
         let dist_port = free_port();
@@ -148,7 +157,7 @@ impl DedicatedRabbit {
         write("rabbitmq-env.conf", "ERL_EPMD_ADDRESS=127.0.0.1\n".into());
         write(
             "rabbitmq.conf",
-            format!("listeners.tcp.local = 127.0.0.1:{port}\n"),
+            format!("listeners.tcp.local = 127.0.0.1:{port}\n{conf}"),
         );
         write("enabled_plugins", "[].\n".into());
         write("dist_port", dist_port.to_string());

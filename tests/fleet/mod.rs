@@ -105,6 +105,9 @@ pub struct FleetOptions {
     /// Processes competing on the messages queue, and on each vendor's push queue.
     pub routers: usize,
     pub senders_per_vendor: usize,
+    /// More `(section, key, value)` settings, written last (the TLS files of `[amqp]` and
+    /// `[redis]`, …).
+    pub settings: Vec<(&'static str, &'static str, toml::Value)>,
 }
 
 impl Default for FleetOptions {
@@ -123,6 +126,7 @@ impl Default for FleetOptions {
             redis_cluster: false,
             routers: 1,
             senders_per_vendor: 1,
+            settings: Vec::new(),
         }
     }
 }
@@ -248,6 +252,9 @@ impl Fleet {
             "request_timeout_ms",
             V::Integer(options.request_timeout_ms as i64),
         );
+        for (section, key, value) in &options.settings {
+            set(&mut table, section, key, value.clone());
+        }
         let config_path = dir.join("impush.toml");
         std::fs::write(
             &config_path,
@@ -258,7 +265,8 @@ impl Fleet {
         let topology = Topology::new(&config.amqp);
 
         let (connection, publisher) = if options.services_up {
-            let connection = impush_amqp::connect(&options.amqp_url)
+            let tls = config.amqp_tls().expect("the test config's TLS files");
+            let connection = impush_amqp::connect_with_tls(&options.amqp_url, &tls)
                 .await
                 .expect("RabbitMQ is running");
             let channel = connection.create_channel().await.expect("channel");
@@ -399,7 +407,8 @@ impl Fleet {
 
     /// A new connection and publisher, after the broker went away and came back.
     pub async fn reconnect(&mut self) {
-        let connection = impush_amqp::connect(&self.amqp_url)
+        let tls = self.config.amqp_tls().expect("the test config's TLS files");
+        let connection = impush_amqp::connect_with_tls(&self.amqp_url, &tls)
             .await
             .expect("RabbitMQ is running");
         self.publisher = Some(Publisher::open(&connection).await.expect("publisher"));

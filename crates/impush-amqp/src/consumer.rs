@@ -28,7 +28,7 @@ use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
 use crate::settle::{Settle, Settler};
-use crate::{AmqpError, Publisher, Topology, connect};
+use crate::{AmqpError, ClientTls, Publisher, Topology, connect_with_tls};
 
 /// What to do with a delivery once the handler is done with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +52,8 @@ pub type HandlerFn =
 
 pub struct RunOptions {
     pub url: String,
+    /// `[amqp]`'s CA and client certificate (`Config::amqp_tls`).
+    pub tls: ClientTls,
     pub queue: String,
     pub prefetch: u16,
     pub topology: Topology,
@@ -92,7 +94,7 @@ async fn consume_once(
     handler: &HandlerFn,
     shutdown: &CancellationToken,
 ) -> Result<(), AmqpError> {
-    let connection = connect(&options.url).await?;
+    let connection = connect_with_tls(&options.url, &options.tls).await?;
     let setup = connection.create_channel().await?;
     options.topology.declare(&setup).await?;
     options.topology_ready.store(true, Ordering::SeqCst);

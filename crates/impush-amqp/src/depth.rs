@@ -8,19 +8,20 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 
-use crate::{Topology, connect};
+use crate::{ClientTls, Topology, connect_with_tls};
 
 /// Sets `impush_queue_depth_messages{queue}` and `impush_queue_consumers{queue}` for each of
 /// `queues` every `every`, until `shutdown`; reconnects when the broker goes away.
 pub async fn watch_queue_depths(
     url: String,
+    tls: ClientTls,
     topology: Topology,
     queues: Vec<String>,
     every: Duration,
     shutdown: CancellationToken,
 ) {
     while !shutdown.is_cancelled() {
-        if let Err(err) = poll_until_error(&url, &topology, &queues, every, &shutdown).await {
+        if let Err(err) = poll_until_error(&url, &tls, &topology, &queues, every, &shutdown).await {
             tracing::debug!(error = %err, "queue depth poll failed; retrying");
         }
         tokio::select! {
@@ -32,12 +33,13 @@ pub async fn watch_queue_depths(
 
 async fn poll_until_error(
     url: &str,
+    tls: &ClientTls,
     topology: &Topology,
     queues: &[String],
     every: Duration,
     shutdown: &CancellationToken,
 ) -> Result<(), crate::AmqpError> {
-    let connection = connect(url).await?;
+    let connection = connect_with_tls(url, tls).await?;
     let passive = QueueDeclareOptions {
         passive: true,
         ..QueueDeclareOptions::default()

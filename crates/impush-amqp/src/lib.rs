@@ -12,9 +12,12 @@ mod topology;
 
 pub use consumer::{ConsumeError, Handled, HandlerFn, RunOptions, run_consumer};
 pub use depth::watch_queue_depths;
+pub use impush_config::ClientTls;
 pub use lapin::message::Delivery;
 pub use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 pub use lapin::{BasicProperties, Channel, Connection, options};
+
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 pub use publisher::{Outgoing, Publisher};
 pub use topology::{Topology, headers};
 
@@ -35,11 +38,35 @@ pub enum AmqpError {
     },
 }
 
-/// Opens a connection; the caller retries with backoff.
+/// Opens a connection with the system's trust store and no client certificate; the caller
+/// retries with backoff. Processes that read a config use [`connect_with_tls`].
 pub async fn connect(url: &str) -> Result<Connection, AmqpError> {
+    connect_with_tls(url, &ClientTls::default()).await
+}
+
+/// Opens a connection; with an `amqps://` URL, `tls`'s CA is trusted besides the system's
+/// store and its client certificate is presented to a broker that asks for one. A failed
+/// handshake is an error, never a plain-text fallback.
+pub async fn connect_with_tls(url: &str, tls: &ClientTls) -> Result<Connection, AmqpError> {
     let properties = lapin::ConnectionProperties::default()
         .with_connection_name(format!("impush-{}", std::process::id()).into());
-    Ok(Connection::connect(url, properties).await?)
+    let runtime = lapin::runtime::default_runtime()?;
+    Ok(Connection::connect_with_config(url, properties, lapin_tls(tls), runtime).await?)
+}
+
+fn lapin_tls(tls: &ClientTls) -> OwnedTLSConfig {
+    OwnedTLSConfig {
+        // PEM is ASCII; anything else in the file is text around the blocks, which the
+        // parser skips as it would have in the bytes.
+        cert_chain: tls
+            .ca_pem
+            .as_ref()
+            .map(|pem| String::from_utf8_lossy(pem).into_owned()),
+        identity: tls.identity.as_ref().map(|identity| OwnedIdentity::PKCS8 {
+            pem: identity.cert_chain_pem.clone(),
+            key: identity.key_pem().to_vec(),
+        }),
+    }
 }
 
 /// Persistent protobuf message properties, with the message name in `type`.

@@ -59,6 +59,7 @@ fn options(topology: &Topology, prefetch: u16, grace: Duration) -> RunOptions {
         queue: topology.messages_queue(),
         prefetch,
         topology: topology.clone(),
+        tls: Default::default(),
         shutdown_grace: grace,
         requeue_delay: Duration::from_millis(10),
         ready: Arc::new(AtomicBool::new(false)),

@@ -15,10 +15,14 @@ pub fn show(path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Loads the config as a worker would and builds every vendor's clients, so a missing key
-/// file, a bad PEM or a wrong p12 password is found before a deploy, not after.
+/// Loads the config as a worker would (TLS files included) and builds every vendor's
+/// clients, so a missing key file, a bad PEM or a wrong p12 password is found before a
+/// deploy, not after.
 pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
     let config = impush_config::Config::load(path)?;
+    // The CA and client certificate files of `[amqp]` and `[redis]`, read as a worker would.
+    config.amqp_tls()?;
+    config.redis_tls()?;
     let mut summary = Vec::new();
     for v in vendor::ALL {
         let count = config

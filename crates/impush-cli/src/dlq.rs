@@ -257,30 +257,30 @@ struct Session {
 }
 
 impl Session {
-    async fn open(config: &Path) -> Result<Session, DlqError> {
-        let config = impush_config::Config::load(config).map_err(|source| DlqError::Config {
-            path: config.display().to_string(),
+    async fn open(path: &Path) -> Result<Session, DlqError> {
+        let config_error = |source| DlqError::Config {
+            path: path.display().to_string(),
             source,
-        })?;
+        };
+        let config = impush_config::Config::load(path).map_err(config_error)?;
+        let tls = config.amqp_tls().map_err(config_error)?;
         let address = without_credentials(&config.amqp.url);
-        let connection =
-            match tokio::time::timeout(CONNECT_TIMEOUT, impush_amqp::connect(&config.amqp.url))
-                .await
-            {
-                Ok(Ok(connection)) => connection,
-                Ok(Err(err)) => {
-                    return Err(DlqError::Unreachable {
-                        address,
-                        reason: err.to_string(),
-                    });
-                }
-                Err(_) => {
-                    return Err(DlqError::Unreachable {
-                        address,
-                        reason: format!("no answer in {} s", CONNECT_TIMEOUT.as_secs()),
-                    });
-                }
-            };
+        let connect = impush_amqp::connect_with_tls(&config.amqp.url, &tls);
+        let connection = match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
+            Ok(Ok(connection)) => connection,
+            Ok(Err(err)) => {
+                return Err(DlqError::Unreachable {
+                    address,
+                    reason: err.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(DlqError::Unreachable {
+                    address,
+                    reason: format!("no answer in {} s", CONNECT_TIMEOUT.as_secs()),
+                });
+            }
+        };
         Ok(Session {
             connection,
             topology: Topology::new(&config.amqp),

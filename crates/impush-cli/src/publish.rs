@@ -21,9 +21,10 @@ fn load(config: &Path) -> anyhow::Result<impush_config::Config> {
 
 pub fn setup(config: &Path, reset: bool) -> anyhow::Result<ExitCode> {
     let config = load(config)?;
+    let tls = config.amqp_tls()?;
     let topology = Topology::new(&config.amqp);
     runtime()?.block_on(async {
-        let connection = impush_amqp::connect(&config.amqp.url).await?;
+        let connection = impush_amqp::connect_with_tls(&config.amqp.url, &tls).await?;
         let channel = connection.create_channel().await?;
         if reset {
             topology.delete(&channel).await?;
@@ -91,10 +92,11 @@ pub fn publish(config: &Path, file: Option<&Path>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    let tls = config.amqp_tls()?;
     let topology = Topology::new(&config.amqp);
     let count = events.len();
     runtime()?.block_on(async {
-        let connection = impush_amqp::connect(&config.amqp.url).await?;
+        let connection = impush_amqp::connect_with_tls(&config.amqp.url, &tls).await?;
         let channel = connection.create_channel().await?;
         topology.declare(&channel).await?;
         let publisher = Publisher::open(&connection).await?;

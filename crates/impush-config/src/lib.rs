@@ -11,6 +11,7 @@
 
 mod secret;
 mod show;
+mod tls;
 mod workers;
 
 use std::collections::HashMap;
@@ -21,6 +22,7 @@ use serde::Deserialize;
 
 pub use secret::{Secret, SecretRef};
 pub use show::{REDACTED, effective_toml};
+pub use tls::{ClientIdentity, ClientTls};
 pub use workers::{
     AmqpConfig, ApnsSecrets, FcmSecrets, LogConfig, LogFormat, OemSecrets, QueueType, RedisConfig,
     ReloadConfig, RouterConfig, SenderConfig, SimApnsKey, SimConfig, SimFcmAccount, VendorSettings,
@@ -47,6 +49,13 @@ pub enum ConfigError {
         origin: String,
         index: usize,
         business_id: u64,
+        message: String,
+    },
+    #[error("{setting} {path}: {message}")]
+    Tls {
+        /// `amqp.tls_ca_file`, `redis.tls_key_file`, …
+        setting: String,
+        path: PathBuf,
         message: String,
     },
     #[error("config {origin}: templates.{key}: {message}")]
@@ -191,6 +200,9 @@ impl Config {
         raw.amqp
             .validate()
             .map_err(|m| parse_error(format!("amqp: {m}")))?;
+        raw.redis
+            .validate()
+            .map_err(|m| parse_error(format!("redis: {m}")))?;
         Ok(Config {
             credentials,
             vendors,

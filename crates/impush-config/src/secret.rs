@@ -64,7 +64,7 @@ impl SecretRef {
 
 /// Warns, naming the file and never its content, when a secret file can be read by its
 /// group or by others: anyone with an account on the host could then sign as the app.
-fn warn_if_readable_by_others(path: &Path) {
+pub(crate) fn warn_if_readable_by_others(path: &Path) {
     if let Some(mode) = loose_permissions(path) {
         tracing::warn!(
             file = %path.display(),

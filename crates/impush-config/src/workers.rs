@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::SecretRef;
+use crate::tls::TlsSettings;
 
 /// RabbitMQ queue type: quorum (replicated, the default) or classic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
@@ -31,6 +32,13 @@ pub struct AmqpConfig {
     pub max_attempts: u32,
     /// Events larger than this are dead-lettered as `too_large` without being decoded.
     pub max_event_bytes: usize,
+    /// PEM file of the CA that signed the broker's certificate (`amqps://` only), trusted
+    /// besides the system's store.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate, for a broker that asks for one (mutual TLS).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for AmqpConfig {
@@ -43,6 +51,9 @@ impl Default for AmqpConfig {
             retry_delays_ms: vec![1_000, 5_000, 30_000, 120_000, 600_000],
             max_attempts: 6,
             max_event_bytes: 1 << 20,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
         }
     }
 }
@@ -64,7 +75,16 @@ impl AmqpConfig {
         if self.prefix.is_empty() || self.prefix.contains(char::is_whitespace) {
             return Err("prefix must be a non-empty name".into());
         }
-        Ok(())
+        self.tls_settings().validate("amqps", [self.url.as_str()])
+    }
+
+    pub(crate) fn tls_settings(&self) -> TlsSettings<'_> {
+        TlsSettings {
+            section: "amqp",
+            ca_file: self.tls_ca_file.as_deref(),
+            cert_file: self.tls_cert_file.as_deref(),
+            key_file: self.tls_key_file.as_deref(),
+        }
     }
 }
 
@@ -79,6 +99,13 @@ pub struct RedisConfig {
     pub prefix: String,
     /// How long a "this device got this message" record is kept, in seconds.
     pub dedupe_ttl_s: u64,
+    /// PEM file of the CA that signed the servers' certificates (`rediss://` only), trusted
+    /// instead of the system's store.
+    pub tls_ca_file: Option<PathBuf>,
+    /// PEM client certificate, for servers that ask for one (mutual TLS).
+    pub tls_cert_file: Option<PathBuf>,
+    /// PEM private key of `tls_cert_file`.
+    pub tls_key_file: Option<PathBuf>,
 }
 
 impl Default for RedisConfig {
@@ -89,6 +116,29 @@ impl Default for RedisConfig {
             urls: Vec::new(),
             prefix: "impush".into(),
             dedupe_ttl_s: 7 * 24 * 3600,
+            tls_ca_file: None,
+            tls_cert_file: None,
+            tls_key_file: None,
+        }
+    }
+}
+
+impl RedisConfig {
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        let urls: Vec<&str> = if self.cluster && !self.urls.is_empty() {
+            self.urls.iter().map(String::as_str).collect()
+        } else {
+            vec![self.url.as_str()]
+        };
+        self.tls_settings().validate("rediss", urls)
+    }
+
+    pub(crate) fn tls_settings(&self) -> TlsSettings<'_> {
+        TlsSettings {
+            section: "redis",
+            ca_file: self.tls_ca_file.as_deref(),
+            cert_file: self.tls_cert_file.as_deref(),
+            key_file: self.tls_key_file.as_deref(),
         }
     }
 }

@@ -32,6 +32,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = args.common.load_config()?;
     impush_runtime::init_logging(&config.log);
+    let amqp_tls = config.amqp_tls()?;
+    let redis_tls = config.redis_tls()?;
     let impush_runtime::Worker {
         shutdown,
         amqp_ready,
@@ -45,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     let redis = &config.redis;
     let redis_endpoint = Endpoint::from_config(redis.cluster, &redis.url, &redis.urls);
     let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {
-        Store::connect_to(&redis_endpoint, &redis.prefix)
+        Store::connect_to(&redis_endpoint, &redis_tls, &redis.prefix)
     })
     .await
     else {
@@ -62,6 +64,7 @@ async fn main() -> anyhow::Result<()> {
     });
     tokio::spawn(impush_amqp::watch_queue_depths(
         config.amqp.url.clone(),
+        amqp_tls.clone(),
         topology.clone(),
         vec![topology.state_queue(), topology.events_dlq()],
         Duration::from_secs(10),
@@ -74,6 +77,7 @@ async fn main() -> anyhow::Result<()> {
     run_consumer(
         RunOptions {
             url: config.amqp.url.clone(),
+            tls: amqp_tls,
             queue: topology.state_queue(),
             prefetch: config.amqp.prefetch,
             topology,

@@ -24,7 +24,7 @@ use impush_amqp::Topology;
 use impush_config::Config;
 use impush_core::vendor;
 use impush_proto::v1::Vendor;
-use impush_store::Store;
+use impush_store::{Endpoint, Store};
 use indicatif::ProgressBar;
 
 use crate::measure::{Measurement, Run, SimClient};
@@ -236,7 +236,9 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Register { base } => {
             let config = base.load()?;
-            let store = Store::connect(&config.redis.url, &config.redis.prefix).await?;
+            let redis = &config.redis;
+            let endpoint = Endpoint::from_config(redis.cluster, &redis.url, &redis.urls);
+            let store = Store::connect_to(&endpoint, &config.redis_tls()?, &redis.prefix).await?;
             let started = std::time::Instant::now();
             base.population()
                 .register(&store, &|v| business_id_of(&config, v), stream::now_ms())
@@ -260,6 +262,7 @@ async fn main() -> anyhow::Result<()> {
                 name: args.name,
                 rep: args.rep,
                 amqp_url: config.amqp.url.clone(),
+                amqp_tls: config.amqp_tls()?,
                 topology: Topology::new(&config.amqp),
                 audience: Audience {
                     receivers,
@@ -301,6 +304,7 @@ async fn main() -> anyhow::Result<()> {
             let rate = relay::relay(
                 &relay::RelayPlan {
                     url: config.amqp.url.clone(),
+                    tls: config.amqp_tls()?,
                     prefix: config.amqp.prefix.clone(),
                     queue_type: config.amqp.queue_type,
                     messages,
@@ -363,12 +367,12 @@ async fn main() -> anyhow::Result<()> {
 /// Removes what a bench created under the config's prefixes, and nothing else: the
 /// topology's queues and exchanges, and the Redis keys starting with `<prefix>:`.
 async fn cleanup(config: &Config) -> anyhow::Result<()> {
-    let connection = impush_amqp::connect(&config.amqp.url).await?;
+    let connection = impush_amqp::connect_with_tls(&config.amqp.url, &config.amqp_tls()?).await?;
     let channel = connection.create_channel().await?;
     Topology::new(&config.amqp).delete(&channel).await?;
     let _ = connection.close(200, "cleanup done".into()).await;
 
-    let client = redis::Client::open(config.redis.url.as_str())?;
+    let client = impush_store::client(&config.redis.url, &config.redis_tls()?)?;
     let mut con = client.get_multiplexed_async_connection().await?;
     let pattern = format!("{}:*", config.redis.prefix);
     let mut cursor: u64 = 0;

@@ -92,6 +92,7 @@ pub struct Run<'a> {
     pub name: String,
     pub rep: u32,
     pub amqp_url: String,
+    pub amqp_tls: impush_amqp::ClientTls,
     pub topology: Topology,
     pub audience: Audience,
     pub plan: StreamPlan,
@@ -118,6 +119,7 @@ impl Run<'_> {
             name,
             rep,
             amqp_url,
+            amqp_tls,
             topology,
             audience,
             plan,
@@ -128,7 +130,15 @@ impl Run<'_> {
         let messages = plan.messages as u64;
         let publisher_bar = published.clone();
         let publishing = tokio::spawn(async move {
-            stream::publish(&amqp_url, &topology, &audience, &plan, &publisher_bar).await
+            stream::publish(
+                &amqp_url,
+                &amqp_tls,
+                &topology,
+                &audience,
+                &plan,
+                &publisher_bar,
+            )
+            .await
         });
         let mut publishing = Some(publishing);
         let mut last_count = 0;

@@ -23,6 +23,7 @@ use crate::stream::PublishError;
 
 pub struct RelayPlan {
     pub url: String,
+    pub tls: impush_amqp::ClientTls,
     /// Queues are `<prefix>.relay.a` and `<prefix>.relay.b`, deleted afterwards.
     pub prefix: String,
     pub queue_type: QueueType,
@@ -35,8 +36,8 @@ pub struct RelayPlan {
 pub async fn relay(plan: &RelayPlan, bar: &ProgressBar) -> Result<f64, PublishError> {
     let a = format!("{}.relay.a", plan.prefix);
     let b = format!("{}.relay.b", plan.prefix);
-    let publishing = impush_amqp::connect(&plan.url).await?;
-    let consuming = impush_amqp::connect(&plan.url).await?;
+    let publishing = impush_amqp::connect_with_tls(&plan.url, &plan.tls).await?;
+    let consuming = impush_amqp::connect_with_tls(&plan.url, &plan.tls).await?;
     let publisher = publishing.create_channel().await?;
     publisher
         .confirm_select(ConfirmSelectOptions::default())

@@ -187,12 +187,13 @@ pub enum PublishError {
 /// Publishes the whole plan; returns how long publishing took.
 pub async fn publish(
     url: &str,
+    tls: &impush_amqp::ClientTls,
     topology: &Topology,
     audience: &Audience,
     plan: &StreamPlan,
     bar: &ProgressBar,
 ) -> Result<Duration, PublishError> {
-    let connection = impush_amqp::connect(url).await?;
+    let connection = impush_amqp::connect_with_tls(url, tls).await?;
     let channel = connection.create_channel().await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())

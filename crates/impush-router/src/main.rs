@@ -31,6 +31,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = Arc::new(args.common.load_config()?);
     impush_runtime::init_logging(&config.log);
+    let amqp_tls = config.amqp_tls()?;
+    let redis_tls = config.redis_tls()?;
     let impush_runtime::Worker {
         shutdown,
         amqp_ready,
@@ -44,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     let redis = &config.redis;
     let redis_endpoint = Endpoint::from_config(redis.cluster, &redis.url, &redis.urls);
     let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {
-        Store::connect_to(&redis_endpoint, &redis.prefix)
+        Store::connect_to(&redis_endpoint, &redis_tls, &redis.prefix)
     })
     .await
     else {
@@ -72,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
     ));
     tokio::spawn(impush_amqp::watch_queue_depths(
         config.amqp.url.clone(),
+        amqp_tls.clone(),
         topology.clone(),
         vec![topology.messages_queue()],
         Duration::from_secs(10),
@@ -84,6 +87,7 @@ async fn main() -> anyhow::Result<()> {
     run_consumer(
         RunOptions {
             url: config.amqp.url.clone(),
+            tls: amqp_tls,
             queue: topology.messages_queue(),
             prefetch: config.amqp.prefetch,
             topology,

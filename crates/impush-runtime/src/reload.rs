@@ -45,6 +45,27 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.sender.concurrency != new.sender.concurrency {
         changed.push("sender.concurrency");
     }
+    // The paths only: TLS files are read when a process starts.
+    let amqp_tls = |c: &Config| {
+        (
+            c.amqp.tls_ca_file.clone(),
+            c.amqp.tls_cert_file.clone(),
+            c.amqp.tls_key_file.clone(),
+        )
+    };
+    if amqp_tls(old) != amqp_tls(new) {
+        changed.push("amqp.tls_*");
+    }
+    let redis_tls = |c: &Config| {
+        (
+            c.redis.tls_ca_file.clone(),
+            c.redis.tls_cert_file.clone(),
+            c.redis.tls_key_file.clone(),
+        )
+    };
+    if redis_tls(old) != redis_tls(new) {
+        changed.push("redis.tls_*");
+    }
     changed
 }
 
@@ -154,6 +175,14 @@ mod tests {
         new.amqp.url = "amqp://elsewhere".into();
         new.sender.request_timeout_ms = 1;
         assert_eq!(restart_only_changes(&old, &new), vec!["amqp.url"]);
+    }
+
+    #[test]
+    fn tls_files_are_reported_as_needing_a_restart() {
+        let old = Config::default();
+        let mut new = Config::default();
+        new.redis.tls_ca_file = Some("ca.pem".into());
+        assert_eq!(restart_only_changes(&old, &new), vec!["redis.tls_*"]);
     }
 
     #[test]

@@ -41,6 +41,8 @@ async fn main() -> anyhow::Result<()> {
     })?;
     let config = Arc::new(args.common.load_config()?);
     impush_runtime::init_logging(&config.log);
+    let amqp_tls = config.amqp_tls()?;
+    let redis_tls = config.redis_tls()?;
     // A malformed credential stops the start with an error naming it, not a failure per push.
     let clients = VendorClients::from_config(&config, vendor)
         .with_context(|| format!("loading the {} credentials", vendor::name(vendor)))?;
@@ -57,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
     let redis = &config.redis;
     let redis_endpoint = Endpoint::from_config(redis.cluster, &redis.url, &redis.urls);
     let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {
-        Store::connect_to(&redis_endpoint, &redis.prefix)
+        Store::connect_to(&redis_endpoint, &redis_tls, &redis.prefix)
     })
     .await
     else {
@@ -90,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
     ));
     tokio::spawn(impush_amqp::watch_queue_depths(
         config.amqp.url.clone(),
+        amqp_tls.clone(),
         topology.clone(),
         topology.vendor_queues(vendor),
         QUEUE_DEPTH_POLL,
@@ -108,6 +111,7 @@ async fn main() -> anyhow::Result<()> {
     run_consumer(
         RunOptions {
             url: config.amqp.url.clone(),
+            tls: amqp_tls,
             queue: topology.push_queue(vendor),
             prefetch,
             topology,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
-use redis::{ErrorKind, RedisError, Value};
+use redis::{ErrorKind, RedisError, TlsCertificates, Value};
 
 use crate::connection::Batch;
 use crate::nodes::{Node, Nodes};
@@ -41,13 +41,17 @@ pub(crate) struct Cluster {
 impl Cluster {
     pub(crate) async fn connect(
         seeds: &[String],
+        tls: Option<TlsCertificates>,
         connection_timeout: Duration,
         response_timeout: Duration,
     ) -> Result<Cluster, RedisError> {
-        let client = ClusterClient::builder(seeds.iter().map(String::as_str))
+        let mut builder = ClusterClient::builder(seeds.iter().map(String::as_str))
             .connection_timeout(connection_timeout)
-            .response_timeout(response_timeout)
-            .build()?;
+            .response_timeout(response_timeout);
+        if let Some(certificates) = tls {
+            builder = builder.certs(certificates);
+        }
+        let client = builder.build()?;
         let con = client.get_async_connection().await?;
         let seed_host = seeds
             .first()

@@ -27,6 +27,7 @@ mod redirect;
 mod reply;
 mod scripts;
 mod state;
+mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -37,6 +38,7 @@ use redis::{RedisError, Script, ServerErrorKind, Value};
 pub use connection::Endpoint;
 pub use dedupe::SendClaim;
 pub use error::StoreError;
+pub use impush_config::ClientTls;
 pub use recipients::{DeviceRecord, RecipientState};
 
 use connection::{Batch, Connection};
@@ -114,6 +116,16 @@ impl Scripts {
     }
 }
 
+/// A redis-rs client of one server with `[redis]`'s TLS settings, for tools that run their
+/// own commands (the store's own connections are made the same way).
+pub fn client(url: &str, tls: &ClientTls) -> Result<redis::Client, StoreError> {
+    tls::install_crypto_provider();
+    Ok(match tls::certificates(tls) {
+        Some(certificates) => redis::Client::build_with_tls(url, certificates)?,
+        None => redis::Client::open(url)?,
+    })
+}
+
 /// Redis answers in well under a millisecond; these bound how long a worker waits when it
 /// does not (a 500-user fetch pipeline included), so a stalled Redis surfaces as a transient
 /// error instead of a hung consumer.
@@ -121,19 +133,29 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Store {
-    /// Connects to one Redis server or to a Redis Cluster, as `[redis]` says.
-    pub async fn connect_to(endpoint: &Endpoint, prefix: &str) -> Result<Store, StoreError> {
+    /// Connects to one Redis server or to a Redis Cluster, as `[redis]` says; `tls` is
+    /// `[redis]`'s CA and client certificate (`Config::redis_tls`), for `rediss://` URLs.
+    pub async fn connect_to(
+        endpoint: &Endpoint,
+        tls: &ClientTls,
+        prefix: &str,
+    ) -> Result<Store, StoreError> {
         match endpoint {
-            Endpoint::Server(url) => Store::connect(url, prefix).await,
-            Endpoint::Cluster(seeds) => Store::connect_cluster(seeds, prefix).await,
+            Endpoint::Server(url) => Store::connect_server(url, tls, prefix).await,
+            Endpoint::Cluster(seeds) => Store::connect_cluster_with_tls(seeds, tls, prefix).await,
         }
     }
 
     /// Connects to `url` (e.g. `redis://127.0.0.1:6379`) and loads the scripts. Every key
     /// starts with `prefix`, which must not contain braces (they would break the hash tags).
+    /// A `rediss://` URL trusts the system's store; [`Store::connect_to`] takes a CA.
     pub async fn connect(url: &str, prefix: &str) -> Result<Store, StoreError> {
+        Store::connect_server(url, &ClientTls::default(), prefix).await
+    }
+
+    async fn connect_server(url: &str, tls: &ClientTls, prefix: &str) -> Result<Store, StoreError> {
         let keys = KeySpace::new(prefix)?;
-        let client = redis::Client::open(url)?;
+        let client = client(url, tls)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT));
@@ -144,12 +166,26 @@ impl Store {
     /// Connects to a Redis Cluster through any of its `seeds` (e.g.
     /// `redis://127.0.0.1:7101`), reads its slot map and loads the scripts on every node.
     pub async fn connect_cluster(seeds: &[String], prefix: &str) -> Result<Store, StoreError> {
+        Store::connect_cluster_with_tls(seeds, &ClientTls::default(), prefix).await
+    }
+
+    async fn connect_cluster_with_tls(
+        seeds: &[String],
+        tls: &ClientTls,
+        prefix: &str,
+    ) -> Result<Store, StoreError> {
         let keys = KeySpace::new(prefix)?;
         if seeds.is_empty() {
             return Err(StoreError::invalid("redis cluster", "no seed node"));
         }
-        let cluster =
-            cluster::Cluster::connect(seeds, CONNECTION_TIMEOUT, RESPONSE_TIMEOUT).await?;
+        tls::install_crypto_provider();
+        let cluster = cluster::Cluster::connect(
+            seeds,
+            tls::certificates(tls),
+            CONNECTION_TIMEOUT,
+            RESPONSE_TIMEOUT,
+        )
+        .await?;
         Store::with_connection(Connection::Cluster(cluster), keys).await
     }
 

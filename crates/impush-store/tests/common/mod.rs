@@ -12,7 +12,7 @@ use impush_proto::v1::{
     DeviceRegistered, DeviceUnregistered, OpenPush, PresenceChanged, PresenceState, PushSettings,
     Vendor,
 };
-use impush_store::{Endpoint, Store};
+use impush_store::{ClientTls, Endpoint, Store};
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::cluster_async::ClusterConnection;
 use redis::{AsyncCommands, Cmd, Pipeline, RedisFuture, Value};
@@ -114,7 +114,7 @@ pub struct TestStore {
 impl TestStore {
     pub async fn new(target: Target) -> TestStore {
         let prefix = format!("impush-test-{}", uuid::Uuid::new_v4());
-        let store = Store::connect_to(&target.endpoint(), &prefix)
+        let store = Store::connect_to(&target.endpoint(), &ClientTls::default(), &prefix)
             .await
             .unwrap_or_else(|e| panic!("Redis ({target:?}) must run: {e}"));
         let raw = match target {
@@ -143,7 +143,7 @@ impl TestStore {
 
     /// A second store on the same Redis and prefix: another process of the fleet.
     pub async fn connect_another(&self) -> Store {
-        Store::connect_to(&self.target.endpoint(), &self.prefix)
+        Store::connect_to(&self.target.endpoint(), &ClientTls::default(), &self.prefix)
             .await
             .unwrap()
     }
