@@ -48,7 +48,7 @@ impl Cluster {
         let mut builder = ClusterClient::builder(seeds.iter().map(String::as_str))
             .connection_timeout(connection_timeout)
             .response_timeout(response_timeout);
-        if let Some(certificates) = tls {
+        if let Some(certificates) = tls.clone() {
             builder = builder.certs(certificates);
         }
         let client = builder.build()?;
@@ -63,7 +63,7 @@ impl Cluster {
             con,
             slots: Arc::new(RwLock::new(Arc::new(SlotMap::default()))),
             moved: Arc::new(MovedSlots::default()),
-            nodes: Arc::new(Nodes::new(seed, connection_timeout, response_timeout)?),
+            nodes: Arc::new(Nodes::new(seed, tls, connection_timeout, response_timeout)?),
             seed_host,
         };
         cluster.refresh_slots().await?;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionLike, MultiplexedConnection};
 use redis::{
     AsyncConnectionConfig, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline,
-    RedisError, Value,
+    RedisError, TlsCertificates, Value,
 };
 
 /// A node's address, as `CLUSTER SLOTS`, MOVED and ASK name it.
@@ -49,6 +49,8 @@ pub(crate) struct Nodes {
     /// The first seed's settings (TLS or not, user, password, protocol); only the address
     /// changes from node to node.
     template: ConnectionInfo,
+    /// `[redis]`'s CA and client certificate, for every node alike.
+    tls: Option<TlsCertificates>,
     config: AsyncConnectionConfig,
     open: Mutex<HashMap<Node, MultiplexedConnection>>,
 }
@@ -56,11 +58,13 @@ pub(crate) struct Nodes {
 impl Nodes {
     pub(crate) fn new(
         seed: &str,
+        tls: Option<TlsCertificates>,
         connection_timeout: Duration,
         response_timeout: Duration,
     ) -> Result<Nodes, RedisError> {
         Ok(Nodes {
             template: seed.into_connection_info()?,
+            tls,
             config: AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(connection_timeout))
                 .set_response_timeout(Some(response_timeout)),
@@ -96,7 +100,11 @@ impl Nodes {
             return Ok(con.clone());
         }
         let info = self.template.clone().set_addr(self.address(node));
-        let con = redis::Client::open(info)?
+        let client = match &self.tls {
+            Some(certificates) => redis::Client::build_with_tls(info, certificates.clone())?,
+            None => redis::Client::open(info)?,
+        };
+        let con = client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await?;
         // Two batches may have connected at once; keep one connection, drop the other.
@@ -161,6 +169,7 @@ mod tests {
     fn a_tls_seed_makes_every_node_connection_tls() {
         let nodes = Nodes::new(
             "rediss://user:pw@seed:7101",
+            None,
             Duration::from_secs(1),
             Duration::from_secs(1),
         )
@@ -171,6 +180,7 @@ mod tests {
         ));
         let plain = Nodes::new(
             "redis://seed:7101",
+            None,
             Duration::from_secs(1),
             Duration::from_secs(1),
         )
