@@ -105,6 +105,9 @@ pub struct FleetOptions {
     /// Processes competing on the messages queue, and on each vendor's push queue.
     pub routers: usize,
     pub senders_per_vendor: usize,
+    /// How long impush-sim holds every vendor answer (`--latency-ms`): a vendor's round
+    /// trip, so that senders are bound by latency as in production, not by loopback speed.
+    pub sim_latency_ms: u64,
 }
 
 impl Default for FleetOptions {
@@ -123,6 +126,7 @@ impl Default for FleetOptions {
             redis_cluster: false,
             routers: 1,
             senders_per_vendor: 1,
+            sim_latency_ms: 0,
         }
     }
 }
@@ -288,7 +292,13 @@ impl Fleet {
             publisher,
             _dir: TempDir(dir),
         };
-        fleet.spawn("impush-sim", &[]);
+        let latency = options.sim_latency_ms.to_string();
+        let sim_args: &[&str] = if options.sim_latency_ms > 0 {
+            &["--latency-ms", &latency]
+        } else {
+            &[]
+        };
+        fleet.spawn("impush-sim", sim_args);
         fleet
             .wait_http(&format!("{}/sim/deliveries", fleet.sim_url))
             .await;
