@@ -401,15 +401,13 @@ fn bench_setting<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// A run's notifications per second and the cores each component used meanwhile.
+type ScaleRun = (f64, BTreeMap<String, f64>);
+
 /// One run of the scale benchmark: a fresh fleet of `processes` routers and as many APNs
 /// senders, the load published at once, timed until the senders have delivered all of it.
 /// Returns notifications per second and the cores each component used meanwhile.
-async fn scale_run(
-    processes: usize,
-    total: usize,
-    latency_ms: u64,
-    in_flight: usize,
-) -> (f64, BTreeMap<String, f64>) {
+async fn scale_run(processes: usize, total: usize, latency_ms: u64, in_flight: usize) -> ScaleRun {
     let users: Vec<String> = (0..200).map(|i| format!("member-{i}")).collect();
     let fleet = Fleet::start(FleetOptions {
         vendors: vec![Vendor::Apns],
@@ -534,7 +532,7 @@ async fn scale_bench() {
          {in_flight} pushes in flight per sender, sizes {sizes:?} x {repetitions}, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let mut runs: BTreeMap<usize, Vec<(f64, BTreeMap<String, f64>)>> = BTreeMap::new();
+    let mut runs: BTreeMap<usize, Vec<ScaleRun>> = BTreeMap::new();
     for repetition in 1..=repetitions {
         for &processes in &sizes {
             print!("repetition {repetition}: ");
