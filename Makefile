@@ -68,11 +68,12 @@ soak: services release-bins
 	./scripts/soak.sh
 
 release-bins:
-	$(CARGO) build --release -p impush-sim -p impush-router -p impush-sender -p impush-loadgen
+	$(CARGO) build --release -p impush-sim -p impush-ingest -p impush-router -p impush-sender -p impush-loadgen
 
-## scale-bench: throughput with 1, 2 and 4 routers + senders on one queue, as ratios to one
-## (the fleet on the local RabbitMQ and Redis; IMPUSH_BENCH_REDIS_CLUSTER=1 for the cluster).
-scale-bench: build services
+## scale-bench: throughput with 1, 2, 4 and 8 routers + senders on one queue, as ratios to one,
+## against a vendor round trip of 40 ms (release binaries on the local RabbitMQ and Redis;
+## scripts/scale-bench.sh lists the settings, IMPUSH_BENCH_REDIS_CLUSTER=1 for the cluster).
+scale-bench: services release-bins
 	./scripts/scale-bench.sh
 
 ## fuzz: every fuzz target for FUZZ_SECONDS each (cargo-fuzz; nightly features through

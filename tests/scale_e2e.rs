@@ -574,123 +574,189 @@ fn cores_used(
     cores
 }
 
-/// Throughput with 1, 2 and 4 routers and senders on one queue, until something saturates:
-/// a measurement, not a check (`make scale-bench`). Prints notifications per second, the
-/// ratio to one process each, and the cores each component used, so the table says what
-/// saturated. `IMPUSH_BENCH_NOTIFICATIONS` sets the load (default 6000).
+/// A setting of the scale benchmark from the environment, or its default.
+fn bench_setting<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A run's notifications per second and the cores each component used meanwhile.
+type ScaleRun = (f64, BTreeMap<String, f64>);
+
+/// One run of the scale benchmark: a fresh fleet of `processes` routers and as many APNs
+/// senders, the load published at once, timed until the senders have delivered all of it.
+/// Returns notifications per second and the cores each component used meanwhile.
+async fn scale_run(processes: usize, total: usize, latency_ms: u64, in_flight: usize) -> ScaleRun {
+    let users: Vec<String> = (0..200).map(|i| format!("member-{i}")).collect();
+    let fleet = Fleet::start(FleetOptions {
+        vendors: vec![Vendor::Apns],
+        routers: processes,
+        senders_per_vendor: processes,
+        sender_concurrency: in_flight,
+        queue_type: "quorum",
+        redis_cluster: std::env::var_os("IMPUSH_BENCH_REDIS_CLUSTER").is_some(),
+        sim_latency_ms: latency_ms,
+        ..FleetOptions::default()
+    })
+    .await;
+    let t = now_ms() - 10_000;
+    let mut events = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        events.push(register(
+            user,
+            "iphone",
+            Vendor::Apns,
+            &apns_token(i as u32),
+            t,
+        ));
+        events.push(presence(
+            user,
+            "iphone",
+            PresenceState::Background,
+            0,
+            t + 1,
+        ));
+    }
+    fleet.publish(events).await;
+    settle().await;
+
+    // Half the notifications from C2C messages, half from 200-member group messages.
+    let mut messages = Vec::new();
+    for k in 0..total / 2 {
+        let to = &users[k % users.len()];
+        messages.push(Event::OfflineMessage(text_message(
+            &format!("m-{k}"),
+            "denny",
+            to,
+            &format!("c2c {k}"),
+        )));
+    }
+    for g in 0..(total / 2).div_ceil(users.len()) {
+        messages.push(Event::OfflineMessage(group_message(
+            &format!("g-{g}"),
+            &format!("group {g}"),
+            &users,
+        )));
+    }
+    let expected = (total / 2 + (total / 2).div_ceil(users.len()) * users.len()) as f64;
+    let senders: Vec<String> = std::iter::once("sender-apns".to_owned())
+        .chain((2..=processes).map(|n| format!("sender-apns-{n}")))
+        .collect();
+
+    let cpu_before = cpu_sample(&fleet);
+    let started = std::time::Instant::now();
+    fleet.publish(messages).await;
+    let published = started.elapsed();
+    let deadline = started + Duration::from_secs(600);
+    loop {
+        let mut delivered = 0.0;
+        for name in &senders {
+            delivered += counter(
+                &fleet.metrics(name).await,
+                "impush_pushes_total",
+                &["outcome=\"delivered\""],
+            );
+        }
+        if delivered >= expected {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {delivered} of {expected} delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cores = cores_used(&cpu_before, &cpu_sample(&fleet), elapsed);
+    println!(
+        "{processes} router(s) + {processes} sender(s): {expected} notifications in \
+         {elapsed:.2} s (published in {:.2} s), cores used: {cores:?}",
+        published.as_secs_f64()
+    );
+    (expected / elapsed, cores)
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    match values.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => values[n / 2],
+        n => (values[n / 2 - 1] + values[n / 2]) / 2.0,
+    }
+}
+
+/// Throughput with 1, 2, 4 and 8 routers and senders on one queue, until something
+/// saturates: a measurement, not a check (`make scale-bench`). impush-sim holds every vendor
+/// answer for a round trip (`IMPUSH_BENCH_LATENCY_MS`, default 40) and each sender keeps
+/// `IMPUSH_BENCH_IN_FLIGHT` pushes in flight (its prefetch, default 16), so one sender is
+/// bound by latency as in production and more processes can add throughput until the CPU or
+/// the broker saturates. The fleet sizes (`IMPUSH_BENCH_PROCESSES`, default `1,2,4,8`) are
+/// run `IMPUSH_BENCH_REPETITIONS` times (default 3) interleaved, so that a change in the
+/// machine's other load spreads over all of them; the table gives the median of each,
+/// notifications per second, the ratio to the first size, and the cores each component
+/// used. `IMPUSH_BENCH_NOTIFICATIONS` sets the load of one run (default 6000).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run with make scale-bench"]
 async fn scale_bench() {
-    let total: usize = std::env::var("IMPUSH_BENCH_NOTIFICATIONS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(6000);
-    let cluster = std::env::var_os("IMPUSH_BENCH_REDIS_CLUSTER").is_some();
-    let users: Vec<String> = (0..200).map(|i| format!("member-{i}")).collect();
-    let mut rows = Vec::new();
-    for processes in [1usize, 2, 4] {
-        let fleet = Fleet::start(FleetOptions {
-            vendors: vec![Vendor::Apns],
-            routers: processes,
-            senders_per_vendor: processes,
-            sender_concurrency: 64,
-            queue_type: "quorum",
-            redis_cluster: cluster,
-            ..FleetOptions::default()
-        })
-        .await;
-        let t = now_ms() - 10_000;
-        let mut events = Vec::new();
-        for (i, user) in users.iter().enumerate() {
-            events.push(register(
-                user,
-                "iphone",
-                Vendor::Apns,
-                &apns_token(i as u32),
-                t,
-            ));
-            events.push(presence(
-                user,
-                "iphone",
-                PresenceState::Background,
-                0,
-                t + 1,
-            ));
-        }
-        fleet.publish(events).await;
-        settle().await;
-
-        // Half the notifications from C2C messages, half from 200-member group messages.
-        let mut messages = Vec::new();
-        for k in 0..total / 2 {
-            let to = &users[k % users.len()];
-            messages.push(Event::OfflineMessage(text_message(
-                &format!("m-{k}"),
-                "denny",
-                to,
-                &format!("c2c {k}"),
-            )));
-        }
-        for g in 0..(total / 2).div_ceil(users.len()) {
-            messages.push(Event::OfflineMessage(group_message(
-                &format!("g-{g}"),
-                &format!("group {g}"),
-                &users,
-            )));
-        }
-        let expected = (total / 2 + (total / 2).div_ceil(users.len()) * users.len()) as f64;
-        let senders: Vec<String> = std::iter::once("sender-apns".to_owned())
-            .chain((2..=processes).map(|n| format!("sender-apns-{n}")))
-            .collect();
-
-        let cpu_before = cpu_sample(&fleet);
-        let started = std::time::Instant::now();
-        fleet.publish(messages).await;
-        let published = started.elapsed();
-        let deadline = started + Duration::from_secs(600);
-        loop {
-            let mut delivered = 0.0;
-            for name in &senders {
-                delivered += counter(
-                    &fleet.metrics(name).await,
-                    "impush_pushes_total",
-                    &["outcome=\"delivered\""],
-                );
-            }
-            if delivered >= expected {
-                break;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "only {delivered} of {expected} delivered"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let elapsed = started.elapsed().as_secs_f64();
-        let cores = cores_used(&cpu_before, &cpu_sample(&fleet), elapsed);
-        println!(
-            "{processes} router(s) + {processes} sender(s): {expected} notifications in \
-             {elapsed:.2} s (published in {:.2} s), cores used: {cores:?}",
-            published.as_secs_f64()
-        );
-        rows.push((processes, expected / elapsed, cores));
-    }
-    let base = rows.first().map(|r| r.1).unwrap_or(1.0);
+    let total: usize = bench_setting("IMPUSH_BENCH_NOTIFICATIONS", 6000);
+    let latency_ms: u64 = bench_setting("IMPUSH_BENCH_LATENCY_MS", 40);
+    let in_flight: usize = bench_setting("IMPUSH_BENCH_IN_FLIGHT", 16);
+    let repetitions: usize = bench_setting("IMPUSH_BENCH_REPETITIONS", 3);
+    let sizes: Vec<usize> = bench_setting("IMPUSH_BENCH_PROCESSES", "1,2,4,8".to_owned())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
     println!(
-        "\n| routers + senders | notifications/s | ratio to 1 | cores: routers | senders | sim | rabbitmq | redis | whole machine |"
+        "scale bench: {total} notifications a run, vendor latency {latency_ms} ms, \
+         {in_flight} pushes in flight per sender, sizes {sizes:?} x {repetitions}, {} cores",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
-    for (processes, rate, cores) in &rows {
-        let c = |k: &str| cores.get(k).copied().unwrap_or(0.0);
+    let mut runs: BTreeMap<usize, Vec<ScaleRun>> = BTreeMap::new();
+    for repetition in 1..=repetitions {
+        for &processes in &sizes {
+            print!("repetition {repetition}: ");
+            let run = scale_run(processes, total, latency_ms, in_flight).await;
+            runs.entry(processes).or_default().push(run);
+        }
+    }
+
+    let components = [
+        "routers", "senders", "sim", "ingest", "rabbitmq", "redis", "machine",
+    ];
+    let base = sizes
+        .first()
+        .and_then(|n| runs.get(n))
+        .map(|r| median(r.iter().map(|(rate, _)| *rate).collect()))
+        .unwrap_or(1.0);
+    println!(
+        "\n| routers + senders | notifications/s (median) | runs | ratio to {} | cores: routers | senders | sim | ingest | rabbitmq | redis | whole machine |",
+        sizes.first().map_or(1, |n| *n)
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for &processes in &sizes {
+        let Some(runs) = runs.get(&processes) else {
+            continue;
+        };
+        let rate = median(runs.iter().map(|(rate, _)| *rate).collect());
+        let each: Vec<String> = runs.iter().map(|(rate, _)| format!("{rate:.0}")).collect();
+        let cores: Vec<String> = components
+            .iter()
+            .map(|component| {
+                let used = median(
+                    runs.iter()
+                        .map(|(_, cores)| cores.get(*component).copied().unwrap_or(0.0))
+                        .collect(),
+                );
+                format!("{used:.2}")
+            })
+            .collect();
         println!(
-            "| {processes} + {processes} | {rate:.0} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {processes} + {processes} | {rate:.0} | {} | {:.2} | {} |",
+            each.join(", "),
             rate / base,
-            c("routers"),
-            c("senders"),
-            c("sim"),
-            c("rabbitmq"),
-            c("redis"),
-            c("machine"),
+            cores.join(" | "),
         );
     }
 }

@@ -108,6 +108,9 @@ pub struct FleetOptions {
     /// More `(section, key, value)` settings, written last (the TLS files of `[amqp]` and
     /// `[redis]`, …).
     pub settings: Vec<(&'static str, &'static str, toml::Value)>,
+    /// How long impush-sim holds every vendor answer (`--latency-ms`): a vendor's round
+    /// trip, so that senders are bound by latency as in production, not by loopback speed.
+    pub sim_latency_ms: u64,
 }
 
 impl Default for FleetOptions {
@@ -127,6 +130,7 @@ impl Default for FleetOptions {
             routers: 1,
             senders_per_vendor: 1,
             settings: Vec::new(),
+            sim_latency_ms: 0,
         }
     }
 }
@@ -296,7 +300,13 @@ impl Fleet {
             publisher,
             _dir: TempDir(dir),
         };
-        fleet.spawn("impush-sim", &[]);
+        let latency = options.sim_latency_ms.to_string();
+        let sim_args: &[&str] = if options.sim_latency_ms > 0 {
+            &["--latency-ms", &latency]
+        } else {
+            &[]
+        };
+        fleet.spawn("impush-sim", sim_args);
         fleet
             .wait_http(&format!("{}/sim/deliveries", fleet.sim_url))
             .await;

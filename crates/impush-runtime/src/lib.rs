@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
@@ -121,18 +122,43 @@ const SECONDS_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0,
 ];
 
-/// Installs the Prometheus recorder and serves the admin endpoints; returns the bound
-/// address (useful with port 0).
+/// How often the recorder folds the histogram samples recorded since the last pass into
+/// its buckets (the exporter's own default upkeep period).
+pub const METRICS_UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The Prometheus recorder every worker installs, its `_seconds` histograms bucketed from a
+/// few milliseconds to half an hour.
+pub fn metrics_builder() -> anyhow::Result<PrometheusBuilder> {
+    PrometheusBuilder::new()
+        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+        .context("histogram buckets")
+}
+
+/// Runs the recorder's upkeep every [`METRICS_UPKEEP_EVERY`] until shutdown. A histogram
+/// keeps each recorded sample until upkeep or a scrape folds it into the buckets, so a
+/// worker nobody scrapes would otherwise grow by every sample it ever recorded.
+pub async fn run_metrics_upkeep(handle: PrometheusHandle, shutdown: CancellationToken) {
+    let mut ticks = tokio::time::interval(METRICS_UPKEEP_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticks.tick() => handle.run_upkeep(),
+        }
+    }
+}
+
+/// Installs the Prometheus recorder with its upkeep and serves the admin endpoints; returns
+/// the bound address (useful with port 0).
 pub async fn serve_admin(
     addr: SocketAddr,
     readiness: Readiness,
     shutdown: CancellationToken,
 ) -> anyhow::Result<SocketAddr> {
-    let handle = PrometheusBuilder::new()
-        .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
-        .context("histogram buckets")?
+    let handle = metrics_builder()?
         .install_recorder()
         .context("installing the metrics recorder")?;
+    tokio::spawn(run_metrics_upkeep(handle.clone(), shutdown.clone()));
     catalog::describe_all();
     let process = metrics_process::Collector::default();
     process.describe();

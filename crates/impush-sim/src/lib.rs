@@ -8,6 +8,10 @@
 //!
 //! Every personality has the same shape ([`Personality`]): a name, its routes, how it answers
 //! an injected fault, and how the notification a device would show is read from its payload.
+//!
+//! `SimSettings::vendor_latency` holds every vendor answer for a round trip's time, as a
+//! vendor across the internet would: a sender's throughput is then bound by how many
+//! requests it keeps in flight, not by the simulator's speed on loopback.
 
 mod apns;
 mod control;
@@ -27,6 +31,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
+use axum::extract::{Request, State};
+use axum::middleware::{self, Next};
 use axum::response::Response;
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -135,6 +141,9 @@ pub struct SimSettings {
     /// Keep every accepted push for `GET /sim/deliveries`; off, they are only counted in
     /// `GET /sim/stats`, so memory stays flat on long benchmark runs.
     pub record_deliveries: bool,
+    /// How long every vendor request waits before it is handled (`impush-sim
+    /// --latency-ms`): a vendor's round trip. Requests wait side by side; `/sim` does not.
+    pub vendor_latency: Duration,
 }
 
 impl Default for SimSettings {
@@ -151,6 +160,7 @@ impl Default for SimSettings {
             huawei_token_lifetime: Duration::from_secs(3600),
             xiaomi_apps: Vec::new(),
             record_deliveries: true,
+            vendor_latency: Duration::ZERO,
         }
     }
 }
@@ -370,6 +380,7 @@ pub(crate) struct Sim {
     pub tpns: tpns::Tpns,
     /// Turns true when the server shuts down, so hanging (delayed) answers end at once.
     pub shutdown: watch::Receiver<bool>,
+    pub vendor_latency: Duration,
 }
 
 impl Sim {
@@ -385,12 +396,13 @@ impl Sim {
             meizu: meizu::Meizu::new(&settings.meizu_apps),
             tpns: tpns::Tpns::new(&settings.tpns_apps),
             shutdown,
+            vendor_latency: settings.vendor_latency,
         })
     }
 }
 
 fn router(sim: Arc<Sim>) -> Router {
-    Router::new()
+    let vendors = Router::new()
         .merge(<apns::Apns as Personality>::routes())
         .merge(<fcm::Fcm as Personality>::routes())
         .merge(<oppo::Oppo as Personality>::routes())
@@ -398,9 +410,27 @@ fn router(sim: Arc<Sim>) -> Router {
         .merge(<huawei::Huawei as Personality>::routes())
         .merge(<xiaomi::Xiaomi as Personality>::routes())
         .merge(<meizu::Meizu as Personality>::routes())
-        .merge(<tpns::Tpns as Personality>::routes())
-        .merge(control::routes())
-        .with_state(sim)
+        .merge(<tpns::Tpns as Personality>::routes());
+    let vendors = if sim.vendor_latency.is_zero() {
+        vendors
+    } else {
+        vendors.route_layer(middleware::from_fn_with_state(
+            Arc::clone(&sim),
+            vendor_round_trip,
+        ))
+    };
+    vendors.merge(control::routes()).with_state(sim)
+}
+
+/// Holds a vendor request for the simulated round trip before handling it. Each request
+/// waits on its own timer, so requests in flight overlap; a stopping server cuts it short.
+async fn vendor_round_trip(State(sim): State<Arc<Sim>>, request: Request, next: Next) -> Response {
+    let mut shutdown = sim.shutdown.clone();
+    tokio::select! {
+        () = tokio::time::sleep(sim.vendor_latency) => {}
+        _ = shutdown.wait_for(|stopped| *stopped) => {}
+    }
+    next.run(request).await
 }
 
 /// Serves the simulators on `listener` until `shutdown` completes.
@@ -524,5 +554,65 @@ impl RunningSim {
 impl Drop for RunningSim {
     fn drop(&mut self) {
         self.stop.send_replace(true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use axum::body::Body;
+    use tokio::time::Instant;
+    use tower::ServiceExt;
+
+    /// When the answer to `GET uri` came, on the (paused) clock.
+    async fn answered_at(app: Router, uri: String) -> (String, Instant) {
+        let request = Request::get(&uri).body(Body::empty()).unwrap();
+        app.oneshot(request).await.unwrap();
+        (uri, Instant::now())
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn every_vendor_answer_waits_the_latency_side_by_side_and_sim_answers_at_once() {
+        let latency = Duration::from_millis(40);
+        let (_stop, stopped) = watch::channel(false);
+        let settings = SimSettings {
+            vendor_latency: latency,
+            ..SimSettings::default()
+        };
+        let app = router(Arc::new(Sim::new(&settings, stopped).unwrap()));
+
+        // One request to every vendor and three to APNs, all at once: if one waited for
+        // another, the last would answer several round trips after the start.
+        let started = Instant::now();
+        let mut requests = tokio::task::JoinSet::new();
+        let uris = VENDORS
+            .iter()
+            .map(|vendor| format!("/{vendor}/any"))
+            .chain((0..3).map(|i| format!("/apns/3/device/{i}")));
+        for uri in uris {
+            requests.spawn(answered_at(app.clone(), uri));
+        }
+        let control = answered_at(app.clone(), "/sim/stats".into()).await;
+        assert_eq!(control.1, started, "the control API is not delayed");
+        let mut answers = 0;
+        while let Some(answer) = requests.join_next().await {
+            let (uri, at) = answer.unwrap();
+            assert_eq!(at - started, latency, "{uri} answered after one round trip");
+            answers += 1;
+        }
+        assert_eq!(answers, VENDORS.len() + 3);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn without_latency_vendors_answer_at_once() {
+        let (_stop, stopped) = watch::channel(false);
+        let app = router(Arc::new(
+            Sim::new(&SimSettings::default(), stopped).unwrap(),
+        ));
+        let started = Instant::now();
+        let (_, at) = answered_at(app, "/apns/3/device/x".into()).await;
+        assert_eq!(at, started);
     }
 }

@@ -1,5 +1,5 @@
-//! `impush-sim --config FILE [--listen ADDR]`: the vendor simulators as a process, for the
-//! local stack, the demo and the bench. Listens on `[sim] listen` unless told otherwise and
+//! `impush-sim --config FILE [--listen ADDR] [--no-record] [--latency-ms N]`: the vendor
+//! simulators as a process, for the local stack, the demo and the bench. Listens on `[sim] listen` unless told otherwise and
 //! exits 0 on SIGTERM or Ctrl-C.
 
 use std::io::IsTerminal;
@@ -24,6 +24,10 @@ struct Args {
     /// `GET /sim/deliveries`: memory stays flat on long benchmark and soak runs.
     #[arg(long)]
     no_record: bool,
+    /// Hold every vendor answer this many milliseconds, as a vendor's round trip over the
+    /// internet would (requests wait side by side); 0 answers at once.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
 }
 
 #[tokio::main]
@@ -39,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
     let config = impush_config::Config::load(&args.config)?;
     let settings = SimSettings {
         record_deliveries: !args.no_record,
+        vendor_latency: std::time::Duration::from_millis(args.latency_ms),
         ..SimSettings::from_config(&config)?
     };
     let listen = args.listen.unwrap_or_else(|| config.sim.listen.clone());

@@ -295,3 +295,28 @@ async fn shutdown_ends_the_server_and_a_hanging_request() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn with_a_vendor_latency_a_push_is_answered_after_the_round_trip_and_delivered() {
+    let latency = Duration::from_millis(300);
+    let sim = impush_sim::spawn(impush_sim::SimSettings {
+        vendor_latency: latency,
+        ..local_settings()
+    })
+    .await
+    .unwrap();
+    let client = h2();
+    let started = Instant::now();
+    let response = apns_request(&client, &sim, APNS_TOKEN, &apns_jwt(now_s()))
+        .json(&alert_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        started.elapsed() >= latency,
+        "answered after {:?}",
+        started.elapsed()
+    );
+    assert_eq!(sim.deliveries(Some("apns")).len(), 1);
+}
