@@ -27,6 +27,11 @@ struct Args {
     common: CommonArgs,
 }
 
+/// mimalloc instead of the system allocator: a worker allocates and frees small buffers for
+/// every message, and glibc's malloc/free took about a sixth of its CPU in profiles.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
