@@ -3,20 +3,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use impush_core::{Renders, Templates, render_notification};
+use impush_core::{Renders, Templates, render_notification, vendor};
 use impush_proto::v1::elem::Content;
 use impush_proto::v1::{Elem, OfflineMessage, OfflinePushInfo, PushSettings, TextElem, Vendor};
 
-const VENDORS: [Vendor; 8] = [
-    Vendor::Apns,
-    Vendor::Fcm,
-    Vendor::Huawei,
-    Vendor::Xiaomi,
-    Vendor::Oppo,
-    Vendor::Vivo,
-    Vendor::Meizu,
-    Vendor::Tpns,
-];
+const VENDORS: [Vendor; 8] = vendor::ALL;
 
 fn message(group: bool, push_info: Option<OfflinePushInfo>) -> OfflineMessage {
     OfflineMessage {
