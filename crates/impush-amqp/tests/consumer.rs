@@ -2,6 +2,8 @@
 //! for a run of finished deliveries), but a delivery is only ever acknowledged after its
 //! own handler said `Ack`, and a requeued one comes back.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -170,7 +172,7 @@ async fn out_of_order_handlers_and_requeues_leave_every_message_handled_and_acke
                 // Uneven handling times, some longer than the ack wait, so that handlers
                 // finish out of order.
                 tokio::time::sleep(Duration::from_millis(((n * 7) % 45) as u64)).await;
-                if n % 3 == 0 && tries == 1 {
+                if n.is_multiple_of(3) && tries == 1 {
                     return Handled::Requeue;
                 }
                 *acked.lock().expect("lock").entry(body).or_default() += 1;
@@ -194,12 +196,12 @@ async fn out_of_order_handlers_and_requeues_leave_every_message_handled_and_acke
             .is_empty(),
         "every message was acked"
     );
-    let acked = acked.lock().expect("lock");
+    let acked = acked.lock().expect("lock").clone();
     assert!(acked.values().all(|&n| n == 1), "each handled to Ack once");
-    let seen = seen.lock().expect("lock");
+    let seen = seen.lock().expect("lock").clone();
     for (body, &tries) in seen.iter() {
         let n: usize = body.parse().unwrap_or(0);
-        let expected = if n % 3 == 0 { 2 } else { 1 };
+        let expected = if n.is_multiple_of(3) { 2 } else { 1 };
         assert_eq!(
             tries, expected,
             "message {body}: handled once, or twice when its first try was requeued"
