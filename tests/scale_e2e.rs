@@ -25,6 +25,31 @@ async fn settle() {
 }
 
 /// The sum of a Prometheus counter over the series whose labels contain every `filter`.
+/// Registers one APNs device ("iphone") per user, in the background, with `unread(i)`
+/// unread messages, and waits for ingest to store them.
+async fn register_offline_iphones(fleet: &Fleet, users: &[String], unread: impl Fn(usize) -> u32) {
+    let t = now_ms() - 10_000;
+    let mut events = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        events.push(register(
+            user,
+            "iphone",
+            Vendor::Apns,
+            &apns_token(i as u32),
+            t,
+        ));
+        events.push(presence(
+            user,
+            "iphone",
+            PresenceState::Background,
+            unread(i),
+            t + 1,
+        ));
+    }
+    fleet.publish(events).await;
+    settle().await;
+}
+
 fn counter(metrics: &str, name: &str, filters: &[&str]) -> f64 {
     metrics
         .lines()
@@ -292,28 +317,9 @@ async fn on_a_redis_cluster_resharding_under_load_delivers_each_notification_onc
     })
     .await;
     let seed = 7101;
-    let t = now_ms() - 10_000;
     // Users of this test only, so that the slots moved hold no other test's users.
     let users: Vec<String> = (0..24).map(|i| format!("{}-r{i}", fleet.prefix)).collect();
-    let mut events = Vec::new();
-    for (i, user) in users.iter().enumerate() {
-        events.push(register(
-            user,
-            "iphone",
-            Vendor::Apns,
-            &apns_token(i as u32),
-            t,
-        ));
-        events.push(presence(
-            user,
-            "iphone",
-            PresenceState::Background,
-            (i % 4) as u32,
-            t + 1,
-        ));
-    }
-    fleet.publish(events).await;
-    settle().await;
+    register_offline_iphones(&fleet, &users, |i| (i % 4) as u32).await;
 
     // The slots of six users move while notifications stream to everyone.
     let base = |user: &str| format!("{}:{{{APP}:{user}}}", fleet.prefix);
@@ -398,27 +404,8 @@ async fn three_routers_and_three_senders_on_one_queue_deliver_each_notification_
         ..FleetOptions::default()
     })
     .await;
-    let t = now_ms() - 10_000;
     let users: Vec<String> = (0..40).map(|i| format!("member-{i}")).collect();
-    let mut events = Vec::new();
-    for (i, user) in users.iter().enumerate() {
-        events.push(register(
-            user,
-            "iphone",
-            Vendor::Apns,
-            &apns_token(i as u32),
-            t,
-        ));
-        events.push(presence(
-            user,
-            "iphone",
-            PresenceState::Background,
-            0,
-            t + 1,
-        ));
-    }
-    fleet.publish(events).await;
-    settle().await;
+    register_offline_iphones(&fleet, &users, |_| 0).await;
 
     // 60 C2C messages, 6 group messages to all 40 members, and 10 C2C messages published
     // a second time (IM core retrying): 60 + 240 distinct notifications.
@@ -601,26 +588,7 @@ async fn scale_run(processes: usize, total: usize, latency_ms: u64, in_flight: u
         ..FleetOptions::default()
     })
     .await;
-    let t = now_ms() - 10_000;
-    let mut events = Vec::new();
-    for (i, user) in users.iter().enumerate() {
-        events.push(register(
-            user,
-            "iphone",
-            Vendor::Apns,
-            &apns_token(i as u32),
-            t,
-        ));
-        events.push(presence(
-            user,
-            "iphone",
-            PresenceState::Background,
-            0,
-            t + 1,
-        ));
-    }
-    fleet.publish(events).await;
-    settle().await;
+    register_offline_iphones(&fleet, &users, |_| 0).await;
 
     // Half the notifications from C2C messages, half from 200-member group messages.
     let mut messages = Vec::new();
