@@ -842,3 +842,158 @@ async fn a_batch_of_1000_with_10_dead_tokens_delivers_990_once_and_prunes_10() {
         .to_owned();
     assert!(pruned.ends_with(" 10"), "10 registrations pruned: {pruned}");
 }
+
+/// The value of a counter line `name{labels} value` in a metrics page (0 when absent).
+fn counter(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find(|l| l.starts_with(series))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn c2c_messages_ready_together_share_broker_messages_and_each_arrives_once() {
+    let fleet = Fleet::start(FleetOptions::default()).await;
+    let t = now_ms() - 10_000;
+    let users: Vec<String> = (0..300).map(|i| format!("user-{i}")).collect();
+    let mut events = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        events.push(register(
+            user,
+            "iphone",
+            Vendor::Apns,
+            &apns_token(1000 + i as u32),
+            t,
+        ));
+        events.push(presence(
+            user,
+            "iphone",
+            PresenceState::Background,
+            0,
+            t + 1,
+        ));
+    }
+    fleet.publish(events).await;
+    settle().await;
+    let messages = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| {
+            let mut message = text_message(&format!("m-{i}"), "boss", user, "hi");
+            message.push_info = Some(impush_proto::v1::OfflinePushInfo {
+                ext: format!("m-{i}"),
+                ..Default::default()
+            });
+            Event::OfflineMessage(message)
+        })
+        .collect();
+    fleet.publish(messages).await;
+    fleet.wait_deliveries(WAIT, |d| d.len() >= 300).await;
+    settle().await;
+
+    let deliveries = fleet.deliveries(Some("apns")).await;
+    let mut got = tokens(&deliveries);
+    let mut want: Vec<String> = (0..300).map(|i| apns_token(1000 + i)).collect();
+    want.sort();
+    got.dedup();
+    assert_eq!(deliveries.len(), 300, "every message once");
+    assert_eq!(got, want, "each device its own message");
+    let device_of: HashMap<String, usize> =
+        (0..300).map(|i| (apns_token(1000 + i as u32), i)).collect();
+    for d in &deliveries {
+        // Each message's ext (its msg_id) reached its own receiver's device.
+        let i = device_of[d["token"].as_str().unwrap()];
+        assert_eq!(d["ext"].as_str(), Some(format!("m-{i}").as_str()), "{d}");
+    }
+    let router = fleet.metrics("impush-router").await;
+    let jobs = counter(&router, "impush_push_jobs_total{vendor=\"apns\"}");
+    let sent = counter(&router, "impush_push_messages_total{vendor=\"apns\"}");
+    assert_eq!(jobs, 300.0, "one job per message");
+    assert!(
+        sent < jobs,
+        "jobs ready together went out in shared broker messages: {sent} messages for {jobs} jobs"
+    );
+    assert_eq!(fleet.queue_len(&fleet.topology.dlq(Vendor::Apns)).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_job_of_a_bundle_has_its_own_outcome() {
+    let fleet = Fleet::start(FleetOptions::default()).await;
+    let job = |msg_id: &str, business_id: u64, token: String| impush_proto::v1::PushJob {
+        msg_id: msg_id.into(),
+        sdk_app_id: APP,
+        vendor: Vendor::Apns as i32,
+        business_id,
+        targets: vec![impush_proto::v1::PushTarget {
+            user_id: format!("u-{msg_id}"),
+            device_id: "iphone".into(),
+            token,
+            badge: Some(1),
+        }],
+        notification: Some(impush_proto::v1::Notification {
+            title: "boss".into(),
+            body: "hi".into(),
+            ext: msg_id.into(),
+            send_time_ms: now_ms(),
+            conversation: "c2c:boss".into(),
+            collapse_id: msg_id.into(),
+            ..Default::default()
+        }),
+        attempt: 0,
+        deadline_ms: now_ms() + 60_000,
+    };
+    let bundle = impush_proto::v1::PushJobs {
+        jobs: vec![
+            job("b-1", 1, apns_token(1)),
+            // No credential has this id: this job alone is dead-lettered.
+            job("b-2", 999_999, apns_token(2)),
+            job("b-3", 1, apns_token(3)),
+        ],
+    };
+    fleet
+        .publisher()
+        .publish(impush_amqp::Outgoing {
+            mandatory: true,
+            exchange: fleet.topology.push_exchange(),
+            routing_key: "apns".into(),
+            body: bundle.encode_to_vec(),
+            properties: impush_amqp::protobuf_properties(impush_proto::PUSH_JOBS_TYPE),
+        })
+        .await
+        .unwrap();
+    fleet.wait_deliveries(WAIT, |d| d.len() >= 2).await;
+    let dlq = fleet.topology.dlq(Vendor::Apns);
+    let deadline = std::time::Instant::now() + WAIT;
+    let dead = loop {
+        let got = fleet.drain(&dlq).await;
+        if !got.is_empty() {
+            break got;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing dead-lettered"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    settle().await;
+    let deliveries = fleet.deliveries(Some("apns")).await;
+    let mut want = vec![apns_token(1), apns_token(3)];
+    want.sort();
+    assert_eq!(tokens(&deliveries), want, "the two good jobs, once each");
+    assert_eq!(dead.len(), 1, "only the bad job, as a PushJob of its own");
+    assert_eq!(
+        impush_amqp::header_str(&dead[0].properties, impush_amqp::headers::REASON),
+        Some("unknown_business_id")
+    );
+    let dead_job = impush_proto::v1::PushJob::decode(dead[0].data.as_slice()).unwrap();
+    assert_eq!(dead_job.msg_id, "b-2");
+    assert_eq!(dead_job.targets.len(), 1);
+    assert_eq!(
+        fleet
+            .queue_len(&fleet.topology.push_queue(Vendor::Apns))
+            .await,
+        0
+    );
+}

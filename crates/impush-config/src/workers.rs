@@ -151,6 +151,10 @@ pub struct RouterConfig {
     /// A push not delivered this long after the message was sent is dropped, in seconds
     /// (unless the message's own TTL is shorter).
     pub max_age_s: u64,
+    /// Most PushJobs in one broker message to a sender: jobs for a vendor that are ready
+    /// while the previous publish to that vendor waits for its confirm go out together.
+    /// 1 publishes every job on its own.
+    pub bundle_max_jobs: usize,
 }
 
 impl Default for RouterConfig {
@@ -158,6 +162,7 @@ impl Default for RouterConfig {
         RouterConfig {
             chunk_size: 500,
             max_age_s: 24 * 3600,
+            bundle_max_jobs: 64,
         }
     }
 }

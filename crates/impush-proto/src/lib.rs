@@ -13,4 +13,9 @@ pub mod v1 {
 
 mod envelope;
 
+/// The AMQP `type` of a router -> sender message holding one `PushJob`.
+pub const PUSH_JOB_TYPE: &str = "PushJob";
+/// The AMQP `type` of a router -> sender message holding several (`PushJobs`).
+pub const PUSH_JOBS_TYPE: &str = "PushJobs";
+
 pub use envelope::{Event, EventError, EventKind};

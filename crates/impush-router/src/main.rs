@@ -2,8 +2,10 @@
 //! group member) fetches devices, presence and settings from Redis a chunk of recipients at
 //! a time, decides and renders with the core, counts iOS badges, and publishes one PushJob
 //! per device, or per vendor batch of devices sharing a credential and an identical
-//! notification, to `impush.push`. The event is acked only after every job is confirmed.
+//! notification, to `impush.push`; jobs for one vendor that are ready together share a
+//! broker message (bundle.rs). The event is acked only after every job is confirmed.
 
+mod bundle;
 mod route;
 
 use std::sync::Arc;

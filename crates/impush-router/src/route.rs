@@ -17,6 +17,8 @@ use impush_proto::Event;
 use impush_proto::v1::{OfflineMessage, PushJob, PushTarget, Vendor};
 use impush_runtime::now_ms;
 use impush_store::{DeviceRef, Store, StoreError};
+
+use crate::bundle::Bundler;
 use prost::Message;
 use tracing::Instrument;
 
@@ -26,6 +28,7 @@ pub struct Router {
     config: ArcSwap<Config>,
     topology: Topology,
     redis_ready: Arc<AtomicBool>,
+    bundler: Arc<Bundler>,
 }
 
 /// Why a message could not be routed at all.
@@ -69,8 +72,10 @@ impl Router {
         topology: Topology,
         redis_ready: Arc<AtomicBool>,
     ) -> Router {
+        let bundler = Bundler::new(config.router.bundle_max_jobs);
         Router {
             store,
+            bundler,
             config: ArcSwap::new(config),
             topology,
             redis_ready,
@@ -80,6 +85,7 @@ impl Router {
     /// Takes a reloaded config (templates, credentials): messages being routed finish
     /// with the one they started with.
     pub fn reload(&self, config: Config) {
+        self.bundler.set_max_jobs(config.router.bundle_max_jobs);
         self.config.store(Arc::new(config));
     }
 
@@ -176,10 +182,10 @@ impl Router {
                 if jobs.is_empty() {
                     continue;
                 }
-                publisher
-                    .publish_all(jobs)
+                self.bundler
+                    .publish(publisher, jobs)
                     .await
-                    .map_err(|e| Failure::Transient(e.to_string()))?;
+                    .map_err(Failure::Transient)?;
             }
             Ok("routed")
         }

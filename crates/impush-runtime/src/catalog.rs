@@ -55,6 +55,18 @@ pub const METRICS: &[MetricInfo] = &[
         "Device notifications the router published as push jobs.",
     ),
     m(
+        "impush_push_messages_total",
+        Kind::Counter,
+        "vendor",
+        "Broker messages the router published to impush.push (a PushJob, or a bundle of them).",
+    ),
+    m(
+        "impush_push_jobs_total",
+        Kind::Counter,
+        "vendor",
+        "PushJobs in those messages; jobs ÷ messages is the bundling factor.",
+    ),
+    m(
         "impush_pushes_total",
         Kind::Counter,
         "vendor, business_id, outcome",

@@ -10,11 +10,12 @@ use impush_amqp::{
 };
 use impush_config::Config;
 use impush_core::{BuildError, build_payload, vendor};
-use impush_proto::v1::{PushJob, PushTarget, TokenInvalidated, Vendor};
+use impush_proto::v1::{PushJob, PushJobs, PushTarget, TokenInvalidated, Vendor};
 use impush_runtime::now_ms;
 use impush_store::{DeviceRef, SendClaim, Store, StoreError};
 use impush_vendors::{Outcome, VendorClients};
 use prost::Message;
+use tokio::sync::Semaphore;
 use tracing::Instrument;
 
 use crate::limits::Limits;
@@ -26,6 +27,8 @@ pub struct Sender {
     store: Store,
     topology: Topology,
     redis_ready: Arc<AtomicBool>,
+    /// Jobs being sent at once (`[sender] concurrency`), bundled or not.
+    jobs_in_flight: Semaphore,
 }
 
 /// What a config reload replaces: the config, the vendor clients built from its
@@ -67,12 +70,14 @@ impl Sender {
     ) -> Sender {
         let limits = Limits::new(&config, vendor);
         limits.report_quotas(&config);
+        let config_concurrency = config.sender.concurrency.max(1);
         Sender {
             state: ArcSwap::from_pointee(State {
                 config,
                 clients,
                 limits,
             }),
+            jobs_in_flight: Semaphore::new(config_concurrency),
             vendor,
             store,
             topology,
@@ -104,27 +109,44 @@ impl Sender {
     }
 
     pub async fn handle(&self, delivery: Delivery, publisher: Publisher) -> Handled {
-        let job = match PushJob::decode(delivery.data.as_slice()) {
-            Ok(job) => job,
+        let bundled = delivery.properties.kind().as_ref().map(|t| t.as_str())
+            == Some(impush_proto::PUSH_JOBS_TYPE);
+        let jobs = if bundled {
+            PushJobs::decode(delivery.data.as_slice()).map(|bundle| bundle.jobs)
+        } else {
+            PushJob::decode(delivery.data.as_slice()).map(|job| vec![job])
+        };
+        let jobs = match jobs {
+            Ok(jobs) => jobs,
             Err(err) => {
                 return self
                     .dead_letter_raw(&delivery, &publisher, "undecodable", &err.to_string())
                     .await;
             }
         };
-        let span = tracing::info_span!("send", msg_id = %job.msg_id, vendor = self.vendor_name(), business_id = job.business_id, attempt = job.attempt);
-        match self.send(&publisher, job).instrument(span).await {
-            Ok(()) => {
-                self.redis_ready.store(true, Ordering::SeqCst);
-                Handled::Ack
+        // The jobs of a bundle run side by side, within the process's concurrency.
+        let results = futures::future::join_all(jobs.into_iter().map(|job| {
+            let publisher = &publisher;
+            async move {
+                let _permit = self.jobs_in_flight.acquire().await;
+                let span = tracing::info_span!("send", msg_id = %job.msg_id, vendor = self.vendor_name(), business_id = job.business_id, attempt = job.attempt);
+                self.send(publisher, job).instrument(span).await
             }
-            Err(detail) => {
-                tracing::warn!(detail, "job failed for now; it will be retried");
-                metrics::counter!("impush_jobs_requeued_total", "vendor" => self.vendor_name())
-                    .increment(1);
-                Handled::Requeue
-            }
+        }))
+        .await;
+        let failed: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+        if failed.is_empty() {
+            self.redis_ready.store(true, Ordering::SeqCst);
+            return Handled::Ack;
         }
+        // The delivery goes back whole: jobs of a bundle that did get through are found
+        // delivered by their deduplication records next time and not sent again.
+        for detail in &failed {
+            tracing::warn!(detail, "job failed for now; it will be retried");
+        }
+        metrics::counter!("impush_jobs_requeued_total", "vendor" => self.vendor_name())
+            .increment(failed.len() as u64);
+        Handled::Requeue
     }
 
     /// Ok: every consequence is durable and the delivery may be acked. Err: a dependency
