@@ -31,6 +31,8 @@ struct Lane {
     waiting: Vec<Waiting>,
     /// A flush task is publishing this lane's jobs.
     flushing: bool,
+    /// The publisher of the latest jobs: after a reconnect, the new connection's.
+    publisher: Option<Publisher>,
 }
 
 struct Waiting {
@@ -75,11 +77,10 @@ impl Bundler {
             for job in jobs {
                 let (done, confirmed) = oneshot::channel();
                 let lane = lanes.entry(job.routing_key.clone()).or_default();
+                lane.publisher = Some(publisher.clone());
                 if !lane.flushing {
                     lane.flushing = true;
-                    tokio::spawn(
-                        Arc::clone(self).flush(job.routing_key.clone(), publisher.clone()),
-                    );
+                    tokio::spawn(Arc::clone(self).flush(job.routing_key.clone()));
                 }
                 lane.waiting.push(Waiting { job, done });
                 confirms.push(confirmed);
@@ -97,24 +98,27 @@ impl Bundler {
     /// Publishes the lane's waiting jobs until none are left: everything waiting goes out at
     /// once (in bundles of at most `max_jobs`, confirms awaited together), and what arrives
     /// meanwhile waits for the next round.
-    async fn flush(self: Arc<Self>, routing_key: String, publisher: Publisher) {
+    async fn flush(self: Arc<Self>, routing_key: String) {
         loop {
-            let bundles = {
+            let (publisher, bundles) = {
                 let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
                 let Some(lane) = lanes.get_mut(&routing_key) else {
                     return;
                 };
-                if lane.waiting.is_empty() {
-                    lane.flushing = false;
-                    return;
-                }
+                let publisher = match &lane.publisher {
+                    Some(publisher) if !lane.waiting.is_empty() => publisher.clone(),
+                    _ => {
+                        lane.flushing = false;
+                        return;
+                    }
+                };
                 let max_jobs = self.max_jobs.load(Ordering::Relaxed);
                 let mut bundles = Vec::new();
                 while !lane.waiting.is_empty() {
                     let take = bundle_len(&lane.waiting, max_jobs);
                     bundles.push(bundle(lane.waiting.drain(..take).collect()));
                 }
-                bundles
+                (publisher, bundles)
             };
             // Polled in order, so the bundles are published in order; each handler hears
             // the outcome of the message its job was in.
