@@ -357,18 +357,7 @@ async fn a_permanent_error_dead_letters_the_push_with_its_reason() {
         .await;
 
     let dlq = fleet.topology.dlq(Vendor::Apns);
-    let deadline = std::time::Instant::now() + WAIT;
-    let dead = loop {
-        let got = fleet.drain(&dlq).await;
-        if !got.is_empty() {
-            break got;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let dead = fleet.wait_drain(&dlq, WAIT).await;
     assert_eq!(dead.len(), 1);
     let properties = &dead[0].properties;
     assert_eq!(
@@ -965,18 +954,7 @@ async fn each_job_of_a_bundle_has_its_own_outcome() {
         .unwrap();
     fleet.wait_deliveries(WAIT, |d| d.len() >= 2).await;
     let dlq = fleet.topology.dlq(Vendor::Apns);
-    let deadline = std::time::Instant::now() + WAIT;
-    let dead = loop {
-        let got = fleet.drain(&dlq).await;
-        if !got.is_empty() {
-            break got;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nothing dead-lettered"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let dead = fleet.wait_drain(&dlq, WAIT).await;
     settle().await;
     let deliveries = fleet.deliveries(Some("apns")).await;
     let mut want = vec![apns_token(1), apns_token(3)];

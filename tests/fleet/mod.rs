@@ -616,6 +616,22 @@ impl Fleet {
     }
 
     /// Takes every message out of a queue (acking them), with their headers.
+    /// Drains `queue` until something is there; panics if nothing arrives within `timeout`.
+    pub async fn wait_drain(&self, queue: &str, timeout: Duration) -> Vec<impush_amqp::Delivery> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let got = self.drain(queue).await;
+            if !got.is_empty() {
+                return got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "nothing arrived in {queue}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     pub async fn drain(&self, queue: &str) -> Vec<impush_amqp::Delivery> {
         let channel = self.connection().create_channel().await.expect("channel");
         let mut out = Vec::new();
