@@ -64,10 +64,7 @@ impl Bundler {
         if self.max_jobs.load(Ordering::Relaxed) == 1 {
             // Bundling off: every job its own message, all confirms awaited together.
             for job in &jobs {
-                let vendor = job.routing_key.clone();
-                metrics::counter!("impush_push_messages_total", "vendor" => vendor.clone())
-                    .increment(1);
-                metrics::counter!("impush_push_jobs_total", "vendor" => vendor).increment(1);
+                count_published(&job.routing_key, 1);
             }
             return publisher.publish_all(jobs).await.map_err(|e| e.to_string());
         }
@@ -125,11 +122,7 @@ impl Bundler {
             futures::future::join_all(bundles.into_iter().map(|(message, dones)| {
                 let publisher = &publisher;
                 async move {
-                    let vendor = message.routing_key.clone();
-                    metrics::counter!("impush_push_messages_total", "vendor" => vendor.clone())
-                        .increment(1);
-                    metrics::counter!("impush_push_jobs_total", "vendor" => vendor)
-                        .increment(dones.len() as u64);
+                    count_published(&message.routing_key, dones.len());
                     let result = publisher.publish(message).await.map_err(|e| e.to_string());
                     for done in dones {
                         // A handler that stopped waiting (shutdown) does not need the answer.
@@ -140,6 +133,13 @@ impl Bundler {
             .await;
         }
     }
+}
+
+/// One broker message to `vendor` (the routing key) holding `jobs` PushJobs.
+fn count_published(vendor: &str, jobs: usize) {
+    metrics::counter!("impush_push_messages_total", "vendor" => vendor.to_owned()).increment(1);
+    metrics::counter!("impush_push_jobs_total", "vendor" => vendor.to_owned())
+        .increment(jobs as u64);
 }
 
 /// How many of the waiting jobs the next message takes: at least one, at most `max_jobs`,

@@ -17,10 +17,10 @@ use impush_proto::Event;
 use impush_proto::v1::{OfflineMessage, PushJob, PushTarget, Vendor};
 use impush_runtime::now_ms;
 use impush_store::{DeviceRef, Store, StoreError};
-
-use crate::bundle::Bundler;
 use prost::Message;
 use tracing::Instrument;
+
+use crate::bundle::Bundler;
 
 pub struct Router {
     store: Store,
