@@ -246,17 +246,7 @@ impl Config {
             if let Some(fcm) = &settings.fcm {
                 add(Some(&fcm.service_account));
             }
-            for oem in [
-                &settings.huawei,
-                &settings.xiaomi,
-                &settings.oppo,
-                &settings.vivo,
-                &settings.meizu,
-                &settings.tpns,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for (_, oem) in settings.oem_secrets() {
                 add(oem.app_secret.as_ref());
                 add(oem.master_secret.as_ref());
             }

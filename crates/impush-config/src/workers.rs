@@ -226,37 +226,50 @@ impl Default for ReloadConfig {
     }
 }
 
-/// Where one credential sends and the secrets it signs with (`[[credentials]]` entries).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub struct VendorSettings {
-    /// The vendor's API root; empty means the vendor's production host.
-    #[serde(default)]
-    pub base_url: String,
-    /// Tokens per second this credential may send from one sender process (default: the
-    /// vendor's published limit, see `impush-sender`'s `limits` module).
-    #[serde(default)]
-    pub rate_per_s: Option<u32>,
-    /// The vendor's daily push quota for this app, if it has one (Xiaomi, OPPO, vivo…):
-    /// only reported, as `impush_quota_remaining`; the vendor's own answers enforce it.
-    #[serde(default)]
-    pub daily_quota: Option<u64>,
-    #[serde(default)]
-    pub apns: Option<ApnsSecrets>,
-    #[serde(default)]
-    pub fcm: Option<FcmSecrets>,
-    #[serde(default)]
-    pub huawei: Option<OemSecrets>,
-    #[serde(default)]
-    pub xiaomi: Option<OemSecrets>,
-    #[serde(default)]
-    pub oppo: Option<OemSecrets>,
-    #[serde(default)]
-    pub vivo: Option<OemSecrets>,
-    #[serde(default)]
-    pub meizu: Option<OemSecrets>,
-    #[serde(default)]
-    pub tpns: Option<OemSecrets>,
+/// Declares [`VendorSettings`] with one `[credentials.<vendor>]` app-secret section per
+/// vendor listed (the vendors whose secrets are an [`OemSecrets`]), and
+/// [`VendorSettings::oem_secrets`] over the same list.
+macro_rules! vendor_settings {
+    ($($oem:ident),+ $(,)?) => {
+        /// Where one credential sends and the secrets it signs with (`[[credentials]]`
+        /// entries).
+        #[derive(Debug, Clone, Default, Deserialize, Serialize)]
+        pub struct VendorSettings {
+            /// The vendor's API root; empty means the vendor's production host.
+            #[serde(default)]
+            pub base_url: String,
+            /// Tokens per second this credential may send from one sender process (default:
+            /// the vendor's published limit, see `impush-sender`'s `limits` module).
+            #[serde(default)]
+            pub rate_per_s: Option<u32>,
+            /// The vendor's daily push quota for this app, if it has one (Xiaomi, OPPO,
+            /// vivo…): only reported, as `impush_quota_remaining`; the vendor's own answers
+            /// enforce it.
+            #[serde(default)]
+            pub daily_quota: Option<u64>,
+            #[serde(default)]
+            pub apns: Option<ApnsSecrets>,
+            #[serde(default)]
+            pub fcm: Option<FcmSecrets>,
+            $(
+                #[doc = concat!("`[credentials.", stringify!($oem), "]`")]
+                #[serde(default)]
+                pub $oem: Option<OemSecrets>,
+            )+
+        }
+
+        impl VendorSettings {
+            /// The app-secret sections this credential has, with their vendor's name.
+            pub fn oem_secrets(&self) -> impl Iterator<Item = (&'static str, &OemSecrets)> {
+                [$((stringify!($oem), self.$oem.as_ref()),)+]
+                    .into_iter()
+                    .filter_map(|(vendor, secrets)| Some((vendor, secrets?)))
+            }
+        }
+    };
 }
+
+vendor_settings! { huawei, xiaomi, oppo, vivo, meizu, tpns }
 
 /// `[credentials.huawei]`, `[credentials.xiaomi]`, … : the app secrets of the Android OEM
 /// channels and TPNS. The app's public id is the credential's `app_id`.
