@@ -4,6 +4,7 @@
 //! - [`render`]: the vendor-neutral [`Notification`] (title, body, sound, ext, expiry) and
 //!   the per-device badge, following the IM offline-push rules.
 //! - [`templates`]: the per-`sdk_app_id` formats and element placeholders.
+//! - [`reason`]: failure reasons as bounded metric labels and dead-letter reasons.
 //! - [`payload`]: the exact request body each vendor's server API takes, fitted to its size
 //!   limits.
 //!
@@ -13,6 +14,7 @@
 pub mod credential;
 pub mod decide;
 pub mod payload;
+pub mod reason;
 pub mod render;
 pub mod templates;
 pub mod text;
