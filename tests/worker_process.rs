@@ -112,7 +112,8 @@ async fn a_worker_whose_stderr_was_closed_stops_cleanly_on_sigterm() {
 async fn the_log_format_comes_from_the_environment_and_has_no_colour_off_a_terminal() {
     let fleet = Fleet::start(no_senders()).await;
     for format in ["json", "pretty"] {
-        let (mut child, port) = ingest_with_piped_stderr(&fleet, &[("IMPUSH__LOG__FORMAT", format)]);
+        let (mut child, port) =
+            ingest_with_piped_stderr(&fleet, &[("IMPUSH__LOG__FORMAT", format)]);
         let mut stderr = child.stderr.take().unwrap();
         let reader = std::thread::spawn(move || {
             let mut text = String::new();
@@ -167,7 +168,10 @@ fn a_config_mistake_is_one_message_without_a_backtrace() {
             .expect("the worker runs");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{worker}: {stderr}");
-        assert!(stderr.contains("unknown key `projet`"), "{worker}: {stderr}");
+        assert!(
+            stderr.contains("unknown key `projet`"),
+            "{worker}: {stderr}"
+        );
         assert!(
             !stderr.to_lowercase().contains("backtrace"),
             "{worker}: {stderr}"

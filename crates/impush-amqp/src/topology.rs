@@ -76,11 +76,7 @@ impl Topology {
     /// them all, so a queue whose whole consumer pool is gone still has its depth and its
     /// zero consumers reported.
     pub fn all_queues(&self) -> Vec<String> {
-        let mut queues = vec![
-            self.state_queue(),
-            self.messages_queue(),
-            self.events_dlq(),
-        ];
+        let mut queues = vec![self.state_queue(), self.messages_queue(), self.events_dlq()];
         for vendor in vendor::ALL {
             queues.extend(self.vendor_queues(vendor));
         }

@@ -153,11 +153,10 @@ impl Config {
             // One entry, two views (the public profile and the sending settings), each
             // reading its own keys: a key is unknown when neither view reads it.
             let mut unread_by_profile = BTreeSet::new();
-            let credential: CredentialProfile =
-                serde_ignored::deserialize(entry.clone(), |path| {
-                    unread_by_profile.insert(path.to_string());
-                })
-                .map_err(|e: toml::de::Error| parse_error(format!("credentials[{index}]: {e}")))?;
+            let credential: CredentialProfile = serde_ignored::deserialize(entry.clone(), |path| {
+                unread_by_profile.insert(path.to_string());
+            })
+            .map_err(|e: toml::de::Error| parse_error(format!("credentials[{index}]: {e}")))?;
             let mut unread_by_settings = BTreeSet::new();
             let settings: VendorSettings = serde_ignored::deserialize(entry, |path| {
                 unread_by_settings.insert(path.to_string());
@@ -321,7 +320,8 @@ fn merged_table(
     let checked = !overrides.is_empty() && sections_accept(&value).is_ok();
     for (name, raw) in overrides {
         let path = &name[ENV_PREFIX.len()..];
-        let env_error = |message: String| parse_error(format!("environment variable {name}: {message}"));
+        let env_error =
+            |message: String| parse_error(format!("environment variable {name}: {message}"));
         if !checked {
             apply_override(&mut value, path, typed_value(&raw)).map_err(env_error)?;
             continue;
@@ -524,7 +524,9 @@ mod tests {
         assert!(err.contains("unknown key `projet_id`"), "{err}");
         assert!(err.contains("business_id 2"), "{err}");
         let err = Config::parse(
-            &format!("{one}[credentials.fcm]\nservice_account = {{ env = \"X\" }}\ntoken_url = \"u\"\n"),
+            &format!(
+                "{one}[credentials.fcm]\nservice_account = {{ env = \"X\" }}\ntoken_url = \"u\"\n"
+            ),
             "t",
         )
         .unwrap_err()
@@ -551,7 +553,10 @@ mod tests {
         let err = Config::parse("[templates.default]\ngroup = \"{name}: {contents}\"\n", "t")
             .unwrap_err()
             .to_string();
-        assert!(err.contains("templates.default") && err.contains("{contents}"), "{err}");
+        assert!(
+            err.contains("templates.default") && err.contains("{contents}"),
+            "{err}"
+        );
     }
 
     #[test]

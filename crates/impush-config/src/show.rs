@@ -136,10 +136,17 @@ mod tests {
             "redis://:hunter2@cache:6379".to_owned(),
         )];
         // A secret written in plain under a key of its own is refused, and not echoed.
-        let err = effective_toml(&format!("{text}api_token = \"plain-oops\"\n"), "t", env.clone())
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("api_token") && !err.contains("plain-oops"), "{err}");
+        let err = effective_toml(
+            &format!("{text}api_token = \"plain-oops\"\n"),
+            "t",
+            env.clone(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("api_token") && !err.contains("plain-oops"),
+            "{err}"
+        );
         let shown = effective_toml(text, "t", env).unwrap();
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("prefix = \"x\""), "{shown}");

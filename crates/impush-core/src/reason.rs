@@ -60,11 +60,20 @@ mod tests {
     #[test]
     fn error_text_never_becomes_a_label() {
         let cases = [
-            ("connect: Connection refused (os error 111)", "connect_error"),
-            ("connect: dns error: failed to lookup address information", "connect_error"),
+            (
+                "connect: Connection refused (os error 111)",
+                "connect_error",
+            ),
+            (
+                "connect: dns error: failed to lookup address information",
+                "connect_error",
+            ),
             ("timeout", "timeout"),
             ("body: error decoding response body", "body_error"),
-            ("transport: connection closed before message completed", "transport_error"),
+            (
+                "transport: connection closed before message completed",
+                "transport_error",
+            ),
             ("auth: 401 {\"error\":\"invalid_client\"}", "auth_error"),
             ("apns takes one target per request, got 3", "other"),
             ("cannot sign a provider token: InvalidKeyFormat", "other"),
@@ -94,7 +103,14 @@ mod tests {
     #[test]
     fn every_label_is_a_short_token() {
         let long = "x".repeat(200);
-        for text in ["", " ", "a b c d e", &long, "{\"json\": true}", "quota exceeded today"] {
+        for text in [
+            "",
+            " ",
+            "a b c d e",
+            &long,
+            "{\"json\": true}",
+            "quota exceeded today",
+        ] {
             let l = label(text);
             assert!(is_code(&l), "{text:?} gave {l:?}");
         }

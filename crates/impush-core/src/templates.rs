@@ -96,7 +96,11 @@ pub struct UnknownPlaceholder {
 
 impl std::fmt::Display for UnknownPlaceholder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "`{}`: unknown placeholder `{}`", self.field, self.placeholder)?;
+        write!(
+            f,
+            "`{}`: unknown placeholder `{}`",
+            self.field, self.placeholder
+        )?;
         if self.known.is_empty() {
             write!(f, " (this text takes no placeholders)")
         } else {
@@ -221,7 +225,11 @@ mod tests {
         assert_eq!(t.unknown_placeholder().unwrap().field, "image");
         let mut t = Templates::english();
         t.group = "{name} {JSON} {} ({group_name}): {content}".into();
-        assert_eq!(t.unknown_placeholder(), None, "braces around other text are text");
+        assert_eq!(
+            t.unknown_placeholder(),
+            None,
+            "braces around other text are text"
+        );
     }
 
     #[test]

@@ -206,20 +206,38 @@ pub const PUSH_OUTCOMES: [&str; 7] = [
 /// `(name, labels)`: `increase()` and `rate()` only see an event on a series that existed
 /// before it, so a counter first written at its first event hides that event (and the
 /// first config reload error, the first dead letter, are exactly the ones that matter).
-pub fn known_counters(role: Role, config: &impush_config::Config) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+pub fn known_counters(
+    role: Role,
+    config: &impush_config::Config,
+) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
     let mut series: Vec<(&'static str, Vec<(&'static str, String)>)> = vec![
         ("impush_amqp_reconnects_total", vec![]),
-        ("impush_config_reloads_total", vec![("outcome", "ok".into())]),
-        ("impush_config_reloads_total", vec![("outcome", "error".into())]),
+        (
+            "impush_config_reloads_total",
+            vec![("outcome", "ok".into())],
+        ),
+        (
+            "impush_config_reloads_total",
+            vec![("outcome", "error".into())],
+        ),
     ];
     match role {
         Role::Ingest => {
-            series.push(("impush_events_requeued_total", vec![("queue", "state".into())]));
+            series.push((
+                "impush_events_requeued_total",
+                vec![("queue", "state".into())],
+            ));
         }
         Role::Router => {
-            series.push(("impush_events_requeued_total", vec![("queue", "messages".into())]));
+            series.push((
+                "impush_events_requeued_total",
+                vec![("queue", "messages".into())],
+            ));
             for reason in impush_core::SkipReason::ALL {
-                series.push(("impush_skips_total", vec![("reason", reason.as_str().into())]));
+                series.push((
+                    "impush_skips_total",
+                    vec![("reason", reason.as_str().into())],
+                ));
             }
             for vendor in impush_core::vendor::ALL {
                 let name = impush_core::vendor::name(vendor);
@@ -265,7 +283,10 @@ pub fn known_counters(role: Role, config: &impush_config::Config) -> Vec<(&'stat
             }
             series.push((
                 "impush_dead_letters_total",
-                vec![("queue", name.into()), ("reason", "retries_exhausted".into())],
+                vec![
+                    ("queue", name.into()),
+                    ("reason", "retries_exhausted".into()),
+                ],
             ));
             for counter in [
                 "impush_tokens_pruned_total",
@@ -312,9 +333,12 @@ mod tests {
             }
         }
         let apns = known_counters(Role::Sender(impush_core::Vendor::Apns), &config);
-        assert!(apns.iter().any(|(name, labels)| *name == "impush_pushes_total"
-            && labels.contains(&("business_id", "1".into()))
-            && labels.contains(&("outcome", "delivered".into()))));
+        assert!(
+            apns.iter()
+                .any(|(name, labels)| *name == "impush_pushes_total"
+                    && labels.contains(&("business_id", "1".into()))
+                    && labels.contains(&("outcome", "delivered".into())))
+        );
     }
 
     #[test]

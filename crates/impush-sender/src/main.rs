@@ -63,7 +63,10 @@ async fn main() -> anyhow::Result<()> {
         redis_ready,
         credentials_ready,
     } = impush_runtime::Worker::start(args.common.metrics_addr).await?;
-    impush_runtime::catalog::start_counters_at_zero(impush_runtime::catalog::Role::Sender(vendor), &config);
+    impush_runtime::catalog::start_counters_at_zero(
+        impush_runtime::catalog::Role::Sender(vendor),
+        &config,
+    );
     report_expiries(vendor, &clients);
     credentials_ready.store(true, Ordering::SeqCst);
 
