@@ -5,6 +5,7 @@
 //!   the per-device badge, following the IM offline-push rules.
 //! - [`templates`]: the per-`sdk_app_id` formats and element placeholders.
 //! - [`ids`]: header-safe values and stable hashes, shared by rendering and payloads.
+//! - [`reason`]: failure reasons as bounded metric labels and dead-letter reasons.
 //! - [`payload`]: the exact request body each vendor's server API takes, fitted to its size
 //!   limits.
 //!
@@ -15,6 +16,7 @@ pub mod credential;
 pub mod decide;
 pub mod ids;
 pub mod payload;
+pub mod reason;
 pub mod render;
 pub mod templates;
 pub mod text;

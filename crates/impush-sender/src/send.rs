@@ -243,14 +243,14 @@ impl Sender {
         let mut answers: Vec<(String, u64)> = Vec::new();
         for (target, outcome) in targets.into_iter().zip(result.outcomes) {
             let reason_label = match &outcome {
-                Outcome::Delivered => "ok",
+                Outcome::Delivered => "ok".into(),
                 Outcome::Retry { reason, .. }
                 | Outcome::InvalidToken { reason }
-                | Outcome::Rejected { reason } => reason.as_str(),
+                | Outcome::Rejected { reason } => impush_core::reason::label(reason),
             };
-            match answers.iter_mut().find(|(r, _)| r == reason_label) {
+            match answers.iter_mut().find(|(r, _)| *r == *reason_label) {
                 Some((_, n)) => *n += 1,
-                None => answers.push((reason_label.to_owned(), 1)),
+                None => answers.push((reason_label.into_owned(), 1)),
             }
             match outcome {
                 Outcome::Delivered => sorted.delivered.push(target),
@@ -304,6 +304,7 @@ impl Sender {
             outgoing.push(self.requeue_later(&job, parked, Some(pause), "quota_paused"));
         }
         let mut rejected_by_reason: Vec<(String, Vec<PushTarget>)> = Vec::new();
+        // Dead letters by bounded reason; the vendor's full text goes to their detail.
         for (target, reason) in sorted.rejected {
             match rejected_by_reason.iter_mut().find(|(r, _)| *r == reason) {
                 Some((_, targets)) => targets.push(target),
@@ -315,8 +316,8 @@ impl Sender {
             outgoing.push(self.dead_letter_message(
                 &job,
                 targets,
-                reason,
-                "the vendor rejected the push",
+                &impush_core::reason::label(reason),
+                &format!("the vendor rejected the push: {reason}"),
                 Some(result.status),
             ));
         }
