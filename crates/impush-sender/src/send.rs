@@ -1,4 +1,6 @@
-//! Sending one PushJob and acting on each target's outcome.
+//! Sending one PushJob and acting on each target's outcome. A job whose message was recalled
+//! (`MessageRevoked`) is dropped before its push leaves: the recall is looked up with the
+//! send claims, in the same round trip.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -193,11 +195,20 @@ impl Sender {
             return publisher.publish(wait).await.map_err(|e| e.to_string());
         }
         let refs: Vec<DeviceRef<'_>> = job.targets.iter().map(device_ref).collect();
-        let claims = self
+        let Some(claims) = self
             .store
-            .claim_for_send(job.sdk_app_id, &job.msg_id, &refs, self.claim_ttl_s())
+            .claim_unless_revoked(job.sdk_app_id, &job.msg_id, &refs, self.claim_ttl_s())
             .await
-            .map_err(|e| self.store_failed(e))?;
+            .map_err(|e| self.store_failed(e))?
+        else {
+            // Recalled while queued or waiting in the retry ladder: it never leaves.
+            tracing::info!(
+                targets = job.targets.len(),
+                "recalled before delivery; dropped"
+            );
+            self.count("revoked", job.business_id, job.targets.len());
+            return Ok(());
+        };
         let mut targets = Vec::with_capacity(job.targets.len());
         let mut busy = Vec::new();
         let mut duplicates = 0;
