@@ -8,8 +8,8 @@
 
 use impush_core::conversation::{conversation_of, in_quiet_window};
 use impush_core::{
-    Mention, Renders, SkipReason, Templates, decide_conversation, mention_of,
-    render_for_recipient, vendor,
+    Mention, Renders, SkipReason, Templates, decide_conversation, mention_of, render_for_recipient,
+    vendor,
 };
 use impush_proto::v1::{
     Elem, OfflineMessage, PushSettings, ReceiveOption, TextElem, Vendor, elem::Content,
@@ -167,10 +167,34 @@ fn options_are_per_c2c_peer_and_per_group() {
 fn quiet_window_with_an_injected_clock() {
     let at = |hours: i64, minutes: i64| MIDNIGHT + hours * HOUR_MS + minutes * 60_000;
     let cases = [
-        ("09:00 for 8 h holds 12:00", 9 * HOUR_S, 8 * HOUR_S, at(12, 0), true),
-        ("its start is inside", 9 * HOUR_S, 8 * HOUR_S, at(9, 0), true),
-        ("its end is outside", 9 * HOUR_S, 8 * HOUR_S, at(17, 0), false),
-        ("before it is outside", 9 * HOUR_S, 8 * HOUR_S, at(8, 59), false),
+        (
+            "09:00 for 8 h holds 12:00",
+            9 * HOUR_S,
+            8 * HOUR_S,
+            at(12, 0),
+            true,
+        ),
+        (
+            "its start is inside",
+            9 * HOUR_S,
+            8 * HOUR_S,
+            at(9, 0),
+            true,
+        ),
+        (
+            "its end is outside",
+            9 * HOUR_S,
+            8 * HOUR_S,
+            at(17, 0),
+            false,
+        ),
+        (
+            "before it is outside",
+            9 * HOUR_S,
+            8 * HOUR_S,
+            at(8, 59),
+            false,
+        ),
         (
             "22:00 for 8 h crosses midnight: 23:30 is inside",
             22 * HOUR_S,
@@ -200,7 +224,13 @@ fn quiet_window_with_an_injected_clock() {
             false,
         ),
         ("a duration of 0 is no window", 0, 0, at(0, 0), false),
-        ("a whole day always holds", 5 * HOUR_S, 24 * HOUR_S, at(3, 0), true),
+        (
+            "a whole day always holds",
+            5 * HOUR_S,
+            24 * HOUR_S,
+            at(3, 0),
+            true,
+        ),
         (
             "a start past a day wraps to the same time of day",
             (24 + 22) * HOUR_S,
