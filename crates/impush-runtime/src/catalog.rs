@@ -46,7 +46,13 @@ pub const METRICS: &[MetricInfo] = &[
         "impush_skips_total",
         Kind::Counter,
         "reason",
-        "Recipient devices not pushed, by the rule that decided it (online, muted, logged out…).",
+        "Recipient devices not pushed, by the rule that decided it (online, muted, logged out, conversation_muted, quiet_hours, revoked…).",
+    ),
+    m(
+        "impush_recalls_total",
+        Kind::Counter,
+        "outcome",
+        "MessageRevoked events: taken_in (remembered), repeated; withdrawn, replaced or too_late for notifications already shown.",
     ),
     m(
         "impush_notifications_routed_total",
@@ -70,7 +76,7 @@ pub const METRICS: &[MetricInfo] = &[
         "impush_pushes_total",
         Kind::Counter,
         "vendor, business_id, outcome",
-        "Device notifications by final outcome: delivered, retried, invalid_token, rejected, dead_lettered, expired, duplicate.",
+        "Device notifications by final outcome: delivered, retried, invalid_token, rejected, dead_lettered, expired, duplicate, revoked.",
     ),
     m(
         "impush_vendor_responses_total",
@@ -107,6 +113,18 @@ pub const METRICS: &[MetricInfo] = &[
         Kind::Counter,
         "vendor",
         "Deliveries whose \"already sent\" record could not be written (a redelivery may repeat them).",
+    ),
+    m(
+        "impush_redis_round_trips_total",
+        Kind::Counter,
+        "",
+        "Pipelined round trips to one Redis node made by the store's batch calls.",
+    ),
+    m(
+        "impush_redis_commands_total",
+        Kind::Counter,
+        "",
+        "Redis commands sent in those round trips.",
     ),
     m(
         "impush_amqp_reconnects_total",
