@@ -1,9 +1,9 @@
 //! Conversation push options, @ mentions and quiet hours: whether a recipient who would get
 //! a push wants it for this conversation at this moment.
 //!
-//! The rules follow Tencent Cloud IM's receive options per conversation
-//! (<https://www.tencentcloud.com/document/product/1047/48021>) and its do-not-disturb window
-//! for the whole account:
+//! The rules follow Tencent Cloud IM's receive options per conversation and its
+//! do-not-disturb window for the whole account
+//! (<https://cloud.tencent.com/document/product/269/75353>):
 //!
 //! - `NOT_NOTIFY` for the message's conversation: no push, mentions included
 //!   ([`SkipReason::ConversationMuted`]).
