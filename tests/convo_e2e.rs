@@ -9,7 +9,7 @@ mod fleet;
 
 use std::time::{Duration, Instant};
 
-use fleet::{APP, Fleet, FleetOptions, now_ms, presence, register, text_message};
+use fleet::{APP, Fleet, FleetOptions, apns_token, now_ms, presence, register, text_message};
 use impush_proto::Event;
 use impush_proto::v1::{
     ConversationPushOption, MessageRevoked, OfflineMessage, OpenPush, PresenceState, PushSettings,
@@ -362,37 +362,88 @@ async fn a_push_waiting_in_the_retry_ladder_is_never_delivered_after_its_recall(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_recall_after_delivery_is_counted_and_stops_nothing_else() {
-    let fleet = Fleet::start(fcm_fleet()).await;
+async fn a_recall_after_delivery_replaces_the_notification_where_the_vendor_can() {
+    let fleet = Fleet::start(FleetOptions {
+        vendors: vec![Vendor::Apns, Vendor::Fcm, Vendor::Huawei],
+        ..FleetOptions::default()
+    })
+    .await;
     let t = now_ms() - 10_000;
-    publish_state(&fleet, phones(&["vinson"], t)).await;
-    publish_messages(
-        &fleet,
-        vec![Event::OfflineMessage(text_message(
-            "m-shown", "denny", "vinson", "shown",
-        ))],
-    )
-    .await;
-    assert_eq!(
-        settled_deliveries(&fleet).await,
-        vec![pair("fcm-vinson", "DENNY: shown")]
-    );
+    let iphone = apns_token(7);
+    let mut state = phones(&["vinson"], t);
+    state.extend([
+        register("vinson", "iphone", Vendor::Apns, &iphone, t),
+        presence("vinson", "iphone", PresenceState::Background, 0, t + 1),
+        register("vinson", "mate", Vendor::Huawei, "huawei-vinson", t),
+        presence("vinson", "mate", PresenceState::Background, 0, t + 1),
+    ]);
+    publish_state(&fleet, state).await;
+    let shown = || Event::OfflineMessage(text_message("m-shown", "denny", "vinson", "shown"));
+    publish_messages(&fleet, vec![shown()]).await;
+    fleet.wait_deliveries(WAIT, |d| d.len() >= 3).await;
+    for sender in ["sender-apns", "sender-fcm", "sender-huawei"] {
+        wait_metric(
+            &fleet,
+            sender,
+            "impush_pushes_total",
+            &["outcome=\"delivered\""],
+            1.0,
+        )
+        .await;
+    }
+
     publish_messages(&fleet, vec![recall("m-shown", now_ms())]).await;
-    // The same message again (a redelivery) is not pushed after the recall.
-    publish_messages(
-        &fleet,
-        vec![Event::OfflineMessage(text_message(
-            "m-shown", "denny", "vinson", "shown",
-        ))],
-    )
-    .await;
-    assert_eq!(
-        settled_deliveries(&fleet).await,
-        vec![pair("fcm-vinson", "DENNY: shown")]
-    );
+    // APNs and FCM replace by collapse id: each device gets the recall text under the
+    // message's own collapse id. Huawei is not replaced: too late there.
+    for sender in ["sender-apns", "sender-fcm"] {
+        wait_metric(
+            &fleet,
+            sender,
+            "impush_recalls_total",
+            &["outcome=\"replaced\""],
+            1.0,
+        )
+        .await;
+    }
     let router = fleet.metrics("impush-router").await;
     assert_eq!(
-        metric(&router, "impush_recalls_total", &["outcome=\"taken_in\""]),
+        metric(&router, "impush_recalls_total", &["outcome=\"too_late\""]),
+        1.0
+    );
+
+    let deliveries = fleet.deliveries(None).await;
+    let of = |token: &str| -> Vec<&Value> {
+        deliveries.iter().filter(|d| d["token"] == token).collect()
+    };
+    let apns = of(&iphone);
+    assert_eq!(apns.len(), 2, "{deliveries:#?}");
+    assert_eq!(apns[1]["body"], "[message recalled]");
+    assert_eq!(apns[0]["headers"]["apns-collapse-id"], "m-shown");
+    assert_eq!(apns[1]["headers"]["apns-collapse-id"], "m-shown");
+    let fcm = of("fcm-vinson");
+    assert_eq!(fcm.len(), 2, "{deliveries:#?}");
+    assert_eq!(fcm[1]["body"], "[message recalled]");
+    let tag = |d: &Value| d["payload"]["message"]["android"]["notification"]["tag"].clone();
+    assert_eq!(tag(fcm[0]), json!("m-shown"));
+    assert_eq!(tag(fcm[1]), tag(fcm[0]), "the same tag replaces");
+    assert_eq!(of("huawei-vinson").len(), 1);
+
+    // The recall again and the message again: nothing more reaches any device.
+    publish_messages(&fleet, vec![recall("m-shown", now_ms()), shown()]).await;
+    for sender in ["sender-apns", "sender-fcm"] {
+        wait_metric(
+            &fleet,
+            sender,
+            "impush_pushes_total",
+            &["outcome=\"duplicate\""],
+            1.0,
+        )
+        .await;
+    }
+    assert_eq!(fleet.deliveries(None).await.len(), 5);
+    let router = fleet.metrics("impush-router").await;
+    assert_eq!(
+        metric(&router, "impush_recalls_total", &["outcome=\"repeated\""]),
         1.0
     );
     assert_eq!(

@@ -25,5 +25,7 @@ pub use credential::{CredentialProfile, Environment};
 pub use decide::{DeviceState, SkipReason, UserSettings, decide, decide_message};
 pub use impush_proto::v1::{Notification, PushTarget, Vendor};
 pub use payload::{Body, BuildError, VendorRequest, build_payload};
-pub use render::{Renders, badge_for, render_for_recipient, render_notification};
+pub use render::{
+    Renders, badge_for, recall_notification, render_for_recipient, render_notification,
+};
 pub use templates::{TemplateSet, Templates};

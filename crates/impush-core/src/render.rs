@@ -10,6 +10,8 @@
 //! - ext: `push_info.ext`, else the custom element's ext, passed unchanged.
 //! - Mention: a recipient mentioned by name gets `[@me] ` before the body, one mentioned
 //!   with the whole group `[@all] ` (templates `mention_me`, `mention_all`).
+//! - Recall: [`recall_notification`] carries the `recalled` text under the message's collapse
+//!   id, for vendors that replace a shown notification by it.
 //! - Expiry: the TTL and, for a call invitation, the ring timeout, whichever ends first.
 //!   Call invitations go to iOS as VoIP pushes unless the sender asked for a plain one.
 
@@ -124,6 +126,19 @@ pub fn render_for_recipient(
         sender_name: sender_name.clone(),
         group_name: message.group_name.clone(),
         collapse_id: collapse_id(&message.msg_id),
+    }
+}
+
+/// What replaces a recalled message's notification where the vendor replaces by collapse id
+/// (APNs `apns-collapse-id`, FCM `tag`): the `recalled` text, silent, with the message's own
+/// collapse id.
+pub fn recall_notification(msg_id: &str, templates: &Templates, at_ms: i64) -> Notification {
+    Notification {
+        body: templates.recalled.clone(),
+        ios_push_type: IosPushType::Apns as i32,
+        send_time_ms: at_ms,
+        collapse_id: collapse_id(msg_id),
+        ..Notification::default()
     }
 }
 

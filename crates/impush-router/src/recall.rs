@@ -1,44 +1,32 @@
 //! Taking in a `MessageRevoked`: the recall is remembered in Redis for as long as a push of
-//! the message could still be queued or retried, so the router (before rendering) and the
-//! senders (before a push leaves) find it, whichever of the message and its recall came
-//! first.
+//! the message could still be queued or retried (`Config::recall_memory_s`), so the router
+//! (before rendering) and the senders (before a push leaves) find it, whichever of the
+//! message and its recall came first. Devices the message already reached get, where their
+//! vendor replaces a notification by collapse id (APNs, FCM), a replacement carrying the
+//! recall text; on the others the notification stays (counted as `too_late`).
 
-use impush_config::Config;
-use impush_proto::v1::MessageRevoked;
+use impush_amqp::{Outgoing, Publisher, protobuf_properties};
+use impush_core::payload::max_batch;
+use impush_core::{recall_notification, vendor};
+use impush_proto::v1::{MessageRevoked, PushJob, PushTarget, ShownPush, Vendor};
 use impush_store::Applied;
+use prost::Message;
 
 use crate::route::{Failure, Router};
 
-/// How long a recall is remembered, in seconds: as long as a push of the message can still
-/// leave. A push is dropped once `[router] max_age_s` has passed since the message was sent
-/// (quota pauses and retries included), and the retry ladder (`[amqp] retry_delays_ms`, the
-/// last step repeating, `max_attempts` tries) bounds how long its retries can wait; the
-/// longer of the two, plus one longest step for a job already taken from a queue.
-pub fn remember_for_s(config: &Config) -> u64 {
-    let delays = &config.amqp.retry_delays_ms;
-    let longest_step_ms = delays.iter().copied().max().unwrap_or(0);
-    let retries = config.amqp.max_attempts.saturating_sub(1) as usize;
-    let ladder_ms: u64 = (0..retries)
-        .map(|step| {
-            delays
-                .get(step)
-                .or(delays.last())
-                .copied()
-                .unwrap_or_default()
-        })
-        .fold(0u64, u64::saturating_add);
-    let ladder_s = ladder_ms.div_ceil(1000);
-    ladder_s
-        .max(config.router.max_age_s)
-        .saturating_add(longest_step_ms.div_ceil(1000))
-        .max(1)
+/// The msg_id of the job that replaces a recalled message's notification: its own
+/// deduplication key, which the recall record of the message does not match.
+pub fn replacement_msg_id(msg_id: &str) -> String {
+    format!("{msg_id}#recalled")
 }
 
 impl Router {
-    /// Remembers the recall; the metrics outcome of the event.
+    /// Remembers the recall and publishes the replacements; the metrics outcome of the
+    /// event. A repeated recall publishes the replacements again: senders deduplicate them.
     pub(crate) async fn take_recall(
         &self,
         revoked: &MessageRevoked,
+        publisher: &Publisher,
     ) -> Result<&'static str, Failure> {
         if revoked.msg_id.is_empty() {
             return Err(Failure::Bad(
@@ -46,38 +34,89 @@ impl Router {
                 "a MessageRevoked needs msg_id".into(),
             ));
         }
-        let ttl_s = remember_for_s(&self.config.load());
-        let applied = self
+        let config = self.config.load_full();
+        let taken = self
             .store
-            .remember_revoked(revoked.sdk_app_id, &revoked.msg_id, revoked.at_ms, ttl_s)
+            .remember_revoked(
+                revoked.sdk_app_id,
+                &revoked.msg_id,
+                revoked.at_ms,
+                config.recall_memory_s(),
+            )
             .await?;
-        let outcome = match applied {
+        let outcome = match taken.applied {
             Applied::Applied => "taken_in",
             Applied::Stale => "repeated",
         };
-        tracing::info!(msg_id = %revoked.msg_id, sdk_app_id = revoked.sdk_app_id, outcome, "recall");
+        tracing::info!(msg_id = %revoked.msg_id, sdk_app_id = revoked.sdk_app_id, outcome, shown = taken.shown.len(), "recall");
         metrics::counter!("impush_recalls_total", "outcome" => outcome).increment(1);
-        Ok(match applied {
+
+        let templates = config.templates.for_app(revoked.sdk_app_id);
+        let notification = recall_notification(&revoked.msg_id, templates, revoked.at_ms);
+        let deadline_ms = revoked.at_ms + (config.router.max_age_s as i64).saturating_mul(1000);
+        let (jobs, too_late) = self.replacements(revoked, taken.shown, notification, deadline_ms);
+        if taken.applied == Applied::Applied && too_late > 0 {
+            metrics::counter!("impush_recalls_total", "outcome" => "too_late").increment(too_late);
+        }
+        publisher
+            .publish_all(jobs)
+            .await
+            .map_err(|e| Failure::Transient(e.to_string()))?;
+        Ok(match taken.applied {
             Applied::Applied => "recalled",
             Applied::Stale => "stale",
         })
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_recall_outlives_the_longest_a_push_can_wait() {
-        let mut config = Config::default();
-        config.router.max_age_s = 60;
-        config.amqp.retry_delays_ms = vec![1_000, 5_000, 30_000];
-        config.amqp.max_attempts = 6;
-        // Five retries: 1 + 5 + 30 + 30 + 30 s = 96 s of ladder, longer than max_age_s,
-        // plus one longest step.
-        assert_eq!(remember_for_s(&config), 96 + 30);
-        config.router.max_age_s = 24 * 3600;
-        assert_eq!(remember_for_s(&config), 24 * 3600 + 30);
+    /// One replacement job per credential and vendor batch, for the devices whose vendor
+    /// replaces by collapse id, and how many devices keep the notification.
+    fn replacements(
+        &self,
+        revoked: &MessageRevoked,
+        shown: Vec<ShownPush>,
+        notification: impush_proto::v1::Notification,
+        deadline_ms: i64,
+    ) -> (Vec<Outgoing>, u64) {
+        let mut groups: Vec<((Vendor, u64), Vec<PushTarget>)> = Vec::new();
+        let mut too_late = 0;
+        for push in shown {
+            let vendor = push.vendor();
+            let Some(target) = push.target else { continue };
+            if !vendor::replaces_by_collapse_id(vendor) {
+                too_late += 1;
+                continue;
+            }
+            let key = (vendor, push.business_id);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, targets)) => targets.push(target),
+                None => groups.push((key, vec![target])),
+            }
+        }
+        let msg_id = replacement_msg_id(&revoked.msg_id);
+        let mut jobs = Vec::new();
+        for ((vendor, business_id), targets) in groups {
+            for chunk in targets.chunks(max_batch(vendor).max(1)) {
+                let job = PushJob {
+                    msg_id: msg_id.clone(),
+                    sdk_app_id: revoked.sdk_app_id,
+                    vendor: vendor as i32,
+                    business_id,
+                    targets: chunk.to_vec(),
+                    notification: Some(notification.clone()),
+                    attempt: 0,
+                    deadline_ms,
+                    recall_replacement: true,
+                };
+                jobs.push(Outgoing {
+                    mandatory: true,
+                    exchange: self.topology.push_exchange(),
+                    routing_key: vendor::name(vendor).to_owned(),
+                    body: job.encode_to_vec(),
+                    properties: protobuf_properties("PushJob")
+                        .with_message_id(msg_id.as_str().into()),
+                });
+            }
+        }
+        (jobs, too_late)
     }
 }

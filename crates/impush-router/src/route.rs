@@ -31,7 +31,7 @@ pub struct Router {
     pub(crate) store: Store,
     /// Swapped on a config reload (templates, credentials' profiles, limits).
     pub(crate) config: ArcSwap<Config>,
-    topology: Topology,
+    pub(crate) topology: Topology,
     redis_ready: Arc<AtomicBool>,
     bundler: Arc<Bundler>,
 }
@@ -168,7 +168,9 @@ impl Router {
         let type_name = delivery.properties.kind().as_ref().map(|t| t.as_str());
         let message = match Event::decode(type_name, &delivery.data) {
             Ok(Event::OfflineMessage(message)) => message,
-            Ok(Event::MessageRevoked(revoked)) => return self.take_recall(&revoked).await,
+            Ok(Event::MessageRevoked(revoked)) => {
+                return self.take_recall(&revoked, publisher).await;
+            }
             Ok(other) => {
                 return Err(Failure::Bad(
                     "unexpected_event",
@@ -367,6 +369,7 @@ impl Router {
                     notification: Some(notification.clone()),
                     attempt: 0,
                     deadline_ms,
+                    recall_replacement: false,
                 };
                 jobs.push(Outgoing {
                     mandatory: true,

@@ -374,13 +374,29 @@ impl Sender {
             let latency = (now - sent_ms).max(0) as f64 / 1000.0;
             metrics::histogram!("impush_end_to_end_latency_seconds", "vendor" => self.vendor_name()).record(latency);
         }
-        let refs: Vec<DeviceRef<'_>> = delivered.iter().map(device_ref).collect();
-        let ttl_s = self.state.load().config.redis.dedupe_ttl_s;
+        let config = &self.state.load().config;
+        let ttl_s = config.redis.dedupe_ttl_s;
+        // Kept for a recall to replace; a replacement itself is not.
+        let shown_ttl_s = if job.recall_replacement {
+            metrics::counter!("impush_recalls_total", "outcome" => "replaced")
+                .increment(delivered.len() as u64);
+            None
+        } else {
+            Some(config.recall_memory_s())
+        };
         // The vendor has the push: if the record cannot be written, acking is still right;
         // only a redelivery of this very job could then notify twice.
         if let Err(err) = self
             .store
-            .mark_sent(job.sdk_app_id, &job.msg_id, &refs, ttl_s)
+            .mark_sent_and_shown(
+                job.sdk_app_id,
+                &job.msg_id,
+                self.vendor,
+                job.business_id,
+                delivered,
+                ttl_s,
+                shown_ttl_s,
+            )
             .await
         {
             tracing::warn!(error = %err, "delivered, but the deduplication record was not written");

@@ -166,6 +166,20 @@ impl Store {
             return Ok(());
         }
         let mut batch = Batch::new();
+        self.add_sent(&mut batch, sdk_app_id, msg_id, devices, ttl_s);
+        self.run_batch(&batch).await?;
+        Ok(())
+    }
+
+    /// Adds the delivery records of these devices to `batch`.
+    pub(crate) fn add_sent(
+        &self,
+        batch: &mut Batch,
+        sdk_app_id: u32,
+        msg_id: &str,
+        devices: &[DeviceRef<'_>],
+        ttl_s: u64,
+    ) {
         for device in devices {
             let key = self
                 .keys
@@ -175,8 +189,6 @@ impl Store {
             cmd.arg(&key).arg(DELIVERED).arg("EX").arg(ttl_s);
             batch.add(&key, cmd);
         }
-        self.run_batch(&batch).await?;
-        Ok(())
     }
 }
 

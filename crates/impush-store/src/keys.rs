@@ -15,6 +15,7 @@
 //!
 //! ```text
 //! <prefix>:revoked:{<sdk_app_id>:<msg>}                  at_ms of the MessageRevoked
+//! <prefix>:shown:{<sdk_app_id>:<msg>}                    list: devices its push reached
 //! ```
 //!
 //! `<user>` and `<msg>` are escaped with [`escape_component`]: a `}` in a user id would
@@ -86,6 +87,16 @@ impl KeySpace {
     pub(crate) fn revoked(&self, sdk_app_id: u32, msg_id: &str) -> String {
         format!(
             "{}:revoked:{{{sdk_app_id}:{}}}",
+            self.prefix,
+            escape_component(msg_id)
+        )
+    }
+
+    /// The devices a message's push was delivered to (`ShownPush`, protobuf), in the slot of
+    /// its recall record.
+    pub(crate) fn shown(&self, sdk_app_id: u32, msg_id: &str) -> String {
+        format!(
+            "{}:shown:{{{sdk_app_id}:{}}}",
             self.prefix,
             escape_component(msg_id)
         )
@@ -216,6 +227,7 @@ mod tests {
     fn a_recall_record_is_tagged_by_its_message() {
         let key = space().revoked(7, "m:{1}");
         assert_eq!(hash_tag(&key), "7:m%3A%7B1%7D");
+        assert_eq!(slot(&key), slot(&space().shown(7, "m:{1}")));
         assert_ne!(key, space().revoked(8, "m:{1}"));
     }
 

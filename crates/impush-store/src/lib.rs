@@ -45,6 +45,7 @@ pub use dedupe::SendClaim;
 pub use error::StoreError;
 pub use impush_config::ClientTls;
 pub use recipients::{ChunkState, DeviceRecord, RecipientState};
+pub use revoked::RecallTaken;
 
 use connection::{Batch, Connection};
 use keys::KeySpace;

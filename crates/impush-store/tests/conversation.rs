@@ -7,7 +7,9 @@
 mod common;
 
 use common::*;
-use impush_proto::v1::{ConversationPushOption, OpenPush, PushSettings, ReceiveOption};
+use impush_proto::v1::{
+    ConversationPushOption, OpenPush, PushSettings, PushTarget, ReceiveOption, Vendor,
+};
 use impush_store::{Applied, DeviceRef, SendClaim};
 
 fn option(
@@ -118,8 +120,11 @@ store_test! {
         assert_eq!(before, Some(vec![SendClaim::Claimed]), "not recalled yet");
         s.release_claims(APP, "m-1", &devices).await.unwrap();
 
-        assert_eq!(s.remember_revoked(APP, "m-1", 100, 60).await.unwrap(), Applied::Applied);
-        assert_eq!(s.remember_revoked(APP, "m-1", 101, 60).await.unwrap(), Applied::Stale);
+        let first = s.remember_revoked(APP, "m-1", 100, 60).await.unwrap();
+        assert_eq!(first.applied, Applied::Applied);
+        assert!(first.shown.is_empty());
+        let again = s.remember_revoked(APP, "m-1", 101, 60).await.unwrap();
+        assert_eq!(again.applied, Applied::Stale);
         assert!(s.is_revoked(APP, "m-1").await.unwrap());
         assert!(!s.is_revoked(APP, "m-2").await.unwrap());
         assert!(!s.is_revoked(APP + 1, "m-1").await.unwrap(), "per sdk_app_id");
@@ -139,6 +144,44 @@ store_test! {
             !t.keys().await.iter().any(|k| k.contains(":sent:")),
             "a recalled push leaves no claim"
         );
+        t.cleanup().await;
+    }
+}
+
+store_test! {
+    async fn a_recall_finds_the_devices_the_message_reached(t) {
+        let s = &t.store;
+        let target = |user: &str, token: &str| PushTarget {
+            user_id: user.into(),
+            device_id: "phone".into(),
+            token: token.into(),
+            badge: Some(3),
+        };
+        let delivered = [target("alice", "tok-a"), target("bob", "tok-b")];
+        s.mark_sent_and_shown(APP, "m-1", Vendor::Fcm, 2, &delivered, 60, Some(120))
+            .await
+            .unwrap();
+        // Delivery records too: a redelivery is a duplicate.
+        let devices = [DeviceRef { user_id: "alice", device_id: "phone" }];
+        assert_eq!(s.already_sent(APP, "m-1", &devices).await.unwrap(), vec![true]);
+        let ttl = t.ttl_of_key_containing(":shown:").await;
+        assert!((61..=120).contains(&ttl), "ttl {ttl}");
+
+        let taken = s.remember_revoked(APP, "m-1", 5, 60).await.unwrap();
+        assert_eq!(taken.applied, Applied::Applied);
+        let tokens: Vec<(i32, u64, String)> = taken
+            .shown
+            .iter()
+            .map(|p| (p.vendor, p.business_id, p.target.clone().unwrap().token))
+            .collect();
+        assert_eq!(
+            tokens,
+            vec![
+                (Vendor::Fcm as i32, 2, "tok-a".to_owned()),
+                (Vendor::Fcm as i32, 2, "tok-b".to_owned()),
+            ]
+        );
+        assert_eq!(taken.shown[0].target.as_ref().unwrap().badge, None, "no badge kept");
         t.cleanup().await;
     }
 }
