@@ -52,7 +52,7 @@ pub const METRICS: &[MetricInfo] = &[
         "impush_recalls_total",
         Kind::Counter,
         "outcome",
-        "MessageRevoked events: taken_in (remembered), repeated; withdrawn, replaced or too_late for notifications already shown.",
+        "MessageRevoked events: taken_in (remembered), repeated; devices whose shown notification was replaced by the recall text, or too_late to change.",
     ),
     m(
         "impush_notifications_routed_total",
