@@ -9,6 +9,7 @@
 //! Any value can be overridden from the environment: `IMPUSH__AMQP__URL=amqp://…` sets
 //! `[amqp] url` (sections and keys joined by double underscores, lower-cased).
 
+mod recall;
 mod secret;
 mod show;
 mod tls;
