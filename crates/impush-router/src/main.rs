@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     tokio::spawn(impush_amqp::watch_queue_depths(
-        config.amqp.url.clone(),
+        config.amqp.addresses(),
         amqp_tls.clone(),
         topology.clone(),
         vec![topology.messages_queue()],
@@ -98,7 +98,7 @@ async fn main() -> anyhow::Result<()> {
     });
     run_consumer(
         RunOptions {
-            url: config.amqp.url.clone(),
+            urls: config.amqp.addresses(),
             tls: amqp_tls,
             queue: topology.messages_queue(),
             prefetch: config.amqp.prefetch,
