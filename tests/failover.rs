@@ -29,7 +29,7 @@ use failover::{
     start_fleet, user_key,
 };
 use fleet::{AMQP_URL, Fleet};
-use harness::{Expect, Rng, SERIAL, assert_workers_running, audit, delivered_so_far};
+use harness::{Expect, Rng, SERIAL, assert_workers_running, audit, delivered_so_far, metric_sum};
 
 async fn until(start: Instant, at: Duration) {
     tokio::time::sleep_until((start + at).into()).await;
@@ -54,6 +54,7 @@ fn redis_failover_duplicate_bound() -> usize {
 /// `max_duplicates`), the badges, every worker running.
 async fn finish(
     fleet: &mut Fleet,
+    redis: &RedisCluster,
     stream: &FailoverStream,
     scenario: &str,
     started: Instant,
@@ -74,10 +75,30 @@ async fn finish(
     )
     .await;
     let badges = Badges::read(fleet).await;
+    // Acknowledged writes a failover lost: records the workers wrote (and Redis confirmed)
+    // that the primaries no longer hold. A delivery record whose write failed outright is
+    // counted by the sender and not expected.
+    let mut record_failures = 0.0;
+    for name in fleet
+        .worker_names()
+        .iter()
+        .filter(|n| n.starts_with("sender"))
+    {
+        let metrics = fleet.metrics(name).await;
+        record_failures += metric_sum(&metrics, "impush_dedupe_record_failures_total", &[]);
+    }
+    let held = redis.count_keys(&fleet.prefix, &[":sent:", ":b:"]);
+    let sent_expected = row.delivered.saturating_sub(record_failures as usize);
     let note = format!(
-        "{scenario}: {} duplicates (bound {max_duplicates}); {}; every worker running",
+        "{scenario}: {} duplicates (bound {max_duplicates}); {}; delivery records held {} of \
+         {sent_expected} ({} lost), badge records held {} of {} ({} lost); every worker running",
         row.duplicates,
-        badges.row()
+        badges.row(),
+        held[0],
+        sent_expected.saturating_sub(held[0]),
+        held[1],
+        badges.pushes,
+        badges.pushes.saturating_sub(held[1]),
     );
     eprintln!("{note}");
     if let Ok(path) = std::env::var("IMPUSH_FAILOVER_NOTES") {
@@ -154,7 +175,7 @@ async fn the_quorum_leaders_node_killed_mid_stream_loses_nothing_and_workers_mov
     fleet.reconnect().await;
     let republished = publisher.finish().await;
     eprintln!("{scenario}: IM core published {republished} unconfirmed events again");
-    finish(&mut fleet, &stream, scenario, started, 0, true).await;
+    finish(&mut fleet, &redis, &stream, scenario, started, 0, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,7 +228,7 @@ async fn a_broker_node_cut_off_and_healed_mid_stream_loses_nothing() {
     fleet.reconnect().await;
     let republished = publisher.finish().await;
     eprintln!("{scenario}: IM core published {republished} unconfirmed events again");
-    finish(&mut fleet, &stream, scenario, started, 0, true).await;
+    finish(&mut fleet, &redis, &stream, scenario, started, 0, true).await;
 }
 
 /// The short form of this scenario runs with every test (on the shared broker); the full
@@ -265,6 +286,7 @@ async fn a_redis_primary_killed_mid_stream_is_replaced_by_its_replica_and_nothin
     redis.wait_stable();
     finish(
         &mut fleet,
+        &redis,
         &stream,
         scenario,
         started,
@@ -342,6 +364,7 @@ async fn a_broker_node_and_a_redis_primary_killed_at_once_lose_nothing() {
     redis.wait_stable();
     finish(
         &mut fleet,
+        &redis,
         &stream,
         scenario,
         started,

@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 use impush_amqp::{Outgoing, Publisher, Topology, protobuf_properties};
 use impush_proto::Event;
 use impush_proto::v1::{OfflinePushInfo, PresenceState, Vendor};
-use prost::Message;
 
 use crate::fleet::{APP, Fleet, FleetOptions, now_ms, presence, register, text_message};
 use crate::harness::{Pacing, Scale, Stream, metric_sum};
@@ -316,6 +315,8 @@ fn outgoing(topology: &Topology, event: &Event) -> Outgoing {
 #[derive(Debug, Default)]
 pub struct Badges {
     pub iphones: usize,
+    /// Distinct (message, iPhone) pairs delivered.
+    pub pushes: usize,
     /// Badge numbers shown once and within 1..=n, n the messages an iPhone got: when all
     /// are, its n messages showed 1, 2, …, n in some order (the router numbers them as it
     /// takes them).
@@ -358,6 +359,7 @@ impl Badges {
                     *seen.entry(*number).or_default() += 1;
                 }
             }
+            badges.pushes += messages.len();
             let n = messages.len() as u64;
             for (number, times) in seen {
                 if times > 1 {

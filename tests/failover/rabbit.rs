@@ -160,8 +160,9 @@ impl RabbitNode {
             .parse()
             .ok()?;
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        // The VM's command line names its HOME (`-home`), which is this cluster's own.
         String::from_utf8_lossy(&cmdline)
-            .contains(&self.name)
+            .contains(&self.home.display().to_string())
             .then_some(pid)
     }
 

@@ -205,6 +205,32 @@ impl RedisCluster {
         started.elapsed()
     }
 
+    /// How many keys of `prefix` the primaries hold whose name contains each of `parts`.
+    pub fn count_keys(&self, prefix: &str, parts: &[&str]) -> Vec<usize> {
+        let mut counts = vec![0; parts.len()];
+        for node in self.nodes().into_iter().filter(|n| n.primary && !n.failed) {
+            let Ok(client) = ::redis::Client::open(format!("redis://127.0.0.1:{}", node.port))
+            else {
+                continue;
+            };
+            let Ok(mut con) = client.get_connection() else {
+                continue;
+            };
+            let keys: Vec<String> = ::redis::cmd("KEYS")
+                .arg(format!("{prefix}:*"))
+                .query(&mut con)
+                .unwrap_or_default();
+            for key in keys {
+                for (count, part) in counts.iter_mut().zip(parts) {
+                    if key.contains(part) {
+                        *count += 1;
+                    }
+                }
+            }
+        }
+        counts
+    }
+
     /// Starts the node on `port` again; it rejoins as a replica of the node that took over.
     pub fn restart(&self, port: u16) {
         self.script(&["node", &port.to_string()]);
