@@ -5,11 +5,12 @@
 //! booted again, paused (SIGSTOP) and resumed (SIGCONT). Every node is stopped and its
 //! files removed when the cluster is dropped.
 //!
-//! Settings that make failures show quickly, as a production cluster would be tuned:
-//! `cluster_partition_handling = pause_minority` (the recommended mode for three nodes: a
-//! node cut off from the other two stops serving until it sees them again, then rejoins by
-//! itself) and an Erlang `net_ticktime` of 10 s (a silent node is declared down after
-//! 10-15 s instead of 60-75 s).
+//! Settings, as a production cluster would be tuned: `cluster_partition_handling =
+//! autoheal` (when nodes that lost each other see each other again, the side with fewer
+//! clients restarts and rejoins; with `pause_minority` a node frozen and resumed, which
+//! never saw itself in a minority, stayed partitioned from the other two for good) and an
+//! Erlang `net_ticktime` of 10 s (a silent node is declared down after 10-15 s instead of
+//! 60-75 s). Quorum queues do not depend on the partition mode: Raft keeps them consistent.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -239,7 +240,7 @@ impl RabbitCluster {
                     "rabbitmq.conf",
                     format!(
                         "listeners.tcp.local = 127.0.0.1:{}\n\
-                         cluster_partition_handling = pause_minority\n",
+                         cluster_partition_handling = autoheal\n",
                         node.port
                     ),
                 );
@@ -303,28 +304,38 @@ impl RabbitCluster {
         panic!("no node knows the leader of {queue}");
     }
 
-    /// Waits until every node runs again and sees the other two (after a kill or a pause).
+    /// Waits until every node runs again, sees the other two running and takes AMQP
+    /// connections (after a kill or a pause).
     pub fn wait_whole(&self) {
         let deadline = Instant::now() + Duration::from_secs(300);
-        'retry: loop {
-            assert!(Instant::now() < deadline, "the cluster never became whole");
-            for node in &self.nodes {
-                let out = node.ctl(&["cluster_status", "--formatter", "json"]);
-                let whole = out.status.success()
-                    && serde_json::from_slice::<serde_json::Value>(&out.stdout).is_ok_and(
-                        |status| {
-                            status["running_nodes"].as_array().map_or(0, Vec::len) == 3
-                                && status["partitions"]
-                                    .as_object()
-                                    .is_none_or(serde_json::Map::is_empty)
-                        },
-                    );
-                if !whole || !port_open(node.port) {
-                    std::thread::sleep(Duration::from_secs(1));
-                    continue 'retry;
-                }
+        loop {
+            let statuses: Vec<String> = self
+                .nodes
+                .iter()
+                .map(|node| {
+                    let out = node.ctl(&["cluster_status", "--formatter", "json"]);
+                    String::from_utf8_lossy(&out.stdout).into_owned()
+                })
+                .collect();
+            let whole = self.nodes.iter().zip(&statuses).all(|(node, status)| {
+                port_open(node.port)
+                    && serde_json::from_str::<serde_json::Value>(status).is_ok_and(|status| {
+                        status["running_nodes"].as_array().map_or(0, Vec::len) == 3
+                    })
+            });
+            if whole {
+                return;
             }
-            return;
+            assert!(
+                Instant::now() < deadline,
+                "the cluster never became whole: {statuses:#?}\n{}",
+                self.nodes
+                    .iter()
+                    .map(RabbitNode::log_tail)
+                    .collect::<Vec<_>>()
+                    .join("\n----\n")
+            );
+            std::thread::sleep(Duration::from_secs(1));
         }
     }
 }
