@@ -70,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
         redis_ready,
     });
     tokio::spawn(impush_amqp::watch_queue_depths(
-        config.amqp.url.clone(),
+        config.amqp.addresses(),
         amqp_tls.clone(),
         topology.clone(),
         vec![topology.state_queue(), topology.events_dlq()],
@@ -83,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     });
     run_consumer(
         RunOptions {
-            url: config.amqp.url.clone(),
+            urls: config.amqp.addresses(),
             tls: amqp_tls,
             queue: topology.state_queue(),
             prefetch: config.amqp.prefetch,
