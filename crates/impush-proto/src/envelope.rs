@@ -102,9 +102,12 @@ pub enum EventError {
     },
     #[error("not valid JSON: {0}")]
     Json(serde_json::Error),
-    #[error("not a valid {kind} in proto3 JSON: {source}")]
+    #[error("not a valid {kind} in proto3 JSON: field `{field}`: {source}")]
     JsonFields {
         kind: &'static str,
+        /// Where in the event the error is (`elems[0].text`, `push_info.ttl_seconds`);
+        /// `.` for the event as a whole.
+        field: String,
         source: serde_json::Error,
     },
     #[error("a JSON event must be an object")]
@@ -187,11 +190,12 @@ impl Event {
         let body = serde_json::Value::Object(fields);
         macro_rules! from_json {
             ($name:ident) => {
-                serde_json::from_value::<$name>(body)
+                serde_path_to_error::deserialize::<_, $name>(body)
                     .map(Event::$name)
-                    .map_err(|source| EventError::JsonFields {
+                    .map_err(|err| EventError::JsonFields {
                         kind: kind.type_name(),
-                        source,
+                        field: err.path().to_string(),
+                        source: err.into_inner(),
                     })
             };
         }
@@ -226,6 +230,28 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_event_error_names_the_field() {
+        let cases = [
+            (
+                r#"{"@type":"OfflineMessage","msg_id":"m","send_time_ms":"soon"}"#,
+                "send_time_ms",
+            ),
+            (
+                r#"{"@type":"OfflineMessage","msg_id":"m","push_info":{"ttl_seconds":"x"}}"#,
+                "push_info.ttl_seconds",
+            ),
+            (
+                r#"{"@type":"DeviceRegistered","vendor":"VENDOR_NOKIA"}"#,
+                "vendor",
+            ),
+        ];
+        for (line, field) in cases {
+            let err = Event::from_json_line(line).unwrap_err().to_string();
+            assert!(err.contains(&format!("field `{field}`")), "{line}: {err}");
+        }
+    }
     use crate::v1::{Elem, OfflinePushInfo, PresenceState, TextElem, Vendor, elem};
 
     fn sample_message() -> OfflineMessage {
