@@ -133,7 +133,7 @@ impl Templates {
         const GROUP: &[&str] = &["name", "nickname", "group_name", "content"];
         const GROUP_ANONYMOUS: &[&str] = &["group_name", "content"];
         const NONE: &[&str] = &[];
-        let texts: [(&'static str, &str, &'static [&'static str]); 14] = [
+        let texts: [(&'static str, &str, &'static [&'static str]); 17] = [
             ("c2c", &self.c2c, C2C),
             ("c2c_anonymous", &self.c2c_anonymous, C2C_ANONYMOUS),
             ("group", &self.group, GROUP),
@@ -148,6 +148,9 @@ impl Templates {
             ("merger", &self.merger, NONE),
             ("audio_call", &self.audio_call, NONE),
             ("video_call", &self.video_call, NONE),
+            ("mention_me", &self.mention_me, NONE),
+            ("mention_all", &self.mention_all, NONE),
+            ("recalled", &self.recalled, NONE),
         ];
         texts.into_iter().find_map(|(field, text, known)| {
             placeholders(text)
@@ -237,6 +240,9 @@ mod tests {
         let mut t = Templates::english();
         t.image = "[{image}]".into();
         assert_eq!(t.unknown_placeholder().unwrap().field, "image");
+        let mut t = Templates::english();
+        t.mention_me = "[@{name}] ".into();
+        assert_eq!(t.unknown_placeholder().unwrap().field, "mention_me");
         let mut t = Templates::english();
         t.group = "{name} {JSON} {} ({group_name}): {content}".into();
         assert_eq!(
