@@ -20,6 +20,10 @@ pub enum QueueType {
 #[serde(default, deny_unknown_fields)]
 pub struct AmqpConfig {
     pub url: String,
+    /// The nodes of a RabbitMQ cluster (`url` alone when empty): each (re)connection starts
+    /// at one of them picked at random and tries the others in turn, so that a worker finds
+    /// a surviving node when the one it was on goes away.
+    pub urls: Vec<String>,
     /// Prefix of every exchange and queue name: `impush` gives the names of the contract
     /// (`impush.events`, `impush.push.apns`, …); tests use their own.
     pub prefix: String,
@@ -45,6 +49,7 @@ impl Default for AmqpConfig {
     fn default() -> AmqpConfig {
         AmqpConfig {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            urls: Vec::new(),
             prefix: "impush".into(),
             queue_type: QueueType::Quorum,
             prefetch: 64,
@@ -59,6 +64,15 @@ impl Default for AmqpConfig {
 }
 
 impl AmqpConfig {
+    /// The broker addresses to connect to: `urls`, or `url` alone when `urls` is empty.
+    pub fn addresses(&self) -> Vec<String> {
+        if self.urls.is_empty() {
+            vec![self.url.clone()]
+        } else {
+            self.urls.clone()
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.retry_delays_ms.is_empty() || self.retry_delays_ms.contains(&0) {
             return Err("retry_delays_ms needs at least one positive delay".into());
@@ -75,7 +89,12 @@ impl AmqpConfig {
         if self.prefix.is_empty() || self.prefix.contains(char::is_whitespace) {
             return Err("prefix must be a non-empty name".into());
         }
-        self.tls_settings().validate("amqps", [self.url.as_str()])
+        if self.urls.iter().any(|url| url.trim().is_empty()) {
+            return Err("urls may not hold an empty address".into());
+        }
+        let addresses = self.addresses();
+        self.tls_settings()
+            .validate("amqps", addresses.iter().map(String::as_str))
     }
 
     pub(crate) fn tls_settings(&self) -> TlsSettings<'_> {

@@ -106,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     tokio::spawn(impush_amqp::watch_queue_depths(
-        config.amqp.url.clone(),
+        config.amqp.addresses(),
         amqp_tls.clone(),
         topology.clone(),
         topology.vendor_queues(vendor),
@@ -125,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
     );
     run_consumer(
         RunOptions {
-            url: config.amqp.url.clone(),
+            urls: config.amqp.addresses(),
             tls: amqp_tls,
             queue: topology.push_queue(vendor),
             prefetch,
