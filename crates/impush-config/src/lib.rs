@@ -24,8 +24,9 @@ pub use secret::{Secret, SecretRef};
 pub use show::{REDACTED, effective_toml};
 pub use tls::{ClientIdentity, ClientTls};
 pub use workers::{
-    AmqpConfig, ApnsSecrets, FcmSecrets, LogConfig, LogFormat, OemSecrets, QueueType, RedisConfig,
-    ReloadConfig, RouterConfig, SenderConfig, SimApnsKey, SimConfig, SimFcmAccount, VendorSettings,
+    AmqpConfig, ApnsSecrets, FcmSecrets, HarmonySecrets, HonorSecrets, LogConfig, LogFormat,
+    OemSecrets, QueueType, RedisConfig, ReloadConfig, RouterConfig, SenderConfig, SimApnsKey,
+    SimConfig, SimFcmAccount, SimHarmonyAccount, VendorSettings,
 };
 
 /// The prefix of environment variables that override config values.
@@ -246,6 +247,12 @@ impl Config {
             if let Some(fcm) = &settings.fcm {
                 add(Some(&fcm.service_account));
             }
+            if let Some(honor) = &settings.honor {
+                add(honor.client_secret.as_ref());
+            }
+            if let Some(harmony) = &settings.harmony {
+                add(Some(&harmony.service_account));
+            }
             for oem in [
                 &settings.huawei,
                 &settings.xiaomi,
@@ -324,8 +331,11 @@ fn missing_identity_field(c: &CredentialProfile) -> Option<&'static str> {
     match c.vendor {
         Vendor::Apns => needs("bundle_id", &c.bundle_id),
         Vendor::Fcm => needs("project_id", &c.project_id),
-        Vendor::Huawei | Vendor::Vivo | Vendor::Meizu | Vendor::Tpns => needs("app_id", &c.app_id),
+        Vendor::Huawei | Vendor::Vivo | Vendor::Meizu | Vendor::Tpns | Vendor::Honor => {
+            needs("app_id", &c.app_id)
+        }
         Vendor::Xiaomi | Vendor::Oppo => needs("package_name", &c.package_name),
+        Vendor::Harmony => needs("project_id", &c.project_id),
         Vendor::Unspecified => Some("vendor"),
     }
 }
@@ -346,6 +356,8 @@ mod tests {
             (6, Vendor::Vivo),
             (7, Vendor::Meizu),
             (8, Vendor::Tpns),
+            (9, Vendor::Honor),
+            (10, Vendor::Harmony),
         ];
         for (business_id, vendor) in expected {
             assert_eq!(config.credentials[&business_id].vendor, vendor);

@@ -256,6 +256,33 @@ pub struct VendorSettings {
     pub meizu: Option<OemSecrets>,
     #[serde(default)]
     pub tpns: Option<OemSecrets>,
+    #[serde(default)]
+    pub honor: Option<HonorSecrets>,
+    #[serde(default)]
+    pub harmony: Option<HarmonySecrets>,
+}
+
+/// `[credentials.honor]`: the OAuth client of an Honor Push app (Honor's developer console,
+/// "client ID" and "client secret"); the app's APP ID is the credential's `app_id`.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HonorSecrets {
+    #[serde(default)]
+    pub client_id: String,
+    #[serde(default)]
+    pub client_secret: Option<SecretRef>,
+    /// Overrides Honor's token endpoint, e.g. for the simulator.
+    #[serde(default)]
+    pub auth_url: Option<String>,
+}
+
+/// `[credentials.harmony]`: the service-account key file of a HarmonyOS NEXT Push Kit
+/// project, as Huawei's API Console hands it out (`key_id`, `sub_account`, `private_key`,
+/// `project_id`); the credential's `project_id` is the one in the send URL.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HarmonySecrets {
+    pub service_account: SecretRef,
 }
 
 /// `[credentials.huawei]`, `[credentials.xiaomi]`, … : the app secrets of the Android OEM
@@ -320,6 +347,8 @@ pub struct SimConfig {
     pub apns_keys: Vec<SimApnsKey>,
     /// FCM service accounts the simulator accepts.
     pub fcm_accounts: Vec<SimFcmAccount>,
+    /// HarmonyOS Push Kit service accounts the simulator accepts.
+    pub harmony_accounts: Vec<SimHarmonyAccount>,
 }
 
 impl Default for SimConfig {
@@ -328,6 +357,7 @@ impl Default for SimConfig {
             listen: "127.0.0.1:8700".into(),
             apns_keys: Vec::new(),
             fcm_accounts: Vec::new(),
+            harmony_accounts: Vec::new(),
         }
     }
 }
@@ -336,6 +366,19 @@ impl Default for SimConfig {
 #[serde(deny_unknown_fields)]
 pub struct SimApnsKey {
     pub team_id: String,
+    pub key_id: String,
+    /// PEM of the public half.
+    pub public_key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimHarmonyAccount {
+    /// The service account's `sub_account`, the JWT's `iss`.
+    pub sub_account: String,
+    /// The Push Kit project the account sends for (the `<projectId>` of the send URL).
+    pub project_id: String,
+    /// Its `key_id`, the JWT header's `kid`.
     pub key_id: String,
     /// PEM of the public half.
     pub public_key: PathBuf,

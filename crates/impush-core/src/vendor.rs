@@ -3,7 +3,7 @@
 use impush_proto::v1::Vendor;
 
 /// Every vendor impush can send through, in a stable order.
-pub const ALL: [Vendor; 8] = [
+pub const ALL: [Vendor; 10] = [
     Vendor::Apns,
     Vendor::Fcm,
     Vendor::Huawei,
@@ -12,6 +12,8 @@ pub const ALL: [Vendor; 8] = [
     Vendor::Vivo,
     Vendor::Meizu,
     Vendor::Tpns,
+    Vendor::Honor,
+    Vendor::Harmony,
 ];
 
 /// The lower-case name used in CLI flags, queue names and config.
@@ -26,6 +28,8 @@ pub fn name(vendor: Vendor) -> &'static str {
         Vendor::Vivo => "vivo",
         Vendor::Meizu => "meizu",
         Vendor::Tpns => "tpns",
+        Vendor::Honor => "honor",
+        Vendor::Harmony => "harmony",
     }
 }
 
@@ -63,7 +67,8 @@ impl std::fmt::Display for TokenFormatError {
 
 /// Checks a device token before it is stored and before it goes into a request: vendor
 /// tokens are hex (APNs), base64url with `:` (FCM), standard base64 with `+`, `/`, `=`
-/// (Xiaomi regids, Huawei tokens: they travel in form and JSON bodies, never in a path), or
+/// (Xiaomi regids, Huawei, Honor and HarmonyOS tokens: they travel in form and JSON bodies,
+/// never in a path), or
 /// alphanumeric with `-`, `_`, `.` (the other channels), within a vendor-sized length. No
 /// vendor's token has a comma, space, `&`, `?`, `#` or `%`, so none can change a URL, a form
 /// field or a comma-separated token list. Exact per-vendor formats are left to the vendors,
@@ -80,7 +85,10 @@ pub fn check_token(vendor: Vendor, token: &str) -> Result<(), TokenFormatError> 
     if token.len() > max {
         return Err(TokenFormatError::TooLong { max });
     }
-    let base64 = matches!(vendor, Vendor::Xiaomi | Vendor::Huawei);
+    let base64 = matches!(
+        vendor,
+        Vendor::Xiaomi | Vendor::Huawei | Vendor::Honor | Vendor::Harmony
+    );
     let allowed = |b: u8| {
         b.is_ascii_alphanumeric()
             || matches!(b, b'-' | b'_' | b'.' | b':' | b'~')

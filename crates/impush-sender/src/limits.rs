@@ -16,6 +16,8 @@
 //! | vivo | 500 | no public figure for system messages; conservative |
 //! | Meizu | 500 | no public figure; conservative |
 //! | TPNS | 500 | no public figure; conservative |
+//! | Honor | 500 | no public figure; conservative |
+//! | HarmonyOS | 3,000 | Huawei Push Kit's flow control, as for Huawei |
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -31,9 +33,9 @@ pub fn default_rate_per_s(vendor: Vendor) -> Option<u32> {
     match vendor {
         Vendor::Apns | Vendor::Unspecified => None,
         Vendor::Fcm => Some(10_000),
-        Vendor::Huawei | Vendor::Xiaomi => Some(3_000),
+        Vendor::Huawei | Vendor::Xiaomi | Vendor::Harmony => Some(3_000),
         Vendor::Oppo => Some(5_000),
-        Vendor::Vivo | Vendor::Meizu | Vendor::Tpns => Some(500),
+        Vendor::Vivo | Vendor::Meizu | Vendor::Tpns | Vendor::Honor => Some(500),
     }
 }
 

@@ -16,6 +16,8 @@
 mod apns;
 mod control;
 mod fcm;
+mod harmony;
+mod honor;
 mod huawei;
 mod meizu;
 mod oppo;
@@ -87,6 +89,35 @@ pub struct OemApp {
     pub package_name: String,
 }
 
+/// An Honor Push app the simulator trusts: its APP ID and the OAuth client that sends for it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HonorApp {
+    pub app_id: String,
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// Shows the app and client, never the secret.
+impl std::fmt::Debug for HonorApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HonorApp")
+            .field("app_id", &self.app_id)
+            .field("client_id", &self.client_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A HarmonyOS Push Kit service account the simulator trusts (the public half of its key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HarmonyAccount {
+    pub sub_account: String,
+    pub key_id: String,
+    /// The project it may send for.
+    pub project_id: String,
+    /// PEM of the RSA public key (`-----BEGIN PUBLIC KEY-----`).
+    pub public_pem: String,
+}
+
 /// A Meizu app the simulator trusts: its appId and the appSecret its requests are signed with.
 #[derive(Clone, PartialEq, Eq)]
 pub struct MeizuApp {
@@ -138,6 +169,12 @@ pub struct SimSettings {
     /// Lifetime of the OAuth2 access tokens the Huawei personality issues.
     pub huawei_token_lifetime: Duration,
     pub xiaomi_apps: Vec<OemApp>,
+    /// Honor apps, from the config's Honor credentials.
+    pub honor_apps: Vec<HonorApp>,
+    /// Lifetime of the OAuth2 access tokens the Honor personality issues.
+    pub honor_token_lifetime: Duration,
+    /// HarmonyOS service accounts: the config's `[sim] harmony_accounts`.
+    pub harmony_accounts: Vec<HarmonyAccount>,
     /// Keep every accepted push for `GET /sim/deliveries`; off, they are only counted in
     /// `GET /sim/stats`, so memory stays flat on long benchmark runs.
     pub record_deliveries: bool,
@@ -159,6 +196,9 @@ impl Default for SimSettings {
             huawei_apps: Vec::new(),
             huawei_token_lifetime: Duration::from_secs(3600),
             xiaomi_apps: Vec::new(),
+            honor_apps: Vec::new(),
+            honor_token_lifetime: Duration::from_secs(3600),
+            harmony_accounts: Vec::new(),
             record_deliveries: true,
             vendor_latency: Duration::ZERO,
         }
@@ -196,6 +236,19 @@ impl SimSettings {
                 })
             })
             .collect::<Result<_, SimError>>()?;
+        let harmony_accounts = config
+            .sim
+            .harmony_accounts
+            .iter()
+            .map(|account| {
+                Ok(HarmonyAccount {
+                    sub_account: account.sub_account.clone(),
+                    key_id: account.key_id.clone(),
+                    project_id: account.project_id.clone(),
+                    public_pem: read(&account.public_key)?,
+                })
+            })
+            .collect::<Result<_, SimError>>()?;
         let oppo_apps = oem_credentials(config, |v| v.oppo.as_ref())
             .map(|(app_id, secrets, owner)| {
                 Ok(OppoApp {
@@ -216,6 +269,8 @@ impl SimSettings {
         Ok(SimSettings {
             apns_keys,
             fcm_accounts,
+            harmony_accounts,
+            honor_apps: honor_apps(config)?,
             oppo_apps,
             vivo_apps,
             huawei_apps: oem_apps(config, "huawei", |v| v.huawei.as_ref())?,
@@ -237,6 +292,29 @@ impl SimSettings {
             ..SimSettings::default()
         })
     }
+}
+
+/// The Honor apps of the config's Honor credentials, their client secrets read.
+fn honor_apps(config: &impush_config::Config) -> Result<Vec<HonorApp>, SimError> {
+    let mut ids: Vec<u64> = config.vendors.keys().copied().collect();
+    ids.sort_unstable();
+    ids.into_iter()
+        .filter_map(|id| {
+            let secrets = config.vendors.get(&id)?.honor.as_ref()?;
+            let profile = config.credentials.get(&id)?;
+            Some((id, secrets, profile))
+        })
+        .map(|(id, secrets, profile)| {
+            let owner = format!("honor credential {id}");
+            Ok(HonorApp {
+                app_id: profile.app_id.clone(),
+                client_id: secrets.client_id.clone(),
+                client_secret: oem_secret(config, secrets.client_secret.as_ref(), &owner)?
+                    .trim()
+                    .to_owned(),
+            })
+        })
+        .collect()
 }
 
 /// The credentials with `vendor`'s secrets section, lowest business_id first: the public
@@ -365,6 +443,8 @@ pub(crate) const VENDORS: &[&str] = &[
     <xiaomi::Xiaomi as Personality>::NAME,
     <meizu::Meizu as Personality>::NAME,
     <tpns::Tpns as Personality>::NAME,
+    <honor::Honor as Personality>::NAME,
+    <harmony::Harmony as Personality>::NAME,
 ];
 
 /// The state of one running simulator, shared by every request.
@@ -378,6 +458,8 @@ pub(crate) struct Sim {
     pub xiaomi: xiaomi::Xiaomi,
     pub meizu: meizu::Meizu,
     pub tpns: tpns::Tpns,
+    pub honor: honor::Honor,
+    pub harmony: harmony::Harmony,
     /// Turns true when the server shuts down, so hanging (delayed) answers end at once.
     pub shutdown: watch::Receiver<bool>,
     pub vendor_latency: Duration,
@@ -395,6 +477,8 @@ impl Sim {
             xiaomi: xiaomi::Xiaomi::new(&settings.xiaomi_apps),
             meizu: meizu::Meizu::new(&settings.meizu_apps),
             tpns: tpns::Tpns::new(&settings.tpns_apps),
+            honor: honor::Honor::new(&settings.honor_apps, settings.honor_token_lifetime),
+            harmony: harmony::Harmony::new(&settings.harmony_accounts)?,
             shutdown,
             vendor_latency: settings.vendor_latency,
         })
@@ -410,7 +494,9 @@ fn router(sim: Arc<Sim>) -> Router {
         .merge(<huawei::Huawei as Personality>::routes())
         .merge(<xiaomi::Xiaomi as Personality>::routes())
         .merge(<meizu::Meizu as Personality>::routes())
-        .merge(<tpns::Tpns as Personality>::routes());
+        .merge(<tpns::Tpns as Personality>::routes())
+        .merge(<honor::Honor as Personality>::routes())
+        .merge(<harmony::Harmony as Personality>::routes());
     let vendors = if sim.vendor_latency.is_zero() {
         vendors
     } else {

@@ -16,6 +16,8 @@
 
 mod apns;
 mod fcm;
+mod harmony;
+mod honor;
 mod http;
 mod huawei;
 mod meizu;
@@ -88,6 +90,8 @@ enum Client {
     Xiaomi(xiaomi::Client),
     Meizu(meizu::Client),
     Tpns(tpns::Client),
+    Honor(honor::Client),
+    Harmony(harmony::Client),
 }
 
 impl VendorClients {
@@ -126,6 +130,14 @@ impl VendorClients {
             Vendor::Tpns => tpns::clients(config)?
                 .into_iter()
                 .map(|(id, c)| (id, Client::Tpns(c)))
+                .collect(),
+            Vendor::Honor => honor::clients(config)?
+                .into_iter()
+                .map(|(id, c)| (id, Client::Honor(c)))
+                .collect(),
+            Vendor::Harmony => harmony::clients(config)?
+                .into_iter()
+                .map(|(id, c)| (id, Client::Harmony(c)))
                 .collect(),
             other => {
                 return Err(ClientError::UnsupportedVendor {
@@ -179,6 +191,8 @@ impl VendorClients {
             Some(Client::Xiaomi(client)) => client.send(request, targets).await,
             Some(Client::Meizu(client)) => client.send(request, targets).await,
             Some(Client::Tpns(client)) => client.send(request, targets).await,
+            Some(Client::Honor(client)) => client.send(request, targets).await,
+            Some(Client::Harmony(client)) => client.send(request, targets).await,
             None => http::all(
                 0,
                 targets.len(),

@@ -16,6 +16,8 @@
 
 pub mod apns;
 pub mod fcm;
+pub mod harmony;
+pub mod honor;
 pub mod huawei;
 pub mod meizu;
 pub mod oppo;
@@ -277,6 +279,8 @@ pub fn build_payload(
         Vendor::Vivo => fit::<vivo::Payload>(notification, credential, targets),
         Vendor::Meizu => fit::<meizu::Payload>(notification, credential, targets),
         Vendor::Tpns => fit::<tpns::Payload>(notification, credential, targets),
+        Vendor::Honor => fit::<honor::Payload>(notification, credential, targets),
+        Vendor::Harmony => fit::<harmony::Payload>(notification, credential, targets),
         Vendor::Unspecified => Err(BuildError::VendorMismatch {
             business_id: credential.business_id,
             credential_vendor: vendor::name(credential.vendor),
@@ -296,6 +300,8 @@ pub fn max_batch(vendor: Vendor) -> usize {
         Vendor::Vivo => vivo::Payload::MAX_BATCH,
         Vendor::Meizu => meizu::Payload::MAX_BATCH,
         Vendor::Tpns => tpns::Payload::MAX_BATCH,
+        Vendor::Honor => honor::Payload::MAX_BATCH,
+        Vendor::Harmony => harmony::Payload::MAX_BATCH,
         Vendor::Unspecified => 1,
     }
 }
@@ -311,6 +317,8 @@ pub fn limits(vendor: Vendor, notification: &Notification) -> Option<Limits> {
         Vendor::Vivo => vivo::Payload::limits(notification),
         Vendor::Meizu => meizu::Payload::limits(notification),
         Vendor::Tpns => tpns::Payload::limits(notification),
+        Vendor::Honor => honor::Payload::limits(notification),
+        Vendor::Harmony => harmony::Payload::limits(notification),
         Vendor::Unspecified => return None,
     })
 }
@@ -326,6 +334,8 @@ pub fn measured_size(vendor: Vendor, request: &VendorRequest) -> usize {
         Vendor::Vivo => vivo::Payload::measure(request),
         Vendor::Meizu => meizu::Payload::measure(request),
         Vendor::Tpns => tpns::Payload::measure(request),
+        Vendor::Honor => honor::Payload::measure(request),
+        Vendor::Harmony => harmony::Payload::measure(request),
         Vendor::Unspecified => request.body.to_bytes().len(),
     }
 }
