@@ -133,7 +133,7 @@ fn the_table_format_shows_each_vendor_payload() {
         .expect("impush runs");
     let text = String::from_utf8_lossy(&output.stdout);
     for vendor in [
-        "apns", "fcm", "huawei", "xiaomi", "oppo", "vivo", "meizu", "tpns",
+        "apns", "fcm", "huawei", "xiaomi", "oppo", "vivo", "meizu", "tpns", "honor", "harmony",
     ] {
         assert!(
             text.contains(&format!(" {vendor} ")),
