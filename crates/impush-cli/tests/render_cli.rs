@@ -78,6 +78,8 @@ fn the_demo_stream_renders_one_output_per_input_line_with_the_expected_decisions
             "push",
             "push",
             "push",
+            "push",
+            "push",
         ]
     );
     // The call invitation goes to iOS as VoIP; the muted message has no sound; the user's
@@ -88,6 +90,15 @@ fn the_demo_stream_renders_one_output_per_input_line_with_the_expected_decisions
     assert_eq!(lines[15]["notification"]["sound"], "ding.caf");
     assert_eq!(lines[17]["notification"]["badge"], Value::Null);
     assert_eq!(lines[17]["notification"]["title"], "New message");
+    // Honor and HarmonyOS NEXT: each its own API and message format.
+    assert_eq!(
+        lines[18]["payload"]["android"]["notification"]["importance"],
+        "NORMAL"
+    );
+    assert_eq!(
+        lines[19]["payload"]["payload"]["notification"]["category"],
+        "IM"
+    );
     // The Chinese template set of app 1400000002.
     assert_eq!(
         lines[3]["notification"]["body"],
