@@ -17,7 +17,7 @@ mod workers;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use impush_core::{CredentialProfile, TemplateSet, Templates, Vendor};
+use impush_core::{CredentialProfile, TemplateSet, Templates};
 use serde::Deserialize;
 
 pub use secret::{Secret, SecretRef};
@@ -327,22 +327,19 @@ fn apply_override(table: &mut toml::Table, path: &str, value: &str) -> Result<()
 /// The identity field each vendor's payload cannot do without, checked at start so a bad
 /// credential is an error naming its business_id and field, not a failure per message.
 fn missing_identity_field(c: &CredentialProfile) -> Option<&'static str> {
-    let needs = |field: &'static str, value: &str| value.is_empty().then_some(field);
-    match c.vendor {
-        Vendor::Apns => needs("bundle_id", &c.bundle_id),
-        Vendor::Fcm => needs("project_id", &c.project_id),
-        Vendor::Huawei | Vendor::Vivo | Vendor::Meizu | Vendor::Tpns | Vendor::Honor => {
-            needs("app_id", &c.app_id)
-        }
-        Vendor::Xiaomi | Vendor::Oppo => needs("package_name", &c.package_name),
-        Vendor::Harmony => needs("project_id", &c.project_id),
-        Vendor::Unspecified => Some("vendor"),
+    match impush_core::payload::spec(c.vendor) {
+        Some(spec) => c
+            .field(spec.identity)
+            .is_empty()
+            .then_some(spec.identity.name()),
+        None => Some("vendor"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use impush_core::Vendor;
 
     #[test]
     fn the_local_stack_has_one_credential_per_vendor() {

@@ -9,6 +9,7 @@ use impush_amqp::{
     protobuf_properties,
 };
 use impush_config::Config;
+use impush_core::text::short_token;
 use impush_core::{BuildError, build_payload, vendor};
 use impush_proto::v1::{PushJob, PushJobs, PushTarget, TokenInvalidated, Vendor};
 use impush_runtime::now_ms;
@@ -37,12 +38,6 @@ pub struct State {
     pub config: Arc<Config>,
     pub clients: VendorClients,
     pub limits: Limits,
-}
-
-/// The first characters of a token: enough to find it, too few to use it.
-pub fn short_token(token: &str) -> &str {
-    let end = token.char_indices().nth(8).map_or(token.len(), |(i, _)| i);
-    &token[..end]
 }
 
 /// Targets sorted by what the vendor said.
@@ -602,17 +597,5 @@ fn build_error_reason(err: &BuildError) -> &'static str {
         BuildError::MissingCredentialField { .. } => "credential_incomplete",
         BuildError::InvalidToken { .. } => "invalid_token_format",
         BuildError::PayloadTooLarge { .. } => "payload_too_large",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_are_shortened_in_logs() {
-        assert_eq!(short_token("0123456789abcdef"), "01234567");
-        assert_eq!(short_token("abc"), "abc");
-        assert_eq!(short_token("你好你好你好你好你好"), "你好你好你好你好");
     }
 }

@@ -20,7 +20,8 @@
 //!   account is kept and replaced 5 minutes before it expires.
 //! - **`80200005` (JWT expired) and `80200001` (authentication error)**, or HTTP 401 without
 //!   a code: a new JWT is signed (its `iat` after the refused one's) and the request sent
-//!   once more; a second refusal is `Rejected` (a wrong key, key id or project).
+//!   once more through the shared "refresh once, then resend" step (`crate::auth`); a
+//!   second refusal is `Rejected` (a wrong key, key id or project).
 //! - **Answers** `{"code","msg","requestId"}`, classified on `code`, never on `msg`:
 //!
 //! | code | outcome |
@@ -49,7 +50,9 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::auth::{self, Attempt, AuthFailure, AuthSource};
 use crate::http;
+use crate::util::short_token;
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://push-api.cloud.huawei.com";
@@ -180,77 +183,55 @@ impl Client {
     pub(crate) async fn send(&self, request: &VendorRequest, targets: &[PushTarget]) -> SendResult {
         let url = format!("{}{}", self.base_url, request.path);
         let body = request.body.to_bytes();
-        let mut jwt = match self.auth.token().await {
-            Ok(jwt) => jwt,
-            Err(reason) => return self.finish(targets, 0, Outcome::Rejected { reason }),
-        };
-        let mut refreshed = false;
-        loop {
-            let authorization = format!("Bearer {}", jwt.value);
-            let exchange = match http::post(
-                &self.http,
-                &url,
-                "application/json",
-                &request.headers,
-                Some(&authorization),
-                body.clone(),
-            )
-            .await
-            {
-                Ok(exchange) => exchange,
-                Err(reason) => {
-                    let outcome = Outcome::Retry {
-                        after: None,
-                        reason,
-                    };
-                    return self.finish(targets, 0, outcome);
-                }
-            };
-            match classify(
-                exchange.status,
-                &exchange.body,
-                exchange.retry_after,
-                targets,
-            ) {
-                Answer::Done(outcomes) => {
-                    return self.finish_each(targets, exchange.status, outcomes);
-                }
-                Answer::RefreshAuth(_) if !refreshed => {
-                    tracing::info!(
-                        business_id = self.business_id,
-                        "harmony: JWT refused, sending again with a new one"
-                    );
-                    match self.auth.refused(&jwt).await {
-                        Ok(fresh) => {
-                            jwt = fresh;
-                            refreshed = true;
-                        }
-                        Err(reason) => {
-                            return self.finish(targets, 0, Outcome::Rejected { reason });
-                        }
-                    }
-                }
-                Answer::RefreshAuth(reason) => {
-                    return self.finish(targets, exchange.status, Outcome::Rejected { reason });
-                }
-            }
-        }
-    }
-
-    fn finish(&self, targets: &[PushTarget], status: u16, outcome: Outcome) -> SendResult {
-        self.finish_each(targets, status, vec![outcome; targets.len()])
-    }
-
-    fn finish_each(
-        &self,
-        targets: &[PushTarget],
-        status: u16,
-        outcomes: Vec<Outcome>,
-    ) -> SendResult {
+        let sent = auth::send_refreshing(&*self.auth, "harmony", self.business_id, |jwt| {
+            self.send_with(&url, request, body.clone(), targets, jwt)
+        })
+        .await;
+        let (status, outcomes) =
+            sent.unwrap_or_else(|failure| (failure.status, vec![failure.outcome; targets.len()]));
         for (target, outcome) in targets.iter().zip(&outcomes) {
             http::log_outcome("harmony", self.business_id, &target.token, status, outcome);
         }
         SendResult { status, outcomes }
+    }
+
+    /// One request with `jwt` as its bearer.
+    async fn send_with(
+        &self,
+        url: &str,
+        request: &VendorRequest,
+        body: Vec<u8>,
+        targets: &[PushTarget],
+        jwt: Jwt,
+    ) -> Attempt<(u16, Vec<Outcome>)> {
+        let authorization = format!("Bearer {}", jwt.value);
+        let exchange = match http::post(
+            &self.http,
+            url,
+            "application/json",
+            &request.headers,
+            Some(&authorization),
+            body,
+        )
+        .await
+        {
+            Ok(exchange) => exchange,
+            Err(reason) => {
+                let outcome = Outcome::Retry {
+                    after: None,
+                    reason,
+                };
+                return Attempt::Done((0, vec![outcome; targets.len()]));
+            }
+        };
+        let status = exchange.status;
+        match classify(status, &exchange.body, exchange.retry_after, targets) {
+            Answer::Done(outcomes) => Attempt::Done((status, outcomes)),
+            Answer::RefreshAuth(reason) => {
+                let outcome = Outcome::Rejected { reason };
+                Attempt::TokenRefused((status, vec![outcome; targets.len()]))
+            }
+        }
     }
 }
 
@@ -272,7 +253,7 @@ pub(crate) struct Jwt {
 impl std::fmt::Debug for Jwt {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Jwt")
-            .field("value", &format_args!("{}…", http::short(&self.value)))
+            .field("value", &format_args!("{}…", short_token(&self.value)))
             .field("iat", &self.iat)
             .finish()
     }
@@ -319,7 +300,7 @@ impl JwtSigner {
 
     /// The current JWT, or a new one when there is none or it is within 5 minutes of
     /// expiring.
-    pub(crate) async fn token(&self) -> Result<Jwt, String> {
+    pub(crate) async fn token(&self) -> Result<Jwt, AuthFailure> {
         let mut cache = self.cache.lock().await;
         let now = http::unix_now();
         if let Some(jwt) = cache.as_ref()
@@ -333,7 +314,7 @@ impl JwtSigner {
     }
 
     /// Push Kit refused `used`: a new JWT, unless another request already made one.
-    pub(crate) async fn refused(&self, used: &Jwt) -> Result<Jwt, String> {
+    pub(crate) async fn refused(&self, used: &Jwt) -> Result<Jwt, AuthFailure> {
         let mut cache = self.cache.lock().await;
         if let Some(jwt) = cache.as_ref()
             && jwt.value != used.value
@@ -346,15 +327,32 @@ impl JwtSigner {
         Ok(jwt)
     }
 
-    fn issue(&self, iat: u64) -> Result<Jwt, String> {
-        let value = self
-            .sign(iat)
-            .map_err(|e| format!("auth: cannot sign the JWT: {e}"))?;
+    fn issue(&self, iat: u64) -> Result<Jwt, AuthFailure> {
+        let value = self.sign(iat).map_err(|e| AuthFailure {
+            status: 0,
+            outcome: Outcome::Rejected {
+                reason: format!("auth: cannot sign the JWT: {e}"),
+            },
+        })?;
         tracing::debug!(sub_account = %self.sub_account, iat, "harmony: new JWT");
         Ok(Jwt {
             value: value.into(),
             iat,
         })
+    }
+}
+
+/// The JWT plugs into the shared "refresh once, then resend" step: a refused JWT is
+/// replaced by a newly signed one.
+impl AuthSource for JwtSigner {
+    type Token = Jwt;
+
+    async fn current(&self) -> Result<Jwt, AuthFailure> {
+        self.token().await
+    }
+
+    async fn refused(&self, used: &Jwt) -> Result<Option<Jwt>, AuthFailure> {
+        JwtSigner::refused(self, used).await.map(Some)
     }
 }
 

@@ -43,7 +43,7 @@ use super::{
     Body, BuildError, ExtMap, Limits, Tokens, VendorPayload, VendorRequest, check_path_safe_token,
     json_member, required, stable_hash, ttl_seconds,
 };
-use crate::credential::CredentialProfile;
+use crate::credential::{CredentialField, CredentialProfile};
 use crate::render::DEFAULT_SOUND;
 
 /// Message body limit, tokens excluded.
@@ -66,6 +66,13 @@ pub struct Payload;
 
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Harmony;
+    const NAME: &'static str = "harmony";
+    /// Tokens are base64 and travel only in the JSON body.
+    const TOKENS: super::TokenRules = super::TokenRules {
+        base64: true,
+        ..super::TokenRules::DEFAULT
+    };
+    const IDENTITY: CredentialField = CredentialField::ProjectId;
     const MAX_BATCH: usize = MAX_TOKENS;
     const REQUIRES_TITLE: bool = true;
 

@@ -58,6 +58,12 @@ pub struct Payload;
 
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Honor;
+    const NAME: &'static str = "honor";
+    /// Tokens are base64 and travel only in the JSON body.
+    const TOKENS: super::TokenRules = super::TokenRules {
+        base64: true,
+        ..super::TokenRules::DEFAULT
+    };
     const MAX_BATCH: usize = MAX_TOKENS;
     const REQUIRES_TITLE: bool = true;
 

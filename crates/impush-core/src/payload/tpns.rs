@@ -52,7 +52,6 @@ use super::{
     json_member, json_string, raw_resource_name, ttl_seconds,
 };
 use crate::credential::{CredentialProfile, Environment};
-use crate::vendor;
 
 /// The limit on the serialized `message` field.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -65,6 +64,11 @@ pub struct Payload;
 
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Tpns;
+    const NAME: &'static str = "tpns";
+    const TOKENS: super::TokenRules = super::TokenRules {
+        max_len: 256,
+        base64: false,
+    };
     const MAX_BATCH: usize = 1000;
     const REQUIRES_TITLE: bool = true;
 
@@ -226,7 +230,7 @@ impl Platform {
         } else {
             Err(BuildError::MissingCredentialField {
                 business_id: credential.business_id,
-                vendor: vendor::name(Vendor::Tpns),
+                vendor: <Payload as VendorPayload>::NAME,
                 field: "bundle_id or package_name",
             })
         }
