@@ -79,8 +79,25 @@ fn the_demo_stream_renders_one_output_per_input_line_with_the_expected_decisions
             "push",
             "push",
             "push",
+            "skip:conversation_muted",
+            "skip:quiet_hours",
+            "push",
             "push",
         ]
+    );
+    // Honor and HarmonyOS NEXT: each its own API and message format.
+    assert_eq!(
+        lines[21]["payload"]["android"]["notification"]["importance"],
+        "NORMAL"
+    );
+    assert_eq!(
+        lines[22]["payload"]["payload"]["notification"]["category"],
+        "IM"
+    );
+    // A mention breaks through NOT_NOTIFY_EXCEPT_AT and marks the body.
+    assert_eq!(
+        lines[18]["notification"]["body"],
+        "[@me] Denny (Team): @vinson review please"
     );
     // The call invitation goes to iOS as VoIP; the muted message has no sound; the user's
     // own c2c sound applies; ignore_ios_badge leaves the badge out.
@@ -90,15 +107,6 @@ fn the_demo_stream_renders_one_output_per_input_line_with_the_expected_decisions
     assert_eq!(lines[15]["notification"]["sound"], "ding.caf");
     assert_eq!(lines[17]["notification"]["badge"], Value::Null);
     assert_eq!(lines[17]["notification"]["title"], "New message");
-    // Honor and HarmonyOS NEXT: each its own API and message format.
-    assert_eq!(
-        lines[18]["payload"]["android"]["notification"]["importance"],
-        "NORMAL"
-    );
-    assert_eq!(
-        lines[19]["payload"]["payload"]["notification"]["category"],
-        "IM"
-    );
     // The Chinese template set of app 1400000002.
     assert_eq!(
         lines[3]["notification"]["body"],

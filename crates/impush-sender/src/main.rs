@@ -24,8 +24,8 @@ use impush_vendors::VendorClients;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// The vendor this pool sends to: apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns,
-    /// honor, harmony.
+    /// The vendor this pool sends to, in lower case (`apns`, `fcm`, …; an unknown name is an
+    /// error listing them all).
     #[arg(long, env = "IMPUSH_VENDOR")]
     vendor: String,
 }
@@ -50,7 +50,7 @@ async fn main() -> anyhow::Result<()> {
             vendor::ALL.map(vendor::name).join(", ")
         )
     })?;
-    let config = Arc::new(args.common.load_config()?);
+    let config = Arc::new(args.common.load_config());
     impush_runtime::init_logging(&config.log);
     let amqp_tls = config.amqp_tls()?;
     let redis_tls = config.redis_tls()?;
@@ -64,6 +64,10 @@ async fn main() -> anyhow::Result<()> {
         redis_ready,
         credentials_ready,
     } = impush_runtime::Worker::start(args.common.metrics_addr).await?;
+    impush_runtime::catalog::start_counters_at_zero(
+        impush_runtime::catalog::Role::Sender(vendor),
+        &config,
+    );
     report_expiries(vendor, &clients);
     credentials_ready.store(true, Ordering::SeqCst);
 
@@ -102,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     tokio::spawn(impush_amqp::watch_queue_depths(
-        config.amqp.url.clone(),
+        config.amqp.addresses(),
         amqp_tls.clone(),
         topology.clone(),
         topology.vendor_queues(vendor),
@@ -121,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
     );
     run_consumer(
         RunOptions {
-            url: config.amqp.url.clone(),
+            urls: config.amqp.addresses(),
             tls: amqp_tls,
             queue: topology.push_queue(vendor),
             prefetch,

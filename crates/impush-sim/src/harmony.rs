@@ -42,7 +42,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
 use crate::control::{FaultReply, Record, now_ms};
-use crate::{HarmonyAccount, Personality, Shown, Sim, SimError};
+use crate::{HarmonyAccount, Personality, Shown, Sim, SimError, SimSettings};
 
 const AUDIENCE: &str = "https://oauth-login.cloud.huawei.com/oauth2/v3/token";
 const MAX_MESSAGE_BYTES: usize = 4096;
@@ -218,6 +218,10 @@ impl Personality for Harmony {
                 .as_str()
                 .map(str::to_owned),
         }
+    }
+
+    fn from_settings(settings: &SimSettings) -> Result<Harmony, SimError> {
+        Harmony::new(&settings.harmony_accounts)
     }
 }
 

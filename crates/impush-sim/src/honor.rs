@@ -3,7 +3,8 @@
 //! - `POST /honor/auth/token` (also under Honor's long Keycloak path
 //!   `/honor/auth/realms/developer/protocol/openid-connect/token`): the OAuth 2.0
 //!   client-credentials grant, form `grant_type=client_credentials&client_id&client_secret`,
-//!   for the OAuth clients of the config's Honor credentials. Answer
+//!   for the OAuth clients of the config's Honor credentials (`app_key` the client ID,
+//!   `app_secret` its secret). Answer
 //!   `{"access_token","expires_in","token_type":"Bearer"}`; a refusal is Keycloak's
 //!   `{"error","error_description"}`: 400 `unsupported_grant_type`, 401 `invalid_client`.
 //! - `POST /honor/api/v1/<appId>/sendMessage` with `Authorization: Bearer <token>` issued
@@ -44,11 +45,13 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::control::{FaultReply, Record, now_ms};
-use crate::{HonorApp, Personality, Shown, Sim};
+use crate::{OemApp, Personality, Shown, Sim, SimError, SimSettings};
 
 const MAX_MESSAGE_BYTES: usize = 4096;
 const MAX_TOKENS: usize = 1000;
 const READ_LIMIT: usize = 1024 * 1024;
+/// How long the access tokens issued here live (Honor's `expires_in`).
+const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
 
 const PARAMETER_ERROR: u32 = 80_100_001;
 const BAD_STRUCTURE: u32 = 80_100_003;
@@ -73,12 +76,13 @@ struct AccessToken {
 }
 
 impl Honor {
-    pub fn new(apps: &[HonorApp], lifetime: Duration) -> Honor {
+    /// The OAuth clients of `apps`: an Honor app's `app_key` is its client ID.
+    pub fn new(apps: &[OemApp], lifetime: Duration) -> Honor {
         let mut clients: HashMap<String, (String, HashSet<String>)> = HashMap::new();
         for app in apps {
             clients
-                .entry(app.client_id.clone())
-                .or_insert_with(|| (app.client_secret.clone(), HashSet::new()))
+                .entry(app.app_key.clone())
+                .or_insert_with(|| (app.app_secret.clone(), HashSet::new()))
                 .1
                 .insert(app.app_id.clone());
         }
@@ -158,6 +162,10 @@ impl Personality for Honor {
             sound: None,
             ext,
         }
+    }
+
+    fn from_settings(settings: &SimSettings) -> Result<Honor, SimError> {
+        Ok(Honor::new(settings.apps_of(Honor::NAME), TOKEN_LIFETIME))
     }
 }
 

@@ -56,6 +56,8 @@ use crate::util::short_token;
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://push-api.cloud.huawei.com";
+/// Tokens per second per sender process by default: Push Kit's flow control, as Huawei's.
+pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = Some(3_000);
 /// The JWT's `aud`, fixed by Huawei.
 pub(crate) const AUDIENCE: &str = "https://oauth-login.cloud.huawei.com/oauth2/v3/token";
 /// How long a JWT is valid (`exp - iat`), Huawei's advice.

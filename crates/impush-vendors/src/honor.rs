@@ -9,8 +9,9 @@
 //! - **Endpoint**: `base_url` + the request's `/api/v1/<app_id>/sendMessage` (empty
 //!   `base_url`: `https://push-api.cloud.honor.com`), the JSON body `impush-core` built,
 //!   `Authorization: Bearer <access token>` and `timestamp: <ms since the epoch>` added here.
-//! - **Access tokens**: form `grant_type=client_credentials&client_id=<client id>&
-//!   client_secret=<client secret>` POSTed to `honor.auth_url` (default
+//! - **Access tokens**: form `grant_type=client_credentials&client_id=<honor.app_key>&
+//!   client_secret=<honor.app_secret>` (the app's OAuth client in Honor's console) POSTed
+//!   to `honor.auth_url` (default
 //!   `https://iam.developer.honor.com/auth/token`, the short form of the guide's
 //!   `/auth/realms/developer/protocol/openid-connect/token`, a Keycloak realm). The reply
 //!   `{"access_token","expires_in","token_type":"Bearer"}` is kept in the shared token
@@ -54,6 +55,8 @@ use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://push-api.cloud.honor.com";
 pub(crate) const DEFAULT_AUTH_URL: &str = "https://iam.developer.honor.com/auth/token";
+/// Tokens per second per sender process by default: no public figure, conservative.
+pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = Some(500);
 /// An access token is replaced this long before it expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
@@ -94,27 +97,27 @@ fn client(
     let secrets = settings.honor.as_ref().ok_or_else(|| {
         fail(
             "honor",
-            "missing: an Honor credential needs [credentials.honor] with `client_id` and \
-             `client_secret`"
+            "missing: an Honor credential needs [credentials.honor] with `app_key` (the OAuth \
+             client ID) and `app_secret` (its secret)"
                 .into(),
         )
     })?;
-    let client_id = secrets.client_id.trim();
+    let client_id = secrets.app_key.trim();
     if client_id.is_empty() {
-        return Err(fail("honor.client_id", "missing".into()));
+        return Err(fail("honor.app_key", "missing: the OAuth client ID".into()));
     }
     let reference = secrets
-        .client_secret
+        .app_secret
         .as_ref()
-        .ok_or_else(|| fail("honor.client_secret", "missing".into()))?;
+        .ok_or_else(|| fail("honor.app_secret", "missing".into()))?;
     let client_secret = config
         .secret(reference)
-        .map_err(|e| fail("honor.client_secret", e.to_string()))?
+        .map_err(|e| fail("honor.app_secret", e.to_string()))?
         .expose()
         .trim()
         .to_owned();
     if client_secret.is_empty() {
-        return Err(fail("honor.client_secret", "empty".into()));
+        return Err(fail("honor.app_secret", "empty".into()));
     }
     let auth_url = secrets.auth_url.as_deref().unwrap_or(DEFAULT_AUTH_URL);
     let auth_url = http::base_url(business_id, auth_url).map_err(|_| {
@@ -491,8 +494,8 @@ mod tests {
         for id in [91, 92] {
             text.push_str(&format!(
                 "[[credentials]]\nbusiness_id = {id}\nvendor = \"honor\"\napp_id = \"10{id}\"\n\
-                 [credentials.honor]\nclient_id = \"c1\"\n\
-                 client_secret = {{ file = \"keys/honor-test-client-secret.txt\" }}\n"
+                 [credentials.honor]\napp_key = \"c1\"\n\
+                 app_secret = {{ file = \"keys/honor-test-client-secret.txt\" }}\n"
             ));
         }
         let clients = clients(&config_in(&local_dir(), &text)).unwrap();
@@ -509,23 +512,20 @@ mod tests {
         let cases = [
             ("", "honor"),
             (
-                "[credentials.honor]\nclient_secret = { file = \"secret.txt\" }\n",
-                "honor.client_id",
+                "[credentials.honor]\napp_secret = { file = \"secret.txt\" }\n",
+                "honor.app_key",
+            ),
+            ("[credentials.honor]\napp_key = \"c\"\n", "honor.app_secret"),
+            (
+                "[credentials.honor]\napp_key = \"c\"\napp_secret = { file = \"missing.txt\" }\n",
+                "honor.app_secret",
             ),
             (
-                "[credentials.honor]\nclient_id = \"c\"\n",
-                "honor.client_secret",
+                "[credentials.honor]\napp_key = \"c\"\napp_secret = { file = \"empty.txt\" }\n",
+                "honor.app_secret",
             ),
             (
-                "[credentials.honor]\nclient_id = \"c\"\nclient_secret = { file = \"missing.txt\" }\n",
-                "honor.client_secret",
-            ),
-            (
-                "[credentials.honor]\nclient_id = \"c\"\nclient_secret = { file = \"empty.txt\" }\n",
-                "honor.client_secret",
-            ),
-            (
-                "[credentials.honor]\nclient_id = \"c\"\nclient_secret = { file = \"secret.txt\" }\nauth_url = \"iam/token\"\n",
+                "[credentials.honor]\napp_key = \"c\"\napp_secret = { file = \"secret.txt\" }\nauth_url = \"iam/token\"\n",
                 "honor.auth_url",
             ),
         ];

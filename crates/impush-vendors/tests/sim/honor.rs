@@ -119,7 +119,7 @@ async fn honor_wrong_client_secret_is_rejected_by_the_token_endpoint() {
         .honor
         .as_mut()
         .unwrap();
-    secrets.client_secret.as_mut().unwrap().file = Some(wrong);
+    secrets.app_secret.as_mut().unwrap().file = Some(wrong);
     let clients = stack.clients(Vendor::Honor);
     let result = stack.send(&clients, HONOR, &device(5)).await;
     assert_eq!(result.status, 401);
