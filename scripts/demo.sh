@@ -2,7 +2,7 @@
 # make demo: the local stack end to end. Starts impush-sim and the workers with
 # deploy/local/impush.toml, registers sample devices in several presence states, publishes a
 # sample conversation (C2C and group, several element types, one dead token, one transient
-# vendor failure) reaching all eight vendors, with a muted group, an @ mention that breaks
+# vendor failure) reaching all ten vendors, with a muted group, an @ mention that breaks
 # through, quiet hours and a recalled message, then prints what each vendor received and
 # what was skipped and why.
 # Everything it started is stopped on exit.
@@ -46,14 +46,14 @@ curl -fsS -X DELETE "$SIM/sim/deliveries" >/dev/null
 "$BIN/impush" setup --reset --config "$CONFIG"
 start ingest "$BIN/impush-ingest" --config "$CONFIG" --metrics-addr 127.0.0.1:9601
 start router "$BIN/impush-router" --config "$CONFIG" --metrics-addr 127.0.0.1:9602
-VENDORS="apns fcm huawei xiaomi oppo vivo meizu tpns"
+VENDORS="apns fcm huawei xiaomi oppo vivo meizu tpns honor harmony"
 port=9603
 for vendor in $VENDORS; do
   start "sender-$vendor" "$BIN/impush-sender" --vendor "$vendor" --config "$CONFIG" --metrics-addr "127.0.0.1:$port"
   port=$((port + 1))
 done
-for port in $(seq 9601 9610); do wait_url "http://127.0.0.1:$port/readyz"; done
-echo "fleet ready: impush-sim on :8700; metrics of ingest :9601, router :9602, senders :9603-9610 ($VENDORS)"
+for port in $(seq 9601 9612); do wait_url "http://127.0.0.1:$port/readyz"; done
+echo "fleet ready: impush-sim on :8700; metrics of ingest :9601, router :9602, senders :9603-9612 ($VENDORS)"
 
 run=$(date +%s%N)
 now=$(( $(date +%s%N) / 1000000 ))
@@ -85,7 +85,7 @@ done
 
 echo
 curl -fsS "$SIM/sim/deliveries" >"$LOGS/deliveries.json"
-for port in $(seq 9602 9610); do curl -fsS "http://127.0.0.1:$port/metrics"; done >"$LOGS/metrics.txt"
+for port in $(seq 9602 9612); do curl -fsS "http://127.0.0.1:$port/metrics"; done >"$LOGS/metrics.txt"
 python3 - "$LOGS/deliveries.json" "$LOGS/metrics.txt" <<'PY'
 import json, sys, re
 deliveries = json.load(open(sys.argv[1]))
@@ -95,9 +95,9 @@ def short(s, n):
     return s if len(s) <= n else s[: n - 1] + "…"
 deliveries.sort(key=lambda d: (d["vendor"], d.get("received_at_ms", 0)))
 print(f"What each vendor received ({len(deliveries)} notifications):")
-print(f"  {'vendor':<6} {'token':<14} {'title':<12} {'body':<44} {'badge':>5}  {'sound':<10} ext")
+print(f"  {'vendor':<7} {'token':<14} {'title':<12} {'body':<44} {'badge':>5}  {'sound':<10} ext")
 for d in deliveries:
-    print(f"  {d['vendor']:<6} {short(d['token'], 14):<14} {short(d.get('title'), 12):<12} "
+    print(f"  {d['vendor']:<7} {short(d['token'], 14):<14} {short(d.get('title'), 12):<12} "
           f"{short(d.get('body'), 44):<44} {str(d.get('badge') if d.get('badge') is not None else '-'):>5}  "
           f"{short(d.get('sound') or '(silent)', 10):<10} {short(d.get('ext'), 30)}")
 def series(name):
@@ -114,9 +114,9 @@ for labels, n in sorted(series("impush_skips_total").items()):
 print("\nVendor answers and actions (senders):")
 for labels, n in sorted(series("impush_pushes_total").items()):
     l = dict(labels)
-    print(f"  {l['vendor']:<6} {l['outcome']:<16} {int(n)}")
+    print(f"  {l['vendor']:<7} {l['outcome']:<16} {int(n)}")
 for labels, n in sorted(series("impush_recalls_total").items()):
     print(f"  recalls {dict(labels)['outcome']:<16} {int(n)}")
 for labels, n in sorted(series("impush_tokens_pruned_total").items()):
-    print(f"  {dict(labels)['vendor']:<6} token pruned     {int(n)}  (device removed, feedback.token published)")
+    print(f"  {dict(labels)['vendor']:<7} token pruned     {int(n)}  (device removed, feedback.token published)")
 PY

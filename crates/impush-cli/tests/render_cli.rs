@@ -81,7 +81,18 @@ fn the_demo_stream_renders_one_output_per_input_line_with_the_expected_decisions
             "push",
             "skip:conversation_muted",
             "skip:quiet_hours",
+            "push",
+            "push",
         ]
+    );
+    // Honor and HarmonyOS NEXT: each its own API and message format.
+    assert_eq!(
+        lines[21]["payload"]["android"]["notification"]["importance"],
+        "NORMAL"
+    );
+    assert_eq!(
+        lines[22]["payload"]["payload"]["notification"]["category"],
+        "IM"
     );
     // A mention breaks through NOT_NOTIFY_EXCEPT_AT and marks the body.
     assert_eq!(
@@ -141,7 +152,7 @@ fn the_table_format_shows_each_vendor_payload() {
         .expect("impush runs");
     let text = String::from_utf8_lossy(&output.stdout);
     for vendor in [
-        "apns", "fcm", "huawei", "xiaomi", "oppo", "vivo", "meizu", "tpns",
+        "apns", "fcm", "huawei", "xiaomi", "oppo", "vivo", "meizu", "tpns", "honor", "harmony",
     ] {
         assert!(
             text.contains(&format!(" {vendor} ")),

@@ -270,6 +270,8 @@ macro_rules! vendor_settings {
             pub apns: Option<ApnsSecrets>,
             #[serde(default)]
             pub fcm: Option<FcmSecrets>,
+            #[serde(default)]
+            pub harmony: Option<HarmonySecrets>,
             $(
                 #[doc = concat!("`[credentials.", stringify!($oem), "]`")]
                 #[serde(default)]
@@ -288,7 +290,7 @@ macro_rules! vendor_settings {
     };
 }
 
-vendor_settings! { huawei, xiaomi, oppo, vivo, meizu, tpns }
+vendor_settings! { huawei, xiaomi, oppo, vivo, meizu, tpns, honor }
 
 /// `[credentials.huawei]`, `[credentials.xiaomi]`, … : the app secrets of the Android OEM
 /// channels and TPNS. The app's public id is the credential's `app_id`.
@@ -301,6 +303,7 @@ vendor_settings! { huawei, xiaomi, oppo, vivo, meizu, tpns }
 /// | vivo | AppKey | AppSecret (auth sign) | – |
 /// | Meizu | – | AppSecret (request sign) | – |
 /// | TPNS | – | SecretKey (Basic auth with the AccessID) | – |
+/// | Honor | OAuth client ID | OAuth client secret | – |
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OemSecrets {
@@ -310,9 +313,19 @@ pub struct OemSecrets {
     pub app_secret: Option<SecretRef>,
     #[serde(default)]
     pub master_secret: Option<SecretRef>,
-    /// Overrides the vendor's OAuth/auth endpoint (Huawei token URL), e.g. for the simulator.
+    /// Overrides the vendor's OAuth/auth endpoint (Huawei, Honor token URL), e.g. for the
+    /// simulator.
     #[serde(default)]
     pub auth_url: Option<String>,
+}
+
+/// `[credentials.harmony]`: the service-account key file of a HarmonyOS NEXT Push Kit
+/// project, as Huawei's API Console hands it out (`key_id`, `sub_account`, `private_key`,
+/// `project_id`); the credential's `project_id` is the one in the send URL.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HarmonySecrets {
+    pub service_account: SecretRef,
 }
 
 /// `[credentials.apns]`: a p8 provider-token key, or a p12 client certificate.
@@ -352,6 +365,8 @@ pub struct SimConfig {
     pub apns_keys: Vec<SimApnsKey>,
     /// FCM service accounts the simulator accepts.
     pub fcm_accounts: Vec<SimFcmAccount>,
+    /// HarmonyOS Push Kit service accounts the simulator accepts.
+    pub harmony_accounts: Vec<SimHarmonyAccount>,
 }
 
 impl Default for SimConfig {
@@ -360,6 +375,7 @@ impl Default for SimConfig {
             listen: "127.0.0.1:8700".into(),
             apns_keys: Vec::new(),
             fcm_accounts: Vec::new(),
+            harmony_accounts: Vec::new(),
         }
     }
 }
@@ -368,6 +384,19 @@ impl Default for SimConfig {
 #[serde(deny_unknown_fields)]
 pub struct SimApnsKey {
     pub team_id: String,
+    pub key_id: String,
+    /// PEM of the public half.
+    pub public_key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimHarmonyAccount {
+    /// The service account's `sub_account`, the JWT's `iss`.
+    pub sub_account: String,
+    /// The Push Kit project the account sends for (the `<projectId>` of the send URL).
+    pub project_id: String,
+    /// Its `key_id`, the JWT header's `kid`.
     pub key_id: String,
     /// PEM of the public half.
     pub public_key: PathBuf,

@@ -55,6 +55,17 @@ pub struct FcmAccount {
     pub public_pem: String,
 }
 
+/// A HarmonyOS Push Kit service account the simulator trusts (the public half of its key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HarmonyAccount {
+    pub sub_account: String,
+    pub key_id: String,
+    /// The project it may send for.
+    pub project_id: String,
+    /// PEM of the RSA public key (`-----BEGIN PUBLIC KEY-----`).
+    pub public_pem: String,
+}
+
 /// An OPPO app the simulator trusts: its AppKey (the credential's `app_id`) and MasterSecret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OppoApp {
@@ -72,11 +83,12 @@ pub struct VivoApp {
 
 /// An app the simulator trusts, read from a config credential with a
 /// `[credentials.<vendor>]` app-secret section: its public id (Huawei AppId, Xiaomi AppID,
-/// Meizu appId, TPNS AccessID…), its secret (`app_secret`, else `master_secret`) and its
-/// package.
+/// Meizu appId, TPNS AccessID…), its `app_key` (vivo AppKey, Honor OAuth client ID), its
+/// secret (`app_secret`, else `master_secret`) and its package.
 #[derive(Clone, PartialEq, Eq)]
 pub struct OemApp {
     pub app_id: String,
+    pub app_key: String,
     pub app_secret: String,
     pub package_name: String,
 }
@@ -96,6 +108,8 @@ impl std::fmt::Debug for OemApp {
 pub struct SimSettings {
     pub apns_keys: Vec<ApnsKey>,
     pub fcm_accounts: Vec<FcmAccount>,
+    /// HarmonyOS service accounts: the config's `[sim] harmony_accounts`.
+    pub harmony_accounts: Vec<HarmonyAccount>,
     /// The apps of every vendor whose credentials have an app-secret section, by the
     /// vendor's lower-case name (`huawei`, `xiaomi`, `meizu`, `tpns`, …).
     pub oem_apps: BTreeMap<String, Vec<OemApp>>,
@@ -120,6 +134,7 @@ impl Default for SimSettings {
         SimSettings {
             apns_keys: Vec::new(),
             fcm_accounts: Vec::new(),
+            harmony_accounts: Vec::new(),
             oem_apps: BTreeMap::new(),
             fcm_token_lifetime: Duration::from_secs(3600),
             oppo_apps: Vec::new(),
@@ -162,6 +177,19 @@ impl SimSettings {
                 })
             })
             .collect::<Result<_, SimError>>()?;
+        let harmony_accounts = config
+            .sim
+            .harmony_accounts
+            .iter()
+            .map(|account| {
+                Ok(HarmonyAccount {
+                    sub_account: account.sub_account.clone(),
+                    key_id: account.key_id.clone(),
+                    project_id: account.project_id.clone(),
+                    public_pem: read(&account.public_key)?,
+                })
+            })
+            .collect::<Result<_, SimError>>()?;
         let oppo_apps = oem_credentials(config, |v| v.oppo.as_ref())
             .map(|(app_id, secrets, owner)| {
                 Ok(OppoApp {
@@ -182,6 +210,7 @@ impl SimSettings {
         Ok(SimSettings {
             apns_keys,
             fcm_accounts,
+            harmony_accounts,
             oppo_apps,
             vivo_apps,
             oem_apps: oem_apps(config)?,
@@ -257,6 +286,7 @@ fn oem_apps(config: &impush_config::Config) -> Result<BTreeMap<String, Vec<OemAp
                 .map_err(|e| bad(format!("`app_secret`: {e}")))?;
             apps.entry(vendor.to_owned()).or_default().push(OemApp {
                 app_id: profile.app_id.clone(),
+                app_key: secrets.app_key.clone(),
                 app_secret: secret.expose().trim().to_owned(),
                 package_name: profile.package_name.clone(),
             });
@@ -361,6 +391,8 @@ personalities! {
     xiaomi::Xiaomi,
     meizu::Meizu,
     tpns::Tpns,
+    honor::Honor,
+    harmony::Harmony,
 }
 
 fn router(sim: Arc<Sim>) -> Router {

@@ -132,6 +132,8 @@ vendors! {
     Vivo => vivo,
     Meizu => meizu,
     Tpns => tpns,
+    Honor => honor,
+    Harmony => harmony,
 }
 
 /// One client per business_id of one vendor.
