@@ -7,8 +7,10 @@
 //!   reordered events converge (an event not newer than the stored state is [`Applied::Stale`]).
 //! - impush-router reads recipients with [`Store::fetch_recipients`] and counts badges with
 //!   [`Store::bump_badges`].
-//! - impush-sender deduplicates with [`Store::already_sent`] / [`Store::mark_sent`] and prunes
-//!   dead tokens with [`Store::remove_device_if_token`].
+//! - impush-sender deduplicates with [`Store::already_sent`] / [`Store::mark_sent`], prunes
+//!   dead tokens with [`Store::remove_device_if_token`], and shares each credential's rate
+//!   limit and daily quota count with the whole fleet ([`Store::take_rate`],
+//!   [`Store::count_quota`]).
 //!
 //! Every batch call costs one round trip per Redis node (two for `fetch_recipients`). The
 //! store runs on one Redis server or on a Redis Cluster ([`Endpoint`], `connection.rs` and
@@ -21,6 +23,7 @@ mod connection;
 mod dedupe;
 mod error;
 mod keys;
+mod limits;
 mod nodes;
 mod recipients;
 mod redirect;
@@ -88,6 +91,8 @@ struct Scripts {
     bump_badges: Script,
     remove_device_if_token: Script,
     release_claims: Script,
+    take_rate: Script,
+    count_quota: Script,
 }
 
 impl Scripts {
@@ -100,10 +105,12 @@ impl Scripts {
             bump_badges: Script::new(scripts::BUMP_BADGES),
             remove_device_if_token: Script::new(scripts::REMOVE_DEVICE_IF_TOKEN),
             release_claims: Script::new(scripts::RELEASE_CLAIMS),
+            take_rate: Script::new(scripts::TAKE_RATE),
+            count_quota: Script::new(scripts::COUNT_QUOTA),
         }
     }
 
-    fn all(&self) -> [&Script; 7] {
+    fn all(&self) -> [&Script; 9] {
         [
             &self.register_device,
             &self.unregister_device,
@@ -112,6 +119,8 @@ impl Scripts {
             &self.bump_badges,
             &self.release_claims,
             &self.remove_device_if_token,
+            &self.take_rate,
+            &self.count_quota,
         ]
     }
 }
