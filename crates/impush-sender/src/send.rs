@@ -63,7 +63,7 @@ impl Sender {
         topology: Topology,
         redis_ready: Arc<AtomicBool>,
     ) -> Sender {
-        let limits = Limits::new(&config, vendor);
+        let limits = Limits::new(&config, vendor).shared_through(store.clone());
         limits.report_quotas(&config);
         let config_concurrency = config.sender.concurrency.max(1);
         Sender {
@@ -85,7 +85,7 @@ impl Sender {
     pub fn reload(&self, config: Config, clients: VendorClients) {
         let config = Arc::new(config);
         let old = self.state.load_full();
-        let limits = Limits::new(&config, self.vendor);
+        let limits = Limits::new(&config, self.vendor).shared_through(self.store.clone());
         limits.carry_over(&old.limits);
         limits.report_quotas(&config);
         self.state.store(Arc::new(State {
@@ -277,7 +277,10 @@ impl Sender {
             metrics::counter!("impush_vendor_responses_total", "vendor" => self.vendor_name(), "reason" => reason).increment(n);
         }
         if !sorted.delivered.is_empty() {
-            state.limits.used(job.business_id, sorted.delivered.len());
+            state
+                .limits
+                .used(job.business_id, sorted.delivered.len())
+                .await;
             self.record_delivered(&job, &sorted.delivered, answered_ms)
                 .await;
         }
