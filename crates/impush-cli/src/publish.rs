@@ -24,7 +24,7 @@ pub fn setup(config: &Path, reset: bool) -> anyhow::Result<ExitCode> {
     let tls = config.amqp_tls()?;
     let topology = Topology::new(&config.amqp);
     runtime()?.block_on(async {
-        let connection = impush_amqp::connect_with_tls(&config.amqp.url, &tls).await?;
+        let connection = impush_amqp::connect_any(&config.amqp.addresses(), &tls).await?;
         let channel = connection.create_channel().await?;
         if reset {
             topology.delete(&channel).await?;
@@ -96,7 +96,7 @@ pub fn publish(config: &Path, file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let topology = Topology::new(&config.amqp);
     let count = events.len();
     runtime()?.block_on(async {
-        let connection = impush_amqp::connect_with_tls(&config.amqp.url, &tls).await?;
+        let connection = impush_amqp::connect_any(&config.amqp.addresses(), &tls).await?;
         let channel = connection.create_channel().await?;
         topology.declare(&channel).await?;
         let publisher = Publisher::open(&connection).await?;
