@@ -2,7 +2,9 @@
 # make demo: the local stack end to end. Starts impush-sim and the workers with
 # deploy/local/impush.toml, registers sample devices in several presence states, publishes a
 # sample conversation (C2C and group, several element types, one dead token, one transient
-# vendor failure) reaching all eight vendors, then prints what each vendor received and what was skipped and why.
+# vendor failure) reaching all ten vendors, with a muted group, an @ mention that breaks
+# through, quiet hours and a recalled message, then prints what each vendor received and
+# what was skipped and why.
 # Everything it started is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,18 +46,20 @@ curl -fsS -X DELETE "$SIM/sim/deliveries" >/dev/null
 "$BIN/impush" setup --reset --config "$CONFIG"
 start ingest "$BIN/impush-ingest" --config "$CONFIG" --metrics-addr 127.0.0.1:9601
 start router "$BIN/impush-router" --config "$CONFIG" --metrics-addr 127.0.0.1:9602
-VENDORS="apns fcm huawei xiaomi oppo vivo meizu tpns"
+VENDORS="apns fcm huawei xiaomi oppo vivo meizu tpns honor harmony"
 port=9603
 for vendor in $VENDORS; do
   start "sender-$vendor" "$BIN/impush-sender" --vendor "$vendor" --config "$CONFIG" --metrics-addr "127.0.0.1:$port"
   port=$((port + 1))
 done
-for port in $(seq 9601 9610); do wait_url "http://127.0.0.1:$port/readyz"; done
-echo "fleet ready: impush-sim on :8700; metrics of ingest :9601, router :9602, senders :9603-9610 ($VENDORS)"
+for port in $(seq 9601 9612); do wait_url "http://127.0.0.1:$port/readyz"; done
+echo "fleet ready: impush-sim on :8700; metrics of ingest :9601, router :9602, senders :9603-9612 ($VENDORS)"
 
 run=$(date +%s%N)
 now=$(( $(date +%s%N) / 1000000 ))
-fill() { sed -e "s/@RUN@/$run/g" -e "s/@NOW@/$now/g" -e "s/@NOW1@/$((now + 1))/g" -e "s/@NOW2@/$((now + 2))/g" "$1"; }
+# olly's quiet hours: from an hour ago (seconds after 00:00 UTC) for two hours.
+quiet_start=$(( (now / 1000 % 86400 + 86400 - 3600) % 86400 ))
+fill() { sed -e "s/@RUN@/$run/g" -e "s/@NOW@/$now/g" -e "s/@NOW1@/$((now + 1))/g" -e "s/@NOW2@/$((now + 2))/g" -e "s/@QUIET_START@/$quiet_start/g" "$1"; }
 
 echo; echo "== registering devices and presence (deploy/local/demo-state.jsonl)"
 fill deploy/local/demo-state.jsonl | "$BIN/impush" publish --config "$CONFIG"
@@ -63,6 +67,10 @@ sleep 1
 echo "== APNs will answer 503 once: the first push is retried through the delay ladder"
 curl -fsS -X POST "$SIM/sim/faults" -H 'content-type: application/json' \
   -d '{"vendor":"apns","status":503,"reason":"ServiceUnavailable","times":1}' >/dev/null
+echo "== hana muted the team group, xiao only wants its @ mentions, olly is in quiet hours"
+echo "== denny recalls a message before it even arrives (deploy/local/demo-recall.jsonl)"
+fill deploy/local/demo-recall.jsonl | "$BIN/impush" publish --config "$CONFIG"
+sleep 1
 echo "== publishing the conversation (deploy/local/demo-messages.jsonl)"
 fill deploy/local/demo-messages.jsonl | "$BIN/impush" publish --config "$CONFIG"
 
@@ -77,7 +85,7 @@ done
 
 echo
 curl -fsS "$SIM/sim/deliveries" >"$LOGS/deliveries.json"
-for port in $(seq 9602 9610); do curl -fsS "http://127.0.0.1:$port/metrics"; done >"$LOGS/metrics.txt"
+for port in $(seq 9602 9612); do curl -fsS "http://127.0.0.1:$port/metrics"; done >"$LOGS/metrics.txt"
 python3 - "$LOGS/deliveries.json" "$LOGS/metrics.txt" <<'PY'
 import json, sys, re
 deliveries = json.load(open(sys.argv[1]))
@@ -87,9 +95,9 @@ def short(s, n):
     return s if len(s) <= n else s[: n - 1] + "…"
 deliveries.sort(key=lambda d: (d["vendor"], d.get("received_at_ms", 0)))
 print(f"What each vendor received ({len(deliveries)} notifications):")
-print(f"  {'vendor':<6} {'token':<14} {'title':<12} {'body':<44} {'badge':>5}  {'sound':<10} ext")
+print(f"  {'vendor':<7} {'token':<14} {'title':<12} {'body':<44} {'badge':>5}  {'sound':<10} ext")
 for d in deliveries:
-    print(f"  {d['vendor']:<6} {short(d['token'], 14):<14} {short(d.get('title'), 12):<12} "
+    print(f"  {d['vendor']:<7} {short(d['token'], 14):<14} {short(d.get('title'), 12):<12} "
           f"{short(d.get('body'), 44):<44} {str(d.get('badge') if d.get('badge') is not None else '-'):>5}  "
           f"{short(d.get('sound') or '(silent)', 10):<10} {short(d.get('ext'), 30)}")
 def series(name):
@@ -106,7 +114,9 @@ for labels, n in sorted(series("impush_skips_total").items()):
 print("\nVendor answers and actions (senders):")
 for labels, n in sorted(series("impush_pushes_total").items()):
     l = dict(labels)
-    print(f"  {l['vendor']:<6} {l['outcome']:<16} {int(n)}")
+    print(f"  {l['vendor']:<7} {l['outcome']:<16} {int(n)}")
+for labels, n in sorted(series("impush_recalls_total").items()):
+    print(f"  recalls {dict(labels)['outcome']:<16} {int(n)}")
 for labels, n in sorted(series("impush_tokens_pruned_total").items()):
-    print(f"  {dict(labels)['vendor']:<6} token pruned     {int(n)}  (device removed, feedback.token published)")
+    print(f"  {dict(labels)['vendor']:<7} token pruned     {int(n)}  (device removed, feedback.token published)")
 PY

@@ -58,7 +58,7 @@ fleet_start() {
   port=$(free_port)
   "$BIN/impush-router" --config "$CONFIG" --metrics-addr "127.0.0.1:$port" >"$FLEET_DIR/router.log" 2>&1 &
   FLEET_PIDS+=("router=$!"); ports+=("$port")
-  for vendor in apns fcm huawei xiaomi oppo vivo meizu tpns; do
+  for vendor in apns fcm huawei xiaomi oppo vivo meizu tpns honor harmony; do
     port=$(free_port)
     "$BIN/impush-sender" --vendor "$vendor" --config "$CONFIG" --metrics-addr "127.0.0.1:$port" >"$FLEET_DIR/sender-$vendor.log" 2>&1 &
     FLEET_PIDS+=("sender-$vendor=$!"); ports+=("$port")

@@ -685,6 +685,8 @@ async fn every_vendor_channel_delivers_through_its_own_api() {
         (Vendor::Vivo, "16000000000000000006".to_owned()),
         (Vendor::Meizu, "MZ-pushid-7a1c".to_owned()),
         (Vendor::Tpns, "0608d1d2c1b5e7f3a9e0b1c2d3e4f5a6".to_owned()),
+        (Vendor::Honor, "AFcqpT0nCi6yHj0DAgGJhonor".to_owned()),
+        (Vendor::Harmony, "MAMzLgEAAAZBx/r4Gt8fI+harmony".to_owned()),
     ];
     let fleet = Fleet::start(FleetOptions {
         vendors: vendors.iter().map(|(v, _)| *v).collect(),
@@ -932,6 +934,7 @@ async fn each_job_of_a_bundle_has_its_own_outcome() {
         }),
         attempt: 0,
         deadline_ms: now_ms() + 60_000,
+        recall_replacement: false,
     };
     let bundle = impush_proto::v1::PushJobs {
         jobs: vec![
@@ -974,4 +977,255 @@ async fn each_job_of_a_bundle_has_its_own_outcome() {
             .await,
         0
     );
+}
+
+/// The sum of every series of counter `name` in a metrics page (0 when absent).
+fn counter_sum(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(name) && l[name.len()..].starts_with(['{', ' ']))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A token of `vendor`'s shape for the new-channel tests, numbered.
+fn new_channel_token(vendor: Vendor, n: u32) -> String {
+    match vendor {
+        Vendor::Honor => format!("AFcqpT0n{n:05}Ci6yHj0DAgGJhonor"),
+        _ => format!("MAMzLgEAAA{n:05}ZBx/r4Gt8fI+harmony"),
+    }
+}
+
+/// The fleet with only `vendor`'s sender, and `user`'s one device of that vendor in the
+/// background.
+async fn new_channel_fleet(vendor: Vendor, user: &str, token: &str) -> Fleet {
+    let fleet = Fleet::start(FleetOptions {
+        vendors: vec![vendor],
+        ..FleetOptions::default()
+    })
+    .await;
+    let t = now_ms() - 10_000;
+    fleet
+        .publish(vec![
+            register(user, "phone", vendor, token, t),
+            presence(user, "phone", PresenceState::Background, 0, t + 1),
+        ])
+        .await;
+    settle().await;
+    fleet
+}
+
+async fn channel_delivers_once(vendor: Vendor) {
+    let name = impush_core::vendor::name(vendor);
+    let token = new_channel_token(vendor, 1);
+    let fleet = new_channel_fleet(vendor, "vinson", &token).await;
+    fleet
+        .publish(vec![Event::OfflineMessage(text_message(
+            &format!("m-{name}-once"),
+            "denny",
+            "vinson",
+            "hi",
+        ))])
+        .await;
+    fleet.wait_deliveries(WAIT, |d| !d.is_empty()).await;
+    settle().await;
+    let deliveries = fleet.deliveries(Some(name)).await;
+    assert_eq!(tokens(&deliveries), vec![token], "delivered exactly once");
+    assert_eq!(deliveries[0]["body"], "DENNY: hi");
+}
+
+async fn channel_prunes_an_invalid_token_with_feedback(vendor: Vendor, reason: &str) {
+    let name = impush_core::vendor::name(vendor);
+    let good = new_channel_token(vendor, 2);
+    let fleet = new_channel_fleet(vendor, "vinson", &good).await;
+    let channel = fleet.connection().create_channel().await.unwrap();
+    let feedback = format!("{}.test.feedback", fleet.prefix);
+    channel
+        .queue_declare(
+            feedback.as_str().into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            feedback.as_str().into(),
+            fleet.topology.events_exchange().as_str().into(),
+            "feedback.token".into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+    let dead = format!("invalid-{name}-dead");
+    let t = now_ms() - 5_000;
+    fleet
+        .publish(vec![
+            register("vinson", "old-phone", vendor, &dead, t),
+            presence("vinson", "old-phone", PresenceState::Background, 0, t + 1),
+        ])
+        .await;
+    settle().await;
+    fleet
+        .publish(vec![Event::OfflineMessage(text_message(
+            &format!("m-{name}-inv-1"),
+            "denny",
+            "vinson",
+            "hi",
+        ))])
+        .await;
+    let got = fleet.wait_drain(&feedback, WAIT).await;
+    let event = TokenInvalidated::decode(got[0].data.as_slice()).unwrap();
+    assert_eq!(event.token, dead);
+    assert_eq!(event.device_id, "old-phone");
+    assert_eq!(event.vendor, vendor as i32);
+    assert_eq!(
+        event.business_id,
+        if vendor == Vendor::Honor { 9 } else { 10 }
+    );
+    assert_eq!(event.reason, reason);
+    fleet.wait_deliveries(WAIT, |d| d.len() == 1).await;
+
+    // The registration is gone: the next message goes to the good phone only.
+    fleet
+        .publish(vec![Event::OfflineMessage(text_message(
+            &format!("m-{name}-inv-2"),
+            "denny",
+            "vinson",
+            "again",
+        ))])
+        .await;
+    fleet.wait_deliveries(WAIT, |d| d.len() == 2).await;
+    settle().await;
+    assert!(
+        fleet.drain(&feedback).await.is_empty(),
+        "the dead token was not tried again"
+    );
+    let deliveries = fleet.deliveries(Some(name)).await;
+    assert_eq!(tokens(&deliveries), vec![good.clone(), good]);
+}
+
+async fn channel_retries_503_and_429_honouring_retry_after(vendor: Vendor) {
+    let name = impush_core::vendor::name(vendor);
+    let token = new_channel_token(vendor, 3);
+    let fleet = new_channel_fleet(vendor, "vinson", &token).await;
+    fleet
+        .fault(json!({"vendor": name, "status": 503, "reason": "81000001", "times": 1}))
+        .await;
+    fleet
+        .fault(json!({"vendor": name, "status": 429, "reason": "81000001", "retry_after_s": 1, "times": 1}))
+        .await;
+    let published_ms = now_ms();
+    fleet
+        .publish(vec![Event::OfflineMessage(text_message(
+            &format!("m-{name}-retry"),
+            "denny",
+            "vinson",
+            "hi",
+        ))])
+        .await;
+    fleet.wait_deliveries(WAIT, |d| !d.is_empty()).await;
+    settle().await;
+    let deliveries = fleet.deliveries(Some(name)).await;
+    assert_eq!(tokens(&deliveries), vec![token], "delivered exactly once");
+    let received_ms = deliveries[0]["received_at_ms"].as_i64().unwrap();
+    assert!(
+        received_ms >= published_ms + 1000,
+        "the 429's Retry-After of 1 s was waited out"
+    );
+    let metrics = fleet.metrics(&format!("sender-{name}")).await;
+    let failed = format!("impush_vendor_responses_total{{vendor=\"{name}\",reason=\"81000001\"}}");
+    assert_eq!(counter(&metrics, &failed), 2.0, "503 then 429: {metrics}");
+    // The 503 goes back through the retry ladder; the 429 asks for longer than its longest
+    // step, so the credential pauses for the Retry-After instead.
+    assert!(
+        counter_sum(&metrics, "impush_retries_total") >= 1.0,
+        "{metrics}"
+    );
+}
+
+async fn channel_refreshes_auth_expired_mid_stream_and_delivers_once(vendor: Vendor) {
+    let name = impush_core::vendor::name(vendor);
+    let token = new_channel_token(vendor, 4);
+    let fleet = new_channel_fleet(vendor, "vinson", &token).await;
+    fleet
+        .publish(vec![Event::OfflineMessage(text_message(
+            &format!("m-{name}-auth-1"),
+            "denny",
+            "vinson",
+            "first",
+        ))])
+        .await;
+    fleet.wait_deliveries(WAIT, |d| d.len() == 1).await;
+    // Every access token (Honor) or JWT (HarmonyOS) the sender holds is now expired.
+    let expired = fleet
+        .http()
+        .post(format!("{}/sim/expire-auth", fleet.sim_url))
+        .send()
+        .await
+        .unwrap();
+    assert!(expired.status().is_success());
+    fleet
+        .publish(vec![Event::OfflineMessage(text_message(
+            &format!("m-{name}-auth-2"),
+            "denny",
+            "vinson",
+            "second",
+        ))])
+        .await;
+    fleet.wait_deliveries(WAIT, |d| d.len() == 2).await;
+    settle().await;
+    let deliveries = fleet.deliveries(Some(name)).await;
+    let bodies: Vec<&str> = deliveries
+        .iter()
+        .map(|d| d["body"].as_str().unwrap())
+        .collect();
+    assert_eq!(bodies, ["DENNY: first", "DENNY: second"], "each once");
+    let metrics = fleet.metrics(&format!("sender-{name}")).await;
+    assert_eq!(
+        counter_sum(&metrics, "impush_retries_total"),
+        0.0,
+        "refreshed within the send, not retried: {metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honor_push_is_delivered_once() {
+    channel_delivers_once(Vendor::Honor).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honor_expired_token_is_pruned_and_im_core_told() {
+    channel_prunes_an_invalid_token_with_feedback(Vendor::Honor, "expireTokens").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honor_503_and_429_are_retried_honouring_retry_after() {
+    channel_retries_503_and_429_honouring_retry_after(Vendor::Honor).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn honor_access_token_expired_mid_stream_is_refreshed_and_delivered_once() {
+    channel_refreshes_auth_expired_mid_stream_and_delivers_once(Vendor::Honor).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harmony_push_is_delivered_once() {
+    channel_delivers_once(Vendor::Harmony).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harmony_invalid_token_is_pruned_and_im_core_told() {
+    channel_prunes_an_invalid_token_with_feedback(Vendor::Harmony, "80100000 illegal_token").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harmony_503_and_429_are_retried_honouring_retry_after() {
+    channel_retries_503_and_429_honouring_retry_after(Vendor::Harmony).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn harmony_jwt_expired_mid_stream_is_replaced_and_delivered_once() {
+    channel_refreshes_auth_expired_mid_stream_and_delivers_once(Vendor::Harmony).await;
 }

@@ -725,6 +725,8 @@ pub fn register(user: &str, device: &str, vendor: Vendor, token: &str, at_ms: i6
         Vendor::Vivo => 6,
         Vendor::Meizu => 7,
         Vendor::Tpns => 8,
+        Vendor::Honor => 9,
+        Vendor::Harmony => 10,
         Vendor::Unspecified => 0,
     };
     Event::DeviceRegistered(DeviceRegistered {

@@ -144,6 +144,23 @@ mod tests {
     }
 
     #[test]
+    fn a_bad_field_is_named_with_its_line() {
+        let input = concat!(
+            r#"{"@type":"OfflineMessage","msgId":"m","receiverId":"r"}"#,
+            "\n",
+            r#"{"@type":"OfflineMessage","msgId":"m2","elems":[{"text":{"text":"hi"}},{"image":{"url":7}}]}"#,
+            "\n"
+        );
+        let errors = read_events(input.as_bytes()).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("line 2:"), "{errors:?}");
+        assert!(
+            errors[0].contains("field `elems[1].image.url`"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
     fn good_lines_become_events_with_their_routing_keys() {
         let input = r#"{"@type":"OfflineMessage","msgId":"m","receiverId":"r","elems":[{"text":{"text":"hi"}}]}"#;
         let events = read_events(input.as_bytes()).unwrap();

@@ -78,7 +78,26 @@ fn the_demo_stream_renders_one_output_per_input_line_with_the_expected_decisions
             "push",
             "push",
             "push",
+            "push",
+            "skip:conversation_muted",
+            "skip:quiet_hours",
+            "push",
+            "push",
         ]
+    );
+    // Honor and HarmonyOS NEXT: each its own API and message format.
+    assert_eq!(
+        lines[21]["payload"]["android"]["notification"]["importance"],
+        "NORMAL"
+    );
+    assert_eq!(
+        lines[22]["payload"]["payload"]["notification"]["category"],
+        "IM"
+    );
+    // A mention breaks through NOT_NOTIFY_EXCEPT_AT and marks the body.
+    assert_eq!(
+        lines[18]["notification"]["body"],
+        "[@me] Denny (Team): @vinson review please"
     );
     // The call invitation goes to iOS as VoIP; the muted message has no sound; the user's
     // own c2c sound applies; ignore_ios_badge leaves the badge out.
@@ -133,7 +152,7 @@ fn the_table_format_shows_each_vendor_payload() {
         .expect("impush runs");
     let text = String::from_utf8_lossy(&output.stdout);
     for vendor in [
-        "apns", "fcm", "huawei", "xiaomi", "oppo", "vivo", "meizu", "tpns",
+        "apns", "fcm", "huawei", "xiaomi", "oppo", "vivo", "meizu", "tpns", "honor", "harmony",
     ] {
         assert!(
             text.contains(&format!(" {vendor} ")),

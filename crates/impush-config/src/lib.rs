@@ -9,6 +9,7 @@
 //! Any value can be overridden from the environment: `IMPUSH__AMQP__URL=amqp://…` sets
 //! `[amqp] url` (sections and keys joined by double underscores, lower-cased).
 
+mod recall;
 mod secret;
 mod show;
 mod tls;
@@ -24,8 +25,9 @@ pub use secret::{Secret, SecretRef};
 pub use show::{REDACTED, effective_toml};
 pub use tls::{ClientIdentity, ClientTls};
 pub use workers::{
-    AmqpConfig, ApnsSecrets, FcmSecrets, LogConfig, LogFormat, OemSecrets, QueueType, RedisConfig,
-    ReloadConfig, RouterConfig, SenderConfig, SimApnsKey, SimConfig, SimFcmAccount, VendorSettings,
+    AmqpConfig, ApnsSecrets, FcmSecrets, HarmonySecrets, LogConfig, LogFormat, OemSecrets,
+    QueueType, RedisConfig, ReloadConfig, RouterConfig, SenderConfig, SimApnsKey, SimConfig,
+    SimFcmAccount, SimHarmonyAccount, VendorSettings,
 };
 
 /// The prefix of environment variables that override config values.
@@ -271,17 +273,10 @@ impl Config {
             if let Some(fcm) = &settings.fcm {
                 add(Some(&fcm.service_account));
             }
-            for oem in [
-                &settings.huawei,
-                &settings.xiaomi,
-                &settings.oppo,
-                &settings.vivo,
-                &settings.meizu,
-                &settings.tpns,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            if let Some(harmony) = &settings.harmony {
+                add(Some(&harmony.service_account));
+            }
+            for (_, oem) in settings.oem_secrets() {
                 add(oem.app_secret.as_ref());
                 add(oem.master_secret.as_ref());
             }
@@ -435,6 +430,8 @@ mod tests {
             (6, Vendor::Vivo),
             (7, Vendor::Meizu),
             (8, Vendor::Tpns),
+            (9, Vendor::Honor),
+            (10, Vendor::Harmony),
         ];
         for (business_id, vendor) in expected {
             assert_eq!(config.credentials[&business_id].vendor, vendor);

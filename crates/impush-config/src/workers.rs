@@ -245,37 +245,52 @@ impl Default for ReloadConfig {
     }
 }
 
-/// Where one credential sends and the secrets it signs with (`[[credentials]]` entries).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub struct VendorSettings {
-    /// The vendor's API root; empty means the vendor's production host.
-    #[serde(default)]
-    pub base_url: String,
-    /// Tokens per second this credential may send from one sender process (default: the
-    /// vendor's published limit, see `impush-sender`'s `limits` module).
-    #[serde(default)]
-    pub rate_per_s: Option<u32>,
-    /// The vendor's daily push quota for this app, if it has one (Xiaomi, OPPO, vivo…):
-    /// only reported, as `impush_quota_remaining`; the vendor's own answers enforce it.
-    #[serde(default)]
-    pub daily_quota: Option<u64>,
-    #[serde(default)]
-    pub apns: Option<ApnsSecrets>,
-    #[serde(default)]
-    pub fcm: Option<FcmSecrets>,
-    #[serde(default)]
-    pub huawei: Option<OemSecrets>,
-    #[serde(default)]
-    pub xiaomi: Option<OemSecrets>,
-    #[serde(default)]
-    pub oppo: Option<OemSecrets>,
-    #[serde(default)]
-    pub vivo: Option<OemSecrets>,
-    #[serde(default)]
-    pub meizu: Option<OemSecrets>,
-    #[serde(default)]
-    pub tpns: Option<OemSecrets>,
+/// Declares [`VendorSettings`] with one `[credentials.<vendor>]` app-secret section per
+/// vendor listed (the vendors whose secrets are an [`OemSecrets`]), and
+/// [`VendorSettings::oem_secrets`] over the same list.
+macro_rules! vendor_settings {
+    ($($oem:ident),+ $(,)?) => {
+        /// Where one credential sends and the secrets it signs with (`[[credentials]]`
+        /// entries).
+        #[derive(Debug, Clone, Default, Deserialize, Serialize)]
+        pub struct VendorSettings {
+            /// The vendor's API root; empty means the vendor's production host.
+            #[serde(default)]
+            pub base_url: String,
+            /// Tokens per second this credential may send from one sender process (default:
+            /// the vendor's published limit, see `impush-sender`'s `limits` module).
+            #[serde(default)]
+            pub rate_per_s: Option<u32>,
+            /// The vendor's daily push quota for this app, if it has one (Xiaomi, OPPO,
+            /// vivo…): only reported, as `impush_quota_remaining`; the vendor's own answers
+            /// enforce it.
+            #[serde(default)]
+            pub daily_quota: Option<u64>,
+            #[serde(default)]
+            pub apns: Option<ApnsSecrets>,
+            #[serde(default)]
+            pub fcm: Option<FcmSecrets>,
+            #[serde(default)]
+            pub harmony: Option<HarmonySecrets>,
+            $(
+                #[doc = concat!("`[credentials.", stringify!($oem), "]`")]
+                #[serde(default)]
+                pub $oem: Option<OemSecrets>,
+            )+
+        }
+
+        impl VendorSettings {
+            /// The app-secret sections this credential has, with their vendor's name.
+            pub fn oem_secrets(&self) -> impl Iterator<Item = (&'static str, &OemSecrets)> {
+                [$((stringify!($oem), self.$oem.as_ref()),)+]
+                    .into_iter()
+                    .filter_map(|(vendor, secrets)| Some((vendor, secrets?)))
+            }
+        }
+    };
 }
+
+vendor_settings! { huawei, xiaomi, oppo, vivo, meizu, tpns, honor }
 
 /// `[credentials.huawei]`, `[credentials.xiaomi]`, … : the app secrets of the Android OEM
 /// channels and TPNS. The app's public id is the credential's `app_id`.
@@ -288,6 +303,7 @@ pub struct VendorSettings {
 /// | vivo | AppKey | AppSecret (auth sign) | – |
 /// | Meizu | – | AppSecret (request sign) | – |
 /// | TPNS | – | SecretKey (Basic auth with the AccessID) | – |
+/// | Honor | OAuth client ID | OAuth client secret | – |
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct OemSecrets {
@@ -297,9 +313,19 @@ pub struct OemSecrets {
     pub app_secret: Option<SecretRef>,
     #[serde(default)]
     pub master_secret: Option<SecretRef>,
-    /// Overrides the vendor's OAuth/auth endpoint (Huawei token URL), e.g. for the simulator.
+    /// Overrides the vendor's OAuth/auth endpoint (Huawei, Honor token URL), e.g. for the
+    /// simulator.
     #[serde(default)]
     pub auth_url: Option<String>,
+}
+
+/// `[credentials.harmony]`: the service-account key file of a HarmonyOS NEXT Push Kit
+/// project, as Huawei's API Console hands it out (`key_id`, `sub_account`, `private_key`,
+/// `project_id`); the credential's `project_id` is the one in the send URL.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HarmonySecrets {
+    pub service_account: SecretRef,
 }
 
 /// `[credentials.apns]`: a p8 provider-token key, or a p12 client certificate.
@@ -339,6 +365,8 @@ pub struct SimConfig {
     pub apns_keys: Vec<SimApnsKey>,
     /// FCM service accounts the simulator accepts.
     pub fcm_accounts: Vec<SimFcmAccount>,
+    /// HarmonyOS Push Kit service accounts the simulator accepts.
+    pub harmony_accounts: Vec<SimHarmonyAccount>,
 }
 
 impl Default for SimConfig {
@@ -347,6 +375,7 @@ impl Default for SimConfig {
             listen: "127.0.0.1:8700".into(),
             apns_keys: Vec::new(),
             fcm_accounts: Vec::new(),
+            harmony_accounts: Vec::new(),
         }
     }
 }
@@ -355,6 +384,19 @@ impl Default for SimConfig {
 #[serde(deny_unknown_fields)]
 pub struct SimApnsKey {
     pub team_id: String,
+    pub key_id: String,
+    /// PEM of the public half.
+    pub public_key: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimHarmonyAccount {
+    /// The service account's `sub_account`, the JWT's `iss`.
+    pub sub_account: String,
+    /// The Push Kit project the account sends for (the `<projectId>` of the send URL).
+    pub project_id: String,
+    /// Its `key_id`, the JWT header's `kid`.
     pub key_id: String,
     /// PEM of the public half.
     pub public_key: PathBuf,

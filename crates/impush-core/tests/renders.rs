@@ -7,7 +7,7 @@ use impush_core::{Renders, Templates, render_notification, vendor};
 use impush_proto::v1::elem::Content;
 use impush_proto::v1::{Elem, OfflineMessage, OfflinePushInfo, PushSettings, TextElem, Vendor};
 
-const VENDORS: [Vendor; 8] = vendor::ALL;
+const VENDORS: [Vendor; vendor::ALL.len()] = vendor::ALL;
 
 fn message(group: bool, push_info: Option<OfflinePushInfo>) -> OfflineMessage {
     OfflineMessage {

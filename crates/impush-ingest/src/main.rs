@@ -1,5 +1,6 @@
 //! impush-ingest: consumes `impush.state` and keeps each device's registration and presence
-//! and each user's push settings in Redis, last write wins by `at_ms`. Bad events go to
+//! and each user's push settings (quiet hours included) and per-conversation receive
+//! options in Redis, last write wins by `at_ms`. Bad events go to
 //! `impush.dlq.events` with their reason; the worker keeps going.
 
 use std::sync::Arc;
@@ -8,9 +9,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use impush_amqp::{
-    DeadLetterReason, Delivery, Handled, Publisher, RunOptions, Topology, dead_letter, run_consumer,
+    Delivery, EventDeadLetter, Handled, Publisher, RunOptions, Topology, check_event_size,
+    dead_letter_event, run_consumer,
 };
-use impush_core::vendor;
+use impush_core::{conversation, vendor};
 use impush_proto::v1::Vendor;
 use impush_proto::{Event, EventKind};
 use impush_runtime::{CommonArgs, now_ms};
@@ -118,13 +120,7 @@ enum Refused {
 impl Ingest {
     async fn handle(&self, delivery: Delivery, publisher: Publisher) -> Handled {
         let type_name = delivery.properties.kind().as_ref().map(|t| t.as_str());
-        // Refused before decoding, so an oversized body never costs its decoded size too.
-        if delivery.data.len() > self.max_event_bytes {
-            let detail = format!(
-                "{} bytes, the limit is {} ([amqp] max_event_bytes)",
-                delivery.data.len(),
-                self.max_event_bytes
-            );
+        if let Err(detail) = check_event_size(&delivery, self.max_event_bytes) {
             // The label is a known type name or `unknown`, never the publisher's raw text.
             let kind = type_name
                 .and_then(|name| EventKind::from_type_name(name).ok())
@@ -246,7 +242,14 @@ impl Ingest {
                 check_at(e.at_ms)?;
                 self.store.set_settings(e).await
             }
-            Event::OfflineMessage(_) | Event::TokenInvalidated(_) => {
+            Event::ConversationPushOption(e) => {
+                need(&e.user_id, "user_id")?;
+                conversation::check(&e.conversation)
+                    .map_err(|detail| Refused::Invalid("invalid_conversation", detail))?;
+                check_at(e.at_ms)?;
+                self.store.set_conversation_option(e).await
+            }
+            Event::OfflineMessage(_) | Event::TokenInvalidated(_) | Event::MessageRevoked(_) => {
                 return Err(Refused::Unexpected(kind));
             }
         };
@@ -261,29 +264,12 @@ impl Ingest {
         detail: &str,
         kind: &str,
     ) -> Handled {
-        let message = dead_letter(
-            &self.events_dlq,
-            delivery.data.clone(),
-            &delivery.properties,
-            &self.queue,
-            DeadLetterReason {
-                reason,
-                detail,
-                ..DeadLetterReason::default()
-            },
-            now_ms(),
-        );
-        match publisher.publish(message).await {
-            Ok(()) => {
-                tracing::warn!(reason, detail, "event dead-lettered");
-                metrics::counter!("impush_events_consumed_total", "type" => kind.to_owned(), "outcome" => "dead_lettered").increment(1);
-                metrics::counter!("impush_dead_letters_total", "queue" => "events", "reason" => reason.to_owned()).increment(1);
-                Handled::Ack
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "could not dead-letter; the event will be retried");
-                Handled::Requeue
-            }
-        }
+        let to = EventDeadLetter {
+            dlq: &self.events_dlq,
+            source_queue: &self.queue,
+            kind,
+            now_ms: now_ms(),
+        };
+        dead_letter_event(&publisher, delivery, to, reason, detail).await
     }
 }

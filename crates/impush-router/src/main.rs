@@ -6,6 +6,7 @@
 //! broker message (bundle.rs). The event is acked only after every job is confirmed.
 
 mod bundle;
+mod recall;
 mod route;
 
 use std::sync::Arc;

@@ -24,7 +24,8 @@ use impush_vendors::VendorClients;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// The vendor this pool sends to: apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns.
+    /// The vendor this pool sends to, in lower case (`apns`, `fcm`, …; an unknown name is an
+    /// error listing them all).
     #[arg(long, env = "IMPUSH_VENDOR")]
     vendor: String,
 }

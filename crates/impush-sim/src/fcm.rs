@@ -19,8 +19,8 @@
 //!   `{"name":"projects/<p>/messages/<id>"}`.
 //!
 //! Sources: firebase.google.com/docs/reference/fcm/rest/v1/projects.messages and ErrorCode,
-//! developers.google.com/identity/protocols/oauth2/service-account, and
-//! `shared/reference/vendors.md` §2; error texts as Google sends them.
+//! developers.google.com/identity/protocols/oauth2/service-account; error texts as Google
+//! sends them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::control::{FaultReply, Record, now_ms};
-use crate::{FcmAccount, Personality, Shown, Sim, SimError};
+use crate::{FcmAccount, Personality, Shown, Sim, SimError, SimSettings};
 
 pub(crate) const MAX_PAYLOAD_BYTES: usize = 4096;
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -208,6 +208,10 @@ impl Personality for Fcm {
             sound: pick(&android["notification"]["sound"], &Value::Null),
             ext: pick(&message["data"]["ext"], &android["data"]["ext"]),
         }
+    }
+
+    fn from_settings(settings: &SimSettings) -> Result<Fcm, SimError> {
+        Fcm::new(&settings.fcm_accounts, settings.fcm_token_lifetime)
     }
 }
 

@@ -9,7 +9,7 @@
 //!   tokens of at most 36 characters); anything else is `1008007` (invalid parameter).
 //! - Tokens starting `invalid-`: with `ignore_invalid_token: 1` they are left out and listed
 //!   in `invalid_targe_list` (sic) of a success, the others delivered; without it the whole
-//!   request fails with `1008029` (token is not valid), as vendors.md §0.2 gives it.
+//!   request fails with `1008029` (token is not valid, /1024/33763).
 //! - Success: `{"seq","push_id","ret_code":0,"err_msg":"NO_ERROR","environment"}`, plus
 //!   `invalid_targe_list` when `ignore_invalid_token` is 1 (even when empty, as the PHP SDK
 //!   example shows it). Every answer is HTTP 200 with `ret_code`; a fault with a non-numeric
@@ -21,7 +21,7 @@
 //! The trusted apps are the config's TPNS credentials (`app_id` = AccessID, `tpns.app_secret`
 //! = SecretKey). Sources: tencentcloud.com/document/api/1024/33764 (push API and its answer),
 //! /1024/33763 (error codes), xingePush/xinge-docs `server_api/rest-api-v3ban-ben-shi-yong-
-//! zhi-nan.md` (Basic auth); vendors.md §8.
+//! zhi-nan.md` (Basic auth).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -36,7 +36,7 @@ use axum::routing::any;
 use serde_json::{Value, json};
 
 use crate::control::{FaultReply, Record, now_ms};
-use crate::{Personality, Shown, Sim, TpnsApp};
+use crate::{OemApp, Personality, Shown, Sim, SimError, SimSettings};
 
 pub(crate) const PUSH_PATH: &str = "/v3/push/app";
 const MAX_TOKENS: usize = 1000;
@@ -51,11 +51,11 @@ pub(crate) struct Tpns {
 }
 
 impl Tpns {
-    pub fn new(apps: &[TpnsApp]) -> Tpns {
+    pub fn new(apps: &[OemApp]) -> Tpns {
         Tpns {
             apps: apps
                 .iter()
-                .map(|a| (a.access_id.clone(), a.secret_key.clone()))
+                .map(|a| (a.app_id.clone(), a.app_secret.clone()))
                 .collect(),
             pushes: AtomicU64::new(570_000_000),
         }
@@ -107,6 +107,10 @@ impl Personality for Tpns {
             ext: text(&android["custom_content"])
                 .or_else(|| text(&message["ios"]["custom_content"])),
         }
+    }
+
+    fn from_settings(settings: &SimSettings) -> Result<Tpns, SimError> {
+        Ok(Tpns::new(settings.apps_of("tpns")))
     }
 }
 

@@ -1,4 +1,6 @@
-//! Google FCM client: HTTP v1 API (vendors.md §2), OAuth2 access tokens from a service
+//! Google FCM client: HTTP v1 API
+//! (<https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages/send>, errors
+//! <https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode>), OAuth2 access tokens from a service
 //! account, and the classification of every FCM error.
 //!
 //! - **Endpoint**: `base_url` + `/v1/projects/<p>/messages:send` (empty `base_url`:
@@ -30,6 +32,9 @@ use crate::http::{self, Answer};
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://fcm.googleapis.com";
+/// Tokens per second per sender process by default: 600,000 messages per minute per project
+/// (<https://firebase.google.com/docs/cloud-messaging/throttling-and-quotas>).
+pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = Some(10_000);
 pub(crate) const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 pub(crate) const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";

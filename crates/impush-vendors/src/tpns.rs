@@ -1,4 +1,5 @@
-//! Tencent TPNS client: REST API v3 `POST /v3/push/app` with HTTP Basic auth (vendors.md §8).
+//! Tencent TPNS client: REST API v3 `POST /v3/push/app` with HTTP Basic auth
+//! (<https://www.tencentcloud.com/document/api/1024/33764>).
 //!
 //! Sources: tencentcloud.com/document/api/1024/33764 (Push API: `invalid_targe_list`, sic, "is
 //! returned only when the push target is a token list or a single token and the value of
@@ -34,6 +35,8 @@ use crate::http;
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.tpns.tencent.com";
+/// Tokens per second per sender process by default: No public figure: conservative.
+pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = Some(500);
 /// How long to wait after "request too fast" when TPNS gives no `Retry-After`.
 pub(crate) const RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(1);
 

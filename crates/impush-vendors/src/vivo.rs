@@ -1,4 +1,5 @@
-//! vivo Push client: `/message/send` (vendors.md §6), a cached `authToken`, and the
+//! vivo Push client: `/message/send` (<https://dev.vivo.com.cn/documentCenter/doc/362>), a
+//! cached `authToken`, and the
 //! classification of vivo's result codes.
 //!
 //! - **Endpoint**: `base_url` (empty: `https://api-push.vivo.com.cn`) + `/message/send`, the
@@ -31,6 +32,8 @@ use crate::util::{md5_hex, until_china_midnight};
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api-push.vivo.com.cn";
+/// Tokens per second per sender process by default: No public figure for system messages: conservative.
+pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = Some(500);
 pub(crate) const AUTH_PATH: &str = "/message/auth";
 /// How long a token is used before a new one is fetched (vivo: "refresh every 1–2 h").
 pub(crate) const TOKEN_REUSE: Duration = Duration::from_secs(2 * 3600);
@@ -252,7 +255,7 @@ impl FetchToken for AuthCall {
     }
 }
 
-/// One vivo result code (vendors.md §6.2); `None` for a code not in that table.
+/// One vivo result code (vivo server API v2.9.2); `None` for a code not in its table.
 pub(crate) fn classify_code(
     code: i64,
     retry_after: Option<Duration>,

@@ -37,7 +37,7 @@ macro_rules! vendors {
     };
 }
 
-vendors! { apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns }
+vendors! { apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns, honor, harmony }
 
 /// One vendor's facts, read from its [`VendorPayload`] implementation.
 #[derive(Debug, Clone, Copy)]

@@ -36,7 +36,10 @@ const BASE64_ONLY: &[&str] = &["a/../../b", "a=b", "a+b", "a/b"];
 
 /// Whether `vendor`'s tokens are standard base64 (see `impush_core::vendor::check_token`).
 fn base64_tokens(vendor: Vendor) -> bool {
-    matches!(vendor, Vendor::Xiaomi | Vendor::Huawei)
+    matches!(
+        vendor,
+        Vendor::Xiaomi | Vendor::Huawei | Vendor::Honor | Vendor::Harmony
+    )
 }
 
 /// The raw bytes clients sent through it, forwarded to `upstream` and answered from there.

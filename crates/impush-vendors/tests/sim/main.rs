@@ -6,6 +6,8 @@
 mod apns;
 mod common;
 mod fcm;
+mod harmony;
+mod honor;
 mod hostile_tokens;
 mod huawei;
 mod meizu;

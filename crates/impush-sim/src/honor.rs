@@ -1,0 +1,479 @@
+//! The Honor Push personality (server API v1, "downlink message"), under `/honor`.
+//!
+//! - `POST /honor/auth/token` (also under Honor's long Keycloak path
+//!   `/honor/auth/realms/developer/protocol/openid-connect/token`): the OAuth 2.0
+//!   client-credentials grant, form `grant_type=client_credentials&client_id&client_secret`,
+//!   for the OAuth clients of the config's Honor credentials (`app_key` the client ID,
+//!   `app_secret` its secret). Answer
+//!   `{"access_token","expires_in","token_type":"Bearer"}`; a refusal is Keycloak's
+//!   `{"error","error_description"}`: 400 `unsupported_grant_type`, 401 `invalid_client`.
+//! - `POST /honor/api/v1/<appId>/sendMessage` with `Authorization: Bearer <token>` issued
+//!   here to a client of that app, a `timestamp` header (ms) and a JSON body
+//!   `{"android":{"notification":{…}},"data","token":[…]}`:
+//!   - 401 `{"code":80200001}` missing, unknown or other-app token; 401 `{"code":80200003}`
+//!     expired token (its lifetime, or `/sim/expire-auth`);
+//!   - 400 `80100001` no `timestamp`, a notification without title or body, a non-string
+//!     `data`, a bad `ttl`; 400 `80100003` not a JSON object; 400 `80300010` 0 or more than
+//!     1000 tokens; 400 `80300008` over 4096 bytes without the token list;
+//!   - 200 `{"code":200,"message":"success","data":{"sendResult","requestId","failTokens":[],
+//!     "expireTokens":[…]}}`: tokens starting `invalid-` are listed in `expireTokens`
+//!     (Honor's "token expired / unregistered" list), the others accepted, one delivery
+//!     record each.
+//! - Injected faults answer with their status and `{"code":<reason>,"message"}`, a numeric
+//!   reason as a number, plus `Retry-After` if given; a fault on any token of a batch fails
+//!   the whole request.
+//!
+//! Sources: Honor's downlink-message reference,
+//! https://developer.honor.com/cn/docs/11002/reference/downlink-message, and guide, as
+//! Honor republished it at https://my.oschina.net/u/5873522/blog/10140231 (token request,
+//! URL, headers, body). [unverified]: the answer's `data` lists and the error codes, which
+//! follow Huawei Push Kit v1 (Honor's API descends from it); the Keycloak error shape of
+//! the token endpoint.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::{Form, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::control::{FaultReply, Record, now_ms};
+use crate::{OemApp, Personality, Shown, Sim, SimError, SimSettings};
+
+const MAX_MESSAGE_BYTES: usize = 4096;
+const MAX_TOKENS: usize = 1000;
+const READ_LIMIT: usize = 1024 * 1024;
+/// How long the access tokens issued here live (Honor's `expires_in`).
+const TOKEN_LIFETIME: Duration = Duration::from_secs(3600);
+
+const PARAMETER_ERROR: u32 = 80_100_001;
+const BAD_STRUCTURE: u32 = 80_100_003;
+const AUTH_ERROR: u32 = 80_200_001;
+const AUTH_EXPIRED: u32 = 80_200_003;
+const TOO_LARGE: u32 = 80_300_008;
+const TOKEN_COUNT: u32 = 80_300_010;
+
+/// The Honor personality: trusted OAuth clients and the access tokens issued to them.
+pub(crate) struct Honor {
+    /// Secret and the app ids it may send for, by client id.
+    clients: HashMap<String, (String, HashSet<String>)>,
+    tokens: Mutex<HashMap<String, AccessToken>>,
+    lifetime: Duration,
+    requests: AtomicU64,
+}
+
+struct AccessToken {
+    client_id: String,
+    expires_at: Instant,
+    epoch: u64,
+}
+
+impl Honor {
+    /// The OAuth clients of `apps`: an Honor app's `app_key` is its client ID.
+    pub fn new(apps: &[OemApp], lifetime: Duration) -> Honor {
+        let mut clients: HashMap<String, (String, HashSet<String>)> = HashMap::new();
+        for app in apps {
+            clients
+                .entry(app.app_key.clone())
+                .or_insert_with(|| (app.app_secret.clone(), HashSet::new()))
+                .1
+                .insert(app.app_id.clone());
+        }
+        Honor {
+            clients,
+            tokens: Mutex::new(HashMap::new()),
+            lifetime,
+            requests: AtomicU64::new(0),
+        }
+    }
+
+    fn tokens(&self) -> MutexGuard<'_, HashMap<String, AccessToken>> {
+        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn issue(&self, client_id: &str, epoch: u64) -> String {
+        let token = format!("honor-sim.{}", Uuid::new_v4().simple());
+        let now = Instant::now();
+        let mut tokens = self.tokens();
+        if tokens.len() >= 1024 {
+            tokens.retain(|_, t| t.expires_at > now);
+        }
+        tokens.insert(
+            token.clone(),
+            AccessToken {
+                client_id: client_id.to_owned(),
+                expires_at: now + self.lifetime,
+                epoch,
+            },
+        );
+        token
+    }
+
+    fn request_id(&self) -> String {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed);
+        format!("{}{n:08}", now_ms())
+    }
+}
+
+impl Personality for Honor {
+    const NAME: &'static str = "honor";
+
+    fn routes() -> Router<Arc<Sim>> {
+        Router::new()
+            .route("/honor", any(handle))
+            .route("/honor/{*path}", any(handle))
+    }
+
+    fn fault_response(fault: &FaultReply) -> Response {
+        let code = fault
+            .reason
+            .parse::<u64>()
+            .map_or_else(|_| json!(fault.reason), |n| json!(n));
+        let mut response = honor_answer(
+            fault.status,
+            json!({ "code": code, "message": "injected fault" }),
+        );
+        if let Some((name, value)) = fault.retry_after()
+            && let Ok(value) = HeaderValue::from_str(&value)
+        {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+
+    fn shown(payload: &Value) -> Shown {
+        let notification = &payload["android"]["notification"];
+        let text = |name: &str| notification[name].as_str().map(str::to_owned);
+        let ext = payload["data"]
+            .as_str()
+            .and_then(|data| serde_json::from_str::<Value>(data).ok())
+            .and_then(|data| data["ext"].as_str().map(str::to_owned));
+        Shown {
+            title: text("title"),
+            body: text("body"),
+            badge: notification["badge"]["setNum"].as_u64(),
+            sound: None,
+            ext,
+        }
+    }
+
+    fn from_settings(settings: &SimSettings) -> Result<Honor, SimError> {
+        Ok(Honor::new(settings.apps_of(Honor::NAME), TOKEN_LIFETIME))
+    }
+}
+
+fn honor_answer(status: StatusCode, body: Value) -> Response {
+    (
+        status,
+        [("content-type", "application/json;charset=UTF-8")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+fn error(status: StatusCode, code: u32, message: &str) -> Response {
+    honor_answer(status, json!({ "code": code, "message": message }))
+}
+
+async fn handle(State(sim): State<Arc<Sim>>, request: Request) -> Response {
+    let path = request
+        .uri()
+        .path()
+        .strip_prefix("/honor")
+        .unwrap_or_default()
+        .to_owned();
+    let is_post = request.method() == Method::POST;
+    if is_post
+        && (path == "/auth/token" || path == "/auth/realms/developer/protocol/openid-connect/token")
+    {
+        return token(&sim, request).await;
+    }
+    let app_id = path
+        .strip_prefix("/api/v1/")
+        .and_then(|rest| rest.strip_suffix("/sendMessage"))
+        .filter(|p| !p.is_empty() && !p.contains('/'));
+    match app_id {
+        Some(app_id) if is_post => {
+            let app_id = app_id.to_owned();
+            send(&sim, &app_id, request).await
+        }
+        _ => (StatusCode::NOT_FOUND, "Not Found").into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    grant_type: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+}
+
+fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
+    honor_answer(
+        status,
+        json!({ "error": error, "error_description": description }),
+    )
+}
+
+/// `POST /honor/auth/token`: the client-credentials grant.
+async fn token(sim: &Sim, request: Request) -> Response {
+    let form = match Form::<TokenRequest>::from_request(request, &()).await {
+        Ok(Form(form)) => form,
+        Err(_) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "bad form"),
+    };
+    if form.grant_type.as_deref() != Some("client_credentials") {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "Unsupported grant_type",
+        );
+    }
+    let client_id = form.client_id.unwrap_or_default();
+    let secret_ok = sim
+        .honor
+        .clients
+        .get(&client_id)
+        .is_some_and(|(secret, _)| form.client_secret.as_deref() == Some(secret.as_str()));
+    if !secret_ok {
+        return oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Invalid client or Invalid client credentials",
+        );
+    }
+    let access_token = sim.honor.issue(&client_id, sim.control.auth_epoch());
+    honor_answer(
+        StatusCode::OK,
+        json!({
+            "access_token": access_token,
+            "expires_in": sim.honor.lifetime.as_secs(),
+            "token_type": "Bearer",
+        }),
+    )
+}
+
+/// Checks the bearer token of a send for `app_id`: the code to refuse with, if any.
+fn authorize(sim: &Sim, headers: &HeaderMap, app_id: &str) -> Result<(), u32> {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or(AUTH_ERROR)?;
+    let epoch = sim.control.auth_epoch();
+    let tokens = sim.honor.tokens();
+    let issued = tokens.get(token).ok_or(AUTH_ERROR)?;
+    let may_send = sim
+        .honor
+        .clients
+        .get(&issued.client_id)
+        .is_some_and(|(_, apps)| apps.contains(app_id));
+    if !may_send {
+        return Err(AUTH_ERROR);
+    }
+    if issued.epoch < epoch || issued.expires_at <= Instant::now() {
+        return Err(AUTH_EXPIRED);
+    }
+    Ok(())
+}
+
+/// `POST /honor/api/v1/<appId>/sendMessage`.
+async fn send(sim: &Sim, app_id: &str, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if let Err(code) = authorize(sim, &parts.headers, app_id) {
+        tracing::debug!(code, "Honor send refused");
+        let message = if code == AUTH_EXPIRED {
+            "access token expired"
+        } else {
+            "authentication failed"
+        };
+        return error(StatusCode::UNAUTHORIZED, code, message);
+    }
+    let has_timestamp = parts
+        .headers
+        .get("timestamp")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()));
+    if !has_timestamp {
+        return error(
+            StatusCode::BAD_REQUEST,
+            PARAMETER_ERROR,
+            "timestamp missing",
+        );
+    }
+    let Ok(body) = axum::body::to_bytes(body, READ_LIMIT).await else {
+        return error(StatusCode::BAD_REQUEST, TOO_LARGE, "message too large");
+    };
+    let Some(request) = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .filter(Value::is_object)
+    else {
+        return error(StatusCode::BAD_REQUEST, BAD_STRUCTURE, "illegal message");
+    };
+    let tokens = match check_request(&request) {
+        Ok(tokens) => tokens,
+        Err(code) => return error(StatusCode::BAD_REQUEST, code, "illegal message"),
+    };
+    for token in &tokens {
+        if let Some(fault) = sim.control.strike(Honor::NAME, token, &sim.shutdown).await {
+            return Honor::fault_response(&fault);
+        }
+    }
+    let (expired, accepted): (Vec<&String>, Vec<&String>) =
+        tokens.iter().partition(|t| t.starts_with("invalid-"));
+    let payload: Arc<str> = String::from_utf8_lossy(&body).into();
+    let received_at_ms = now_ms();
+    for token in &accepted {
+        sim.control.record(Record {
+            vendor: Honor::NAME,
+            token: token.as_str().into(),
+            payload: Arc::clone(&payload),
+            headers: Vec::new(),
+            received_at_ms,
+            shown: Honor::shown,
+        });
+    }
+    honor_answer(
+        StatusCode::OK,
+        json!({
+            "code": 200,
+            "message": "success",
+            "data": {
+                "sendResult": !accepted.is_empty(),
+                "requestId": sim.honor.request_id(),
+                "failTokens": [],
+                "expireTokens": expired,
+            }
+        }),
+    )
+}
+
+/// Checks a send body; the tokens, or the code to refuse with.
+fn check_request(request: &Value) -> Result<Vec<String>, u32> {
+    let tokens: Vec<String> = match request.get("token") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|t| t.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or(PARAMETER_ERROR)?,
+        Some(_) => return Err(PARAMETER_ERROR),
+        None => Vec::new(),
+    };
+    if tokens.is_empty() || tokens.len() > MAX_TOKENS {
+        return Err(TOKEN_COUNT);
+    }
+    if request.get("data").is_some_and(|d| !d.is_string()) {
+        return Err(PARAMETER_ERROR);
+    }
+    if let Some(android) = request.get("android") {
+        if !android.is_object() {
+            return Err(BAD_STRUCTURE);
+        }
+        if android.get("ttl").is_some_and(|ttl| !is_ttl(ttl)) {
+            return Err(PARAMETER_ERROR);
+        }
+        if let Some(notification) = android.get("notification") {
+            let text = |name: &str| {
+                notification
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .is_some_and(|s| !s.is_empty())
+            };
+            if !text("title") || !text("body") {
+                return Err(PARAMETER_ERROR);
+            }
+        }
+    } else if request.get("data").is_none() {
+        // Neither a notification nor a data message.
+        return Err(BAD_STRUCTURE);
+    }
+    let mut without_tokens = request.clone();
+    if let Some(object) = without_tokens.as_object_mut() {
+        object.remove("token");
+    }
+    if without_tokens.to_string().len() > MAX_MESSAGE_BYTES {
+        return Err(TOO_LARGE);
+    }
+    Ok(tokens)
+}
+
+/// A TTL of whole or fractional seconds with an `s` suffix.
+fn is_ttl(ttl: &Value) -> bool {
+    let Some(number) = ttl.as_str().and_then(|t| t.strip_suffix('s')) else {
+        return false;
+    };
+    let (whole, fraction) = number.split_once('.').unwrap_or((number, "0"));
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    digits(whole) && digits(fraction)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_an_honor_client_sends_passes() {
+        let body = json!({
+            "data": "{\"ext\":\"x\"}",
+            "android": {"ttl": "30s", "notification": {"title": "T", "body": "B",
+                "clickAction": {"type": 3}, "importance": "NORMAL"}},
+            "token": ["a", "invalid-b"]
+        });
+        assert_eq!(
+            check_request(&body),
+            Ok(vec!["a".into(), "invalid-b".into()])
+        );
+    }
+
+    #[test]
+    fn malformed_requests_get_honor_codes() {
+        assert_eq!(check_request(&json!({"token": []})), Err(TOKEN_COUNT));
+        let many: Vec<String> = (0..1001).map(|i| format!("t{i}")).collect();
+        assert_eq!(check_request(&json!({"token": many})), Err(TOKEN_COUNT));
+        assert_eq!(
+            check_request(&json!({"token": ["a"], "android": {"notification": {"title": "T"}}})),
+            Err(PARAMETER_ERROR)
+        );
+        assert_eq!(
+            check_request(&json!({"token": ["a"], "data": {"ext": "x"}})),
+            Err(PARAMETER_ERROR)
+        );
+        assert_eq!(
+            check_request(&json!({"token": ["a"], "android": {"ttl": 30}})),
+            Err(PARAMETER_ERROR)
+        );
+        assert_eq!(check_request(&json!({"token": ["a"]})), Err(BAD_STRUCTURE));
+        let big = "x".repeat(MAX_MESSAGE_BYTES);
+        assert_eq!(
+            check_request(&json!({"token": ["a"], "data": big})),
+            Err(TOO_LARGE)
+        );
+    }
+
+    #[test]
+    fn shown_reads_the_android_notification_and_the_ext_in_data() {
+        let shown = Honor::shown(&json!({
+            "data": "{\"ext\":\"{\\\"a\\\":1}\"}",
+            "android": {"notification": {"title": "T", "body": "B"}},
+            "token": ["a"]
+        }));
+        assert_eq!(
+            shown,
+            Shown {
+                title: Some("T".into()),
+                body: Some("B".into()),
+                badge: None,
+                sound: None,
+                ext: Some("{\"a\":1}".into()),
+            }
+        );
+    }
+}
