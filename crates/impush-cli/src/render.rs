@@ -3,7 +3,9 @@
 //! functions the router and sender use.
 
 use impush_config::Config;
-use impush_core::{DeviceState, PushTarget, badge_for, build_payload, decide, render_notification};
+use impush_core::{
+    DeviceState, PushTarget, badge_for, build_payload, channel, decide, render_notification,
+};
 use impush_proto::v1::{OfflineMessage, PresenceState, PushSettings, Vendor};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -31,6 +33,9 @@ struct DeviceInput {
     presence: Option<String>,
     #[serde(default)]
     unread: u32,
+    /// The device registered a TPNS token: it is pushed through TPNS.
+    #[serde(default)]
+    is_tpns_token: bool,
 }
 
 /// One rendered input line: whom it was for, and the output object.
@@ -123,7 +128,7 @@ fn render_parts(
     if recipient_id.is_empty() {
         return Err("recipient_id is required for a group message".into());
     }
-    let device = DeviceState {
+    let mut device = DeviceState {
         device_id: input.device.device_id,
         vendor,
         business_id: input.device.business_id,
@@ -136,6 +141,16 @@ fn render_parts(
     } else {
         wall_clock()
     });
+    // A TPNS token goes through TPNS, with the iOS rules on an iPhone.
+    let channel = channel(
+        message.sdk_app_id,
+        &device,
+        input.device.is_tpns_token,
+        &config.credentials,
+    );
+    device.vendor = channel.vendor;
+    device.business_id = channel.business_id;
+    let vendor = channel.vendor;
 
     let credential = config.credentials.get(&device.business_id);
     if let Err(reason) = decide(
@@ -154,9 +169,12 @@ fn render_parts(
         return Ok((vendor, recipient_id, device.device_id, skip));
     };
     let templates = config.templates.for_app(message.sdk_app_id);
-    let notification = render_notification(&message, vendor, settings.as_ref(), templates);
+    let mut notification =
+        render_notification(&message, channel.platform, settings.as_ref(), templates);
+    // The request leaves now (`--now-ms`): the time to live shown is what is left then.
+    notification.request_at_ms = now;
     // The preview takes the message as the first push since the BACKGROUND report.
-    let badge = badge_for(vendor, &message, device.unread, 1);
+    let badge = badge_for(channel.platform, &message, device.unread, 1);
     let target = PushTarget {
         user_id: recipient_id.clone(),
         device_id: device.device_id.clone(),
@@ -254,6 +272,29 @@ mod tests {
         assert!(err(&APNS_LINE.replace(r#""msgId":"m1""#, r#""msgId":1"#)).contains("message:"));
         let group = APNS_LINE.replace(r#""receiverId":"vinson","#, r#""groupId":"g","#);
         assert!(err(&group).contains("recipient_id"));
+    }
+
+    #[test]
+    fn a_tpns_token_on_an_iphone_goes_through_tpns_with_the_ios_sound_and_badge() {
+        let line = APNS_LINE
+            .replace(
+                r#""pushInfo":{"ext":"jump to denny"}"#,
+                r#""pushInfo":{"ext":"jump to denny","iosSound":"ring.caf","androidSound":"beep.mp3"}"#,
+            )
+            .replace(r#""business_id":1"#, r#""business_id":0,"is_tpns_token":true"#);
+        let out = render_line(&line, &config(), None, || 0).unwrap();
+        assert_eq!(out.vendor, Vendor::Tpns);
+        assert_eq!(out.output["decision"], "push", "{}", out.output);
+        assert_eq!(out.output["notification"]["sound"], "ring.caf");
+        assert_eq!(out.output["notification"]["badge"], 4);
+        assert_eq!(
+            out.output["payload"]["message"]["ios"]["aps"]["sound"],
+            "ring.caf"
+        );
+        assert_eq!(
+            out.output["payload"]["message"]["ios"]["aps"]["badge_type"],
+            4
+        );
     }
 
     #[test]

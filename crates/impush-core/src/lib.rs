@@ -19,7 +19,7 @@ pub mod text;
 pub mod vendor;
 
 pub use credential::{CredentialProfile, Environment};
-pub use decide::{DeviceState, SkipReason, UserSettings, decide, decide_message};
+pub use decide::{Channel, DeviceState, SkipReason, UserSettings, channel, decide, decide_message};
 pub use impush_proto::v1::{Notification, PushTarget, Vendor};
 pub use payload::{Body, BuildError, VendorRequest, build_payload};
 pub use render::{Renders, badge_for, render_notification};

@@ -1,5 +1,6 @@
 //! Routing one OfflineMessage: recipients, decision per device, badges, and the PushJobs.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +13,7 @@ use impush_amqp::{
 };
 use impush_config::Config;
 use impush_core::payload::max_batch;
-use impush_core::{Renders, badge_for, decide, decide_message, vendor};
+use impush_core::{DeviceState, Renders, badge_for, channel, decide, decide_message, vendor};
 use impush_proto::Event;
 use impush_proto::v1::{OfflineMessage, PushJob, PushTarget, Vendor};
 use impush_runtime::now_ms;
@@ -58,7 +59,10 @@ struct Pending {
     user_id: String,
     device_id: String,
     token: String,
+    /// The vendor API that sends (TPNS for a TPNS token).
     vendor: Vendor,
+    /// The platform whose rules apply: APNs for an iPhone, also one reached through TPNS.
+    platform: Vendor,
     business_id: u64,
     unread: u32,
     /// Its notification, in the message's `Renders`.
@@ -210,12 +214,27 @@ impl Router {
         let mut pending = Vec::new();
         for recipient in &states {
             for device in &recipient.devices {
-                let state = &device.state;
+                let channel = channel(
+                    message.sdk_app_id,
+                    &device.state,
+                    device.is_tpns_token,
+                    &config.credentials,
+                );
+                // A TPNS token is decided as a device of its channel and credential.
+                let state = if device.is_tpns_token {
+                    Cow::Owned(DeviceState {
+                        vendor: channel.vendor,
+                        business_id: channel.business_id,
+                        ..device.state.clone()
+                    })
+                } else {
+                    Cow::Borrowed(&device.state)
+                };
                 let credential = config.credentials.get(&state.business_id);
                 if let Err(reason) = decide(
                     message,
                     &recipient.user_id,
-                    state,
+                    &state,
                     recipient.settings.as_ref(),
                     credential,
                     now,
@@ -227,10 +246,11 @@ impl Router {
                     user_id: recipient.user_id.clone(),
                     device_id: state.device_id.clone(),
                     token: state.token.clone(),
-                    vendor: state.vendor,
-                    business_id: state.business_id,
+                    vendor: channel.vendor,
+                    platform: channel.platform,
+                    business_id: channel.business_id,
                     unread: state.unread,
-                    render: renders.index(state.vendor, recipient.settings.as_ref()),
+                    render: renders.index(channel.platform, recipient.settings.as_ref()),
                 });
             }
         }
@@ -246,7 +266,7 @@ impl Router {
         pending: &[Pending],
     ) -> Result<Vec<Option<u32>>, Failure> {
         let counted: Vec<usize> = (0..pending.len())
-            .filter(|&i| badge_for(pending[i].vendor, message, 0, 1).is_some())
+            .filter(|&i| badge_for(pending[i].platform, message, 0, 1).is_some())
             .collect();
         let mut badges = vec![None; pending.len()];
         if counted.is_empty() {
@@ -266,7 +286,7 @@ impl Router {
             .await?;
         for (&i, pushes_since) in counted.iter().zip(since) {
             let p = &pending[i];
-            badges[i] = badge_for(p.vendor, message, p.unread, pushes_since);
+            badges[i] = badge_for(p.platform, message, p.unread, pushes_since);
         }
         Ok(badges)
     }

@@ -10,7 +10,7 @@ use impush_amqp::{
 };
 use impush_config::Config;
 use impush_core::{BuildError, build_payload, vendor};
-use impush_proto::v1::{PushJob, PushJobs, PushTarget, TokenInvalidated, Vendor};
+use impush_proto::v1::{Notification, PushJob, PushJobs, PushTarget, TokenInvalidated, Vendor};
 use impush_runtime::now_ms;
 use impush_store::{DeviceRef, SendClaim, Store, StoreError};
 use impush_vendors::{Outcome, VendorClients};
@@ -156,9 +156,7 @@ impl Sender {
         let state = self.state.load_full();
         let now = now_ms();
         let notification = job.notification.clone().unwrap_or_default();
-        let expired = (job.deadline_ms > 0 && now >= job.deadline_ms)
-            || (notification.expires_at_ms > 0 && now >= notification.expires_at_ms);
-        if expired {
+        if expired_at(&job, &notification, now) {
             tracing::info!(
                 targets = job.targets.len(),
                 "expired before delivery; dropped"
@@ -224,6 +222,23 @@ impl Sender {
                 .map_err(|e| e.to_string());
         }
 
+        state.limits.acquire(job.business_id, targets.len()).await;
+        // Time to live is what is left when the request leaves, not when it was rendered:
+        // the rate limit (and the retry ladder before it) may have used up the rest.
+        let mut notification = notification;
+        notification.request_at_ms = now_ms();
+        if expired_at(&job, &notification, notification.request_at_ms) {
+            tracing::info!(
+                targets = targets.len(),
+                "expired while waiting to be sent; dropped"
+            );
+            self.count("expired", job.business_id, targets.len());
+            self.release(&job, &targets).await;
+            return publisher
+                .publish_all(outgoing)
+                .await
+                .map_err(|e| e.to_string());
+        }
         let request = match build_payload(&notification, profile, &targets) {
             Ok(request) => request,
             Err(err) => {
@@ -233,7 +248,6 @@ impl Sender {
                     .await;
             }
         };
-        state.limits.acquire(job.business_id, targets.len()).await;
         let started = std::time::Instant::now();
         let result = state
             .clients
@@ -588,6 +602,13 @@ impl Sender {
     }
 }
 
+/// Whether the job is worthless at `now_ms`: past its deadline, or its notification's
+/// expiry (a call's ring time, a message's TTL).
+fn expired_at(job: &PushJob, notification: &Notification, now_ms: i64) -> bool {
+    (job.deadline_ms > 0 && now_ms >= job.deadline_ms)
+        || (notification.expires_at_ms > 0 && now_ms >= notification.expires_at_ms)
+}
+
 fn device_ref(target: &PushTarget) -> DeviceRef<'_> {
     DeviceRef {
         user_id: &target.user_id,
@@ -608,6 +629,36 @@ fn build_error_reason(err: &BuildError) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_push_whose_time_is_gone_when_the_request_leaves_is_not_sent() {
+        let sent = 1_700_000_000_000;
+        // (deadline, expiry, ms after the send time the request would leave, expired?)
+        let table = [
+            (0, 0, 3_600_000, false),
+            (0, sent + 30_000, 10_000, false),
+            (0, sent + 30_000, 30_000, true),
+            (0, sent + 30_000, 45_000, true),
+            (sent + 20_000, sent + 30_000, 25_000, true),
+            (sent + 60_000, 0, 59_999, false),
+        ];
+        for (deadline_ms, expires_at_ms, after_ms, expired) in table {
+            let job = PushJob {
+                deadline_ms,
+                ..PushJob::default()
+            };
+            let notification = Notification {
+                send_time_ms: sent,
+                expires_at_ms,
+                ..Notification::default()
+            };
+            assert_eq!(
+                expired_at(&job, &notification, sent + after_ms),
+                expired,
+                "{deadline_ms} {expires_at_ms} {after_ms}"
+            );
+        }
+    }
 
     #[test]
     fn tokens_are_shortened_in_logs() {
