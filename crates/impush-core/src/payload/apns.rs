@@ -21,7 +21,8 @@ use impush_proto::v1::{IosPushType, Notification, PushTarget, Vendor};
 use serde::Serialize;
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, required,
+    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, is_silent,
+    required,
 };
 use crate::credential::CredentialProfile;
 
@@ -108,12 +109,6 @@ pub fn is_header_safe(value: &str) -> bool {
 
 fn is_voip(notification: &Notification) -> bool {
     notification.ios_push_type() == IosPushType::Voip
-}
-
-/// A silent background push (`ios_content_available`), unless it is a VoIP push, which
-/// always rings.
-pub fn is_silent(notification: &Notification) -> bool {
-    notification.ios_content_available && !is_voip(notification)
 }
 
 /// Fields in alphabetical order, like every payload struct (see [`super`]).

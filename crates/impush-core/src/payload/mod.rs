@@ -23,7 +23,7 @@ pub mod tpns;
 pub mod vivo;
 pub mod xiaomi;
 
-use impush_proto::v1::{AndroidNotifyMode, Notification, PushTarget, Vendor};
+use impush_proto::v1::{AndroidNotifyMode, IosPushType, Notification, PushTarget, Vendor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -514,6 +514,12 @@ pub fn request_at_ms(notification: &Notification) -> i64 {
     } else {
         notification.send_time_ms
     }
+}
+
+/// Whether the sender asked for a silent iOS push (`ios_content_available`): a background
+/// notification with no alert, sound or badge. A VoIP push stays one: it always rings.
+pub fn is_silent(notification: &Notification) -> bool {
+    notification.ios_content_available && notification.ios_push_type() != IosPushType::Voip
 }
 
 /// Whether the sender asked for a pass-through (data) message the app shows itself

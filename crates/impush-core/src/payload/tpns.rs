@@ -57,10 +57,9 @@ use serde::de::IgnoredAny;
 
 use super::{
     Body, BuildError, ExtMap, Limits, Tokens, VendorPayload, VendorRequest, check_path_safe_token,
-    is_pass_through, json_member, json_string, raw_resource_name, ttl_seconds,
+    is_pass_through, is_silent, json_member, json_string, raw_resource_name, ttl_seconds,
 };
 use crate::credential::{CredentialProfile, Environment};
-use crate::payload::apns;
 use crate::vendor;
 
 /// The limit on the serialized `message` field.
@@ -117,7 +116,7 @@ impl VendorPayload for Payload {
         // "message": TPNS's pass-through / silent message (Push API, `message_type`).
         let message_type = match platform {
             Platform::Android if is_pass_through(notification) => "message",
-            Platform::Ios if apns::is_silent(notification) => "message",
+            Platform::Ios if is_silent(notification) => "message",
             Platform::Android | Platform::Ios => "notify",
         };
         let root = Push {
@@ -308,7 +307,7 @@ fn android_message<'a>(
 }
 
 fn ios_message(notification: &Notification, badge: Option<u32>) -> Message<'_> {
-    let silent = apns::is_silent(notification);
+    let silent = is_silent(notification);
     let aps = if silent {
         Aps {
             alert: None,
