@@ -26,7 +26,7 @@ RUN apt-get update -qq \
     && useradd --system --uid 10001 --gid impush --no-create-home --shell /usr/sbin/nologin impush
 COPY --from=builder /out/ /usr/local/bin/
 ENV IMPUSH_CONFIG=/etc/impush/config/impush.toml \
-    IMPUSH_LOG_FORMAT=json
+    IMPUSH__LOG__FORMAT=json
 USER 10001:10001
 EXPOSE 9600
 ENTRYPOINT ["/usr/bin/tini", "--"]

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Validates what can be validated of deploy/ without a cluster or a container engine: every
-# YAML and JSON file parses, the Kubernetes objects match the API schemas, the Prometheus
+# YAML and JSON file parses, the generated manifests (per-vendor senders, PrometheusRule)
+# match their sources, the Kubernetes objects match the API schemas, the Prometheus
 # config and rules pass `promtool check`, the alert unit tests pass `promtool test rules`,
 # and every query of the Grafana dashboard is valid PromQL. Installs promtool (Debian's
 # prometheus package), PyYAML and kubernetes-validate (PyPI) when absent, as
@@ -69,6 +70,9 @@ if failed:
     sys.exit(1)
 print(f"  {count} files parse")
 EOF
+
+echo "checking the generated manifests (scripts/gen-k8s.sh --check)"
+./scripts/gen-k8s.sh --check
 
 # Strict: a misspelt field is an error, not silently dropped as the API server would. The
 # CRDs (KEDA's ScaledObject and TriggerAuthentication, the PodMonitor) have no schema here;

@@ -918,3 +918,163 @@ fn runbook_anchors_follow_github_headings() {
         "replaying-dead-letters-impush-dlq"
     );
 }
+
+// ---- generated manifests, environment, monitoring objects -----------------------------------
+
+#[test]
+fn the_generated_manifests_are_up_to_date_and_cover_every_vendor() {
+    let output = Command::new(workspace().join("scripts/gen-k8s.sh"))
+        .arg("--check")
+        .output()
+        .expect("scripts/gen-k8s.sh runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let script = read("scripts/gen-k8s.sh");
+    let listed: BTreeSet<&str> = script
+        .lines()
+        .find_map(|line| line.strip_prefix("VENDORS=\""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("a VENDORS=\"…\" line in scripts/gen-k8s.sh")
+        .split_whitespace()
+        .collect();
+    for vendor in vendors() {
+        assert!(
+            listed.contains(vendor),
+            "scripts/gen-k8s.sh generates no sender manifest for {vendor}"
+        );
+    }
+    let kustomization = &yaml_documents("deploy/k8s/kustomization.yaml")[0];
+    let resources = str_list(&kustomization["resources"]);
+    for vendor in listed {
+        let file = format!("sender-{vendor}.yaml");
+        assert!(resources.contains(&file), "kustomization.yaml lacks {file}");
+    }
+}
+
+/// `(where, name, value)` of every environment variable the manifests and the Dockerfile
+/// set; a value from a Secret is a placeholder of the right shape.
+fn deployed_environment() -> Vec<(String, String, String)> {
+    let mut env = Vec::new();
+    for (file, object) in &Manifests::load().objects {
+        for container in containers(object) {
+            for variable in container["env"].as_vec().cloned().unwrap_or_default() {
+                let name = variable["name"].as_str().unwrap_or_default().to_owned();
+                let value = variable["value"]
+                    .as_str()
+                    .map(str::to_owned)
+                    .unwrap_or_else(|| "amqp://placeholder:5672/%2f".to_owned());
+                env.push((format!("{file} {}", name_of(object)), name, value));
+            }
+        }
+    }
+    let dockerfile = read("Dockerfile");
+    let mut in_env = false;
+    for line in dockerfile.lines() {
+        let line = line.trim();
+        let rest = if let Some(rest) = line.strip_prefix("ENV ") {
+            in_env = true;
+            rest
+        } else if in_env {
+            line
+        } else {
+            continue;
+        };
+        in_env = rest.ends_with('\\');
+        let assignment = rest.trim_end_matches('\\').trim();
+        if let Some((name, value)) = assignment.split_once('=') {
+            env.push(("Dockerfile".to_owned(), name.to_owned(), value.to_owned()));
+        }
+    }
+    env
+}
+
+#[test]
+fn every_environment_variable_the_deployment_sets_is_read_by_the_workers() {
+    let env = deployed_environment();
+    assert!(
+        env.iter().any(|(_, name, _)| name == "IMPUSH__LOG__FORMAT"),
+        "the deployment asks for JSON logs somewhere: {env:?}"
+    );
+    let help = String::from_utf8(
+        Command::new(bin_dir().join("impush-sender"))
+            .arg("--help")
+            .output()
+            .expect("impush-sender --help (cargo build --workspace --bins)")
+            .stdout,
+    )
+    .expect("UTF-8 help");
+    for (origin, name, value) in env {
+        if name.starts_with(impush_config::ENV_PREFIX) {
+            // An override of a key no section has, or of the wrong type, is refused by name.
+            impush_config::Config::parse_with_env(
+                impush_config::LOCAL_STACK_TOML,
+                "deploy/local/impush.toml",
+                [(name.clone(), value.clone())],
+            )
+            .unwrap_or_else(|e| panic!("{origin} sets {name}={value}: {e}"));
+        } else {
+            assert!(
+                name == "RUST_LOG" || help.contains(&format!("[env: {name}=")),
+                "{origin} sets {name}, which no impush binary reads (overrides are \
+                 IMPUSH__SECTION__KEY, flags' variables are in --help)"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_monitoring_objects_carry_the_label_kube_prometheus_stack_selects_by() {
+    let manifests = Manifests::load();
+    for kind in ["PodMonitor", "PrometheusRule"] {
+        let object = manifests
+            .of_kind(kind)
+            .next()
+            .unwrap_or_else(|| panic!("no {kind} in kustomization.yaml's resources"));
+        assert!(
+            object["metadata"]["labels"]["release"].as_str().is_some(),
+            "{kind} {} has no release label",
+            name_of(object)
+        );
+    }
+}
+
+#[test]
+fn the_setup_job_is_named_per_image_tag_so_a_new_release_can_apply_it() {
+    let manifests = Manifests::load();
+    let job = manifests.of_kind("Job").next().expect("the setup Job");
+    assert_eq!(name_of(job), "impush-setup-TAG");
+    let kustomization = read("deploy/k8s/kustomization.yaml");
+    assert!(
+        kustomization.contains("replacements:") && kustomization.contains("name: impush-setup-TAG"),
+        "kustomization.yaml does not put the image tag into the Job's name"
+    );
+    assert!(job["spec"]["ttlSecondsAfterFinished"].as_i64().is_some());
+}
+
+#[test]
+fn secrets_are_mounted_readable_by_the_pods_group_which_the_workers_accept() {
+    for (file, object) in &Manifests::load().objects {
+        let spec = &object["spec"]["template"]["spec"];
+        for volume in spec["volumes"].as_vec().cloned().unwrap_or_default() {
+            let secret = &volume["secret"];
+            if secret.is_badvalue() {
+                continue;
+            }
+            // `0440`: octal to Kubernetes (YAML 1.1), decimal digits to this YAML 1.2 reader.
+            let mode = secret["defaultMode"].as_i64();
+            assert!(
+                mode == Some(0o440) || mode == Some(440),
+                "{file} {}: secret defaultMode {mode:?}",
+                name_of(object)
+            );
+            assert!(
+                spec["securityContext"]["fsGroup"].as_i64().is_some(),
+                "{file} {}: group-readable secrets need an fsGroup",
+                name_of(object)
+            );
+        }
+    }
+}

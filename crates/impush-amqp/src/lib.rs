@@ -80,7 +80,8 @@ pub fn protobuf_properties(type_name: &str) -> BasicProperties {
 /// Why a message is dead-lettered, written to its headers.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct DeadLetterReason<'a> {
-    /// snake_case, or the vendor's own reason.
+    /// snake_case, or the vendor's own code; written through
+    /// [`impush_core::reason::label`], so error text becomes `other` (keep it in `detail`).
     pub reason: &'a str,
     /// Free text for people; never a secret or a full token.
     pub detail: &'a str,
@@ -100,9 +101,10 @@ pub fn dead_letter(
     now_ms: i64,
 ) -> Outgoing {
     let mut table = original.headers().clone().unwrap_or_default();
+    // `impush dlq --reason` filters by it: a bounded label, never an error's text.
     table.insert(
         headers::REASON.into(),
-        AMQPValue::LongString(why.reason.into()),
+        AMQPValue::LongString(impush_core::reason::label(why.reason).as_ref().into()),
     );
     table.insert(
         headers::DETAIL.into(),

@@ -71,6 +71,18 @@ impl Topology {
         queues
     }
 
+    /// Every queue of the topology: state, messages and the events' dead letters, then each
+    /// vendor's queues ([`Topology::vendor_queues`]). The router, always running, reports
+    /// them all, so a queue whose whole consumer pool is gone still has its depth and its
+    /// zero consumers reported.
+    pub fn all_queues(&self) -> Vec<String> {
+        let mut queues = vec![self.state_queue(), self.messages_queue(), self.events_dlq()];
+        for vendor in vendor::ALL {
+            queues.extend(self.vendor_queues(vendor));
+        }
+        queues
+    }
+
     pub fn events_exchange(&self) -> String {
         format!("{}.events", self.prefix)
     }
@@ -306,6 +318,20 @@ mod tests {
         assert_eq!(t.dlq(Vendor::Fcm), "impush.dlq.fcm");
         assert_eq!(t.events_dlq(), "impush.dlq.events");
         assert_eq!(t.retry_queue(Vendor::Apns, 0), "impush.retry.apns.1000");
+    }
+
+    #[test]
+    fn all_queues_holds_every_work_queue_and_dead_letter_queue_of_every_vendor() {
+        let t = topology();
+        let all = t.all_queues();
+        for queue in [t.state_queue(), t.messages_queue(), t.events_dlq()] {
+            assert!(all.contains(&queue), "{queue}");
+        }
+        for v in vendor::ALL {
+            for queue in t.vendor_queues(v) {
+                assert!(all.contains(&queue), "{queue}");
+            }
+        }
     }
 
     #[test]

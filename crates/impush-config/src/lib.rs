@@ -14,10 +14,10 @@ mod show;
 mod tls;
 mod workers;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
-use impush_core::{CredentialProfile, TemplateSet, Templates, Vendor};
+use impush_core::{CredentialProfile, TemplateSet, Templates};
 use serde::Deserialize;
 
 pub use secret::{Secret, SecretRef};
@@ -150,25 +150,35 @@ impl Config {
         let mut credentials = HashMap::new();
         let mut vendors = HashMap::new();
         for (index, entry) in raw.credentials.into_iter().enumerate() {
-            let credential: CredentialProfile = entry
-                .clone()
-                .try_into()
-                .map_err(|e: toml::de::Error| parse_error(format!("credentials[{index}]: {e}")))?;
-            let settings: VendorSettings =
-                entry
-                    .try_into()
-                    .map_err(|e: toml::de::Error| ConfigError::Credential {
-                        origin: origin.to_owned(),
-                        index,
-                        business_id: credential.business_id,
-                        message: e.to_string(),
-                    })?;
+            // One entry, two views (the public profile and the sending settings), each
+            // reading its own keys: a key is unknown when neither view reads it.
+            let mut unread_by_profile = BTreeSet::new();
+            let credential: CredentialProfile = serde_ignored::deserialize(entry.clone(), |path| {
+                unread_by_profile.insert(path.to_string());
+            })
+            .map_err(|e: toml::de::Error| parse_error(format!("credentials[{index}]: {e}")))?;
+            let mut unread_by_settings = BTreeSet::new();
+            let settings: VendorSettings = serde_ignored::deserialize(entry, |path| {
+                unread_by_settings.insert(path.to_string());
+            })
+            .map_err(|e: toml::de::Error| ConfigError::Credential {
+                origin: origin.to_owned(),
+                index,
+                business_id: credential.business_id,
+                message: e.to_string(),
+            })?;
             let fail = |message: String| ConfigError::Credential {
                 origin: origin.to_owned(),
                 index,
                 business_id: credential.business_id,
                 message,
             };
+            if let Some(key) = unread_by_settings
+                .iter()
+                .find(|key| read_by_neither(key, &unread_by_profile))
+            {
+                return Err(fail(format!("unknown key `{key}`")));
+            }
             if credential.business_id == 0 {
                 return Err(fail("business_id must be a positive certificate ID".into()));
             }
@@ -196,6 +206,21 @@ impl Config {
                 message: "expected `default` or an sdk_app_id".into(),
             })?;
             templates.per_app.insert(sdk_app_id, set);
+        }
+        let sets = std::iter::once(("default".to_owned(), &templates.default)).chain(
+            templates
+                .per_app
+                .iter()
+                .map(|(app, set)| (app.to_string(), set)),
+        );
+        for (key, set) in sets {
+            if let Some(unknown) = set.unknown_placeholder() {
+                return Err(ConfigError::Templates {
+                    origin: origin.to_owned(),
+                    key,
+                    message: unknown.to_string(),
+                });
+            }
         }
         raw.amqp
             .validate()
@@ -284,18 +309,70 @@ fn merged_table(
         message,
     };
     let mut value: toml::Table = toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
-    for (name, override_value) in env {
-        if let Some(path) = name.strip_prefix(ENV_PREFIX) {
-            apply_override(&mut value, path, &override_value)
-                .map_err(|e| parse_error(format!("environment {name}: {e}")))?;
+    let mut overrides: Vec<(String, String)> = env
+        .into_iter()
+        .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+        .collect();
+    overrides.sort();
+    // Each override is checked against the sections' types as it is applied, so that an
+    // error names its variable; that holds only if the file is sound without them (else
+    // the file's own error is reported by the full parse that follows).
+    let checked = !overrides.is_empty() && sections_accept(&value).is_ok();
+    for (name, raw) in overrides {
+        let path = &name[ENV_PREFIX.len()..];
+        let env_error =
+            |message: String| parse_error(format!("environment variable {name}: {message}"));
+        if !checked {
+            apply_override(&mut value, path, typed_value(&raw)).map_err(env_error)?;
+            continue;
+        }
+        // `123` is a number for a number field and stays a string for a string field.
+        let mut candidates = vec![typed_value(&raw)];
+        if !candidates[0].is_str() {
+            candidates.push(toml::Value::String(raw.clone()));
+        }
+        let mut first_error = None;
+        for candidate in candidates {
+            let mut trial = value.clone();
+            apply_override(&mut trial, path, candidate).map_err(&env_error)?;
+            match sections_accept(&trial) {
+                Ok(()) => {
+                    value = trial;
+                    first_error = None;
+                    break;
+                }
+                Err(message) => {
+                    first_error.get_or_insert(message);
+                }
+            }
+        }
+        if let Some(message) = first_error {
+            return Err(env_error(message));
         }
     }
     Ok(value)
 }
 
-/// Sets `a.b.c` (from `A__B__C`) in `table` to `value`, parsed as a TOML value when it
-/// parses (numbers, booleans, arrays) and taken as a string otherwise.
-fn apply_override(table: &mut toml::Table, path: &str, value: &str) -> Result<(), String> {
+/// Whether the sections of `table` have the keys and types they must (credentials are
+/// checked later, entry by entry).
+fn sections_accept(table: &toml::Table) -> Result<(), String> {
+    toml::Value::Table(table.clone())
+        .try_into::<RawConfig>()
+        .map(drop)
+        .map_err(|e| e.to_string())
+}
+
+/// An override's text as a TOML value when it parses as one (numbers, booleans, arrays),
+/// else as a string.
+fn typed_value(text: &str) -> toml::Value {
+    toml::from_str::<toml::Table>(&format!("v = {text}"))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| toml::Value::String(text.to_owned()))
+}
+
+/// Sets `a.b.c` (from `A__B__C`) in `table` to `value`.
+fn apply_override(table: &mut toml::Table, path: &str, value: toml::Value) -> Result<(), String> {
     let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
     let Some((last, sections)) = keys.split_last() else {
         return Err("empty key".into());
@@ -309,30 +386,42 @@ fn apply_override(table: &mut toml::Table, path: &str, value: &str) -> Result<()
             .as_table_mut()
             .ok_or_else(|| format!("`{key}` is not a section"))?;
     }
-    let parsed = toml::from_str::<toml::Table>(&format!("v = {value}"))
-        .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| toml::Value::String(value.to_owned()));
-    current.insert(last.clone(), parsed);
+    current.insert(last.clone(), value);
     Ok(())
+}
+
+/// Whether a key one view of a credential left unread (`apns.team`, `nick`) was left
+/// unread by the other too, itself or through its table (`apns`).
+fn read_by_neither(key: &str, unread_by_other: &BTreeSet<String>) -> bool {
+    let mut prefix = String::new();
+    for part in key.split('.') {
+        if !prefix.is_empty() {
+            prefix.push('.');
+        }
+        prefix.push_str(part);
+        if unread_by_other.contains(&prefix) {
+            return true;
+        }
+    }
+    false
 }
 
 /// The identity field each vendor's payload cannot do without, checked at start so a bad
 /// credential is an error naming its business_id and field, not a failure per message.
 fn missing_identity_field(c: &CredentialProfile) -> Option<&'static str> {
-    let needs = |field: &'static str, value: &str| value.is_empty().then_some(field);
-    match c.vendor {
-        Vendor::Apns => needs("bundle_id", &c.bundle_id),
-        Vendor::Fcm => needs("project_id", &c.project_id),
-        Vendor::Huawei | Vendor::Vivo | Vendor::Meizu | Vendor::Tpns => needs("app_id", &c.app_id),
-        Vendor::Xiaomi | Vendor::Oppo => needs("package_name", &c.package_name),
-        Vendor::Unspecified => Some("vendor"),
+    match impush_core::payload::spec(c.vendor) {
+        Some(spec) => c
+            .field(spec.identity)
+            .is_empty()
+            .then_some(spec.identity.name()),
+        None => Some("vendor"),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use impush_core::Vendor;
 
     #[test]
     fn the_local_stack_has_one_credential_per_vendor() {
@@ -423,6 +512,85 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("concurency"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_key_inside_a_credential_is_an_error_naming_it() {
+        let one = "[[credentials]]\nbusiness_id = 2\nvendor = \"fcm\"\nproject_id = \"p\"\n";
+        Config::parse(one, "t").unwrap();
+        let err = Config::parse(&format!("{one}projet_id = \"p\"\n"), "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown key `projet_id`"), "{err}");
+        assert!(err.contains("business_id 2"), "{err}");
+        let err = Config::parse(
+            &format!(
+                "{one}[credentials.fcm]\nservice_account = {{ env = \"X\" }}\ntoken_url = \"u\"\n"
+            ),
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("token_url"), "{err}");
+    }
+
+    #[test]
+    fn every_credential_of_the_shipped_configs_reads_every_key() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        for file in ["deploy/local/impush.toml", "deploy/compose/impush.toml"] {
+            let text = std::fs::read_to_string(root.join(file)).unwrap();
+            Config::parse(&text, file).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+
+    #[test]
+    fn an_unknown_template_placeholder_is_refused_at_load() {
+        let err = Config::parse("[templates.1400000002]\nc2c = \"{nick}: {content}\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("templates.1400000002"), "{err}");
+        assert!(err.contains("{nick}"), "{err}");
+        let err = Config::parse("[templates.default]\ngroup = \"{name}: {contents}\"\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("templates.default") && err.contains("{contents}"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_override_of_the_wrong_type_names_its_variable() {
+        let env = [("IMPUSH__SENDER__CONCURRENCY".to_owned(), "lots".to_owned())];
+        let err = Config::parse_with_env(LOCAL_STACK_TOML, "t", env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("IMPUSH__SENDER__CONCURRENCY"), "{err}");
+        let env = [("IMPUSH__SENDER__CONCURENCY".to_owned(), "3".to_owned())];
+        let err = Config::parse_with_env(LOCAL_STACK_TOML, "t", env)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("IMPUSH__SENDER__CONCURENCY"), "{err}");
+    }
+
+    #[test]
+    fn an_override_that_looks_like_a_number_stays_a_string_for_a_string_field() {
+        let env = [
+            ("IMPUSH__AMQP__PREFIX".to_owned(), "123".to_owned()),
+            ("IMPUSH__REDIS__PREFIX".to_owned(), "true".to_owned()),
+            ("IMPUSH__SENDER__CONCURRENCY".to_owned(), "7".to_owned()),
+        ];
+        let config = Config::parse_with_env(LOCAL_STACK_TOML, "t", env).unwrap();
+        assert_eq!(config.amqp.prefix, "123");
+        assert_eq!(config.redis.prefix, "true");
+        assert_eq!(config.sender.concurrency, 7);
+    }
+
+    #[test]
+    fn the_log_format_is_set_from_the_environment() {
+        let env = [("IMPUSH__LOG__FORMAT".to_owned(), "json".to_owned())];
+        let config = Config::parse_with_env(LOCAL_STACK_TOML, "t", env).unwrap();
+        assert_eq!(config.log.format, LogFormat::Json);
     }
 
     #[test]

@@ -62,24 +62,30 @@ impl SecretRef {
     }
 }
 
-/// Warns, naming the file and never its content, when a secret file can be read by its
-/// group or by others: anyone with an account on the host could then sign as the app.
+/// Warns, naming the file and never its content, when a secret file can be read by others
+/// or written by its group: anyone with an account on the host could then sign as the app,
+/// or replace the key.
+///
+/// Reading by the group is allowed: a Kubernetes Secret volume gives its files to root and
+/// the pod's `fsGroup` (mode 0440 here), and the group is the pod's own; a process that
+/// runs as neither root nor the file's owner can read them no other way.
 pub(crate) fn warn_if_readable_by_others(path: &Path) {
     if let Some(mode) = loose_permissions(path) {
         tracing::warn!(
             file = %path.display(),
             mode = format_args!("{mode:o}"),
-            "secret file is readable by group or others; chmod 600 it"
+            "secret file is readable by others or writable by its group; chmod 600 (or 440) it"
         );
     }
 }
 
-/// The file's permission bits when they let the group or others in (`mode & 0o077`).
+/// The file's permission bits when they let others in or the group write
+/// (`mode & 0o027`).
 #[cfg(unix)]
 fn loose_permissions(path: &Path) -> Option<u32> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
-    (mode & 0o077 != 0).then_some(mode)
+    (mode & 0o027 != 0).then_some(mode)
 }
 
 #[cfg(not(unix))]
@@ -139,7 +145,7 @@ mod tests {
 
     #[test]
     fn a_secret_file_readable_by_others_is_warned_about_by_name_not_content() {
-        for mode in [0o644, 0o640, 0o604] {
+        for mode in [0o644, 0o604, 0o660, 0o666] {
             let path = secret_file(&format!("loose-{mode:o}.key"), mode);
             let (secret, log) = resolve_logged(&path);
             assert_eq!(secret.expose(), "s3cr3t-value", "still usable");
@@ -158,5 +164,15 @@ mod tests {
         let path = secret_file("tight.key", 0o600);
         let (_, log) = resolve_logged(&path);
         assert_eq!(log, "");
+    }
+
+    #[test]
+    fn a_secret_file_as_kubernetes_mounts_it_with_fs_group_is_not_warned_about() {
+        // A Secret volume with defaultMode 0440: root's file, readable by the pod's fsGroup.
+        for mode in [0o440, 0o640, 0o400] {
+            let path = secret_file(&format!("mounted-{mode:o}.key"), mode);
+            let (_, log) = resolve_logged(&path);
+            assert_eq!(log, "", "mode {mode:o}");
+        }
     }
 }

@@ -130,13 +130,24 @@ mod tests {
     #[test]
     fn show_includes_defaults_env_overrides_and_hides_secrets() {
         let text = "[amqp]\nprefix = \"x\"\n[[credentials]]\nbusiness_id = 2\nvendor = \"fcm\"\n\
-                    project_id = \"p\"\napi_token = \"plain-oops\"\n";
+                    project_id = \"p\"\n";
         let env = [(
             "IMPUSH__REDIS__URL".to_owned(),
             "redis://:hunter2@cache:6379".to_owned(),
         )];
+        // A secret written in plain under a key of its own is refused, and not echoed.
+        let err = effective_toml(
+            &format!("{text}api_token = \"plain-oops\"\n"),
+            "t",
+            env.clone(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("api_token") && !err.contains("plain-oops"),
+            "{err}"
+        );
         let shown = effective_toml(text, "t", env).unwrap();
-        assert!(!shown.contains("plain-oops"), "{shown}");
         assert!(!shown.contains("hunter2"), "{shown}");
         assert!(shown.contains("prefix = \"x\""), "{shown}");
         assert!(

@@ -18,6 +18,28 @@ pub enum Environment {
     Sandbox,
 }
 
+/// An identity field of a [`CredentialProfile`], the one a vendor's payload cannot do
+/// without (`VendorPayload::IDENTITY`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialField {
+    BundleId,
+    PackageName,
+    AppId,
+    ProjectId,
+}
+
+impl CredentialField {
+    /// The field's name in the config.
+    pub fn name(self) -> &'static str {
+        match self {
+            CredentialField::BundleId => "bundle_id",
+            CredentialField::PackageName => "package_name",
+            CredentialField::AppId => "app_id",
+            CredentialField::ProjectId => "project_id",
+        }
+    }
+}
+
 /// What a payload builder needs to know about the credential a device registered with.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct CredentialProfile {
@@ -84,6 +106,16 @@ fn deserialize_vendor<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vendor, 
 }
 
 impl CredentialProfile {
+    /// The value of an identity field.
+    pub fn field(&self, field: CredentialField) -> &str {
+        match field {
+            CredentialField::BundleId => &self.bundle_id,
+            CredentialField::PackageName => &self.package_name,
+            CredentialField::AppId => &self.app_id,
+            CredentialField::ProjectId => &self.project_id,
+        }
+    }
+
     /// A profile with only the identity set; the builders say which other field they need.
     pub fn new(business_id: u64, vendor: Vendor) -> CredentialProfile {
         CredentialProfile {

@@ -117,13 +117,10 @@ pub fn render_notification(
 /// that could not travel in a header (over 64 bytes, or anything but visible ASCII: a line
 /// break would end the header). Only copies of one message share it.
 fn collapse_id(msg_id: &str) -> String {
-    if msg_id.len() <= 64 && crate::payload::apns::is_header_safe(msg_id) {
+    if msg_id.len() <= 64 && crate::ids::is_header_safe(msg_id) {
         msg_id.to_owned()
     } else {
-        format!(
-            "m-{:016x}",
-            crate::payload::stable_hash(&[msg_id.as_bytes()])
-        )
+        format!("m-{:016x}", crate::ids::stable_hash(&[msg_id.as_bytes()]))
     }
 }
 

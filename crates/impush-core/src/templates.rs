@@ -85,6 +85,81 @@ impl Templates {
     }
 }
 
+/// What a template refers to that nothing fills: the field, the placeholder as written and
+/// the placeholders the field does take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownPlaceholder {
+    pub field: &'static str,
+    pub placeholder: String,
+    pub known: &'static [&'static str],
+}
+
+impl std::fmt::Display for UnknownPlaceholder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}`: unknown placeholder `{}`",
+            self.field, self.placeholder
+        )?;
+        if self.known.is_empty() {
+            write!(f, " (this text takes no placeholders)")
+        } else {
+            let known: Vec<String> = self.known.iter().map(|k| format!("{{{k}}}")).collect();
+            write!(f, " (it takes {})", known.join(", "))
+        }
+    }
+}
+
+impl Templates {
+    /// The first placeholder written in a text that [`fill`] would leave as is (`{nick}`
+    /// for `{nickname}`): it would reach users' lock screens verbatim.
+    pub fn unknown_placeholder(&self) -> Option<UnknownPlaceholder> {
+        const C2C: &[&str] = &["nickname", "content"];
+        const C2C_ANONYMOUS: &[&str] = &["content"];
+        const GROUP: &[&str] = &["name", "nickname", "group_name", "content"];
+        const GROUP_ANONYMOUS: &[&str] = &["group_name", "content"];
+        const NONE: &[&str] = &[];
+        let texts: [(&'static str, &str, &'static [&'static str]); 14] = [
+            ("c2c", &self.c2c, C2C),
+            ("c2c_anonymous", &self.c2c_anonymous, C2C_ANONYMOUS),
+            ("group", &self.group, GROUP),
+            ("group_anonymous", &self.group_anonymous, GROUP_ANONYMOUS),
+            ("elem_separator", &self.elem_separator, NONE),
+            ("image", &self.image, NONE),
+            ("voice", &self.voice, NONE),
+            ("file", &self.file, NONE),
+            ("video", &self.video, NONE),
+            ("location", &self.location, NONE),
+            ("face", &self.face, NONE),
+            ("merger", &self.merger, NONE),
+            ("audio_call", &self.audio_call, NONE),
+            ("video_call", &self.video_call, NONE),
+        ];
+        texts.into_iter().find_map(|(field, text, known)| {
+            placeholders(text)
+                .find(|key| !known.contains(key))
+                .map(|key| UnknownPlaceholder {
+                    field,
+                    placeholder: format!("{{{key}}}"),
+                    known,
+                })
+        })
+    }
+}
+
+/// The `{key}` placeholders of a text: braces around a lower-case identifier (other
+/// braces are text).
+fn placeholders(text: &str) -> impl Iterator<Item = &str> {
+    text.split('{').skip(1).filter_map(|after| {
+        let key = &after[..after.find('}')?];
+        let identifier = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        identifier.then_some(key)
+    })
+}
+
 /// Fills `{key}` placeholders in one pass; unknown placeholders stay as written, and
 /// substituted text is never scanned again (a nickname of `{content}` stays literal).
 pub fn fill(format: &str, values: &[(&str, &str)]) -> String {
@@ -131,6 +206,31 @@ impl TemplateSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_placeholder_is_found_with_its_field() {
+        let mut t = Templates::english();
+        assert_eq!(t.unknown_placeholder(), None, "the defaults are sound");
+        assert_eq!(Templates::chinese().unknown_placeholder(), None);
+        t.c2c = "{nick}: {content}".into();
+        let found = t.unknown_placeholder().unwrap();
+        assert_eq!((found.field, found.placeholder.as_str()), ("c2c", "{nick}"));
+        assert!(found.to_string().contains("{nickname}"), "{found}");
+
+        let mut t = Templates::english();
+        t.c2c_anonymous = "{nickname}: {content}".into();
+        assert_eq!(t.unknown_placeholder().unwrap().field, "c2c_anonymous");
+        let mut t = Templates::english();
+        t.image = "[{image}]".into();
+        assert_eq!(t.unknown_placeholder().unwrap().field, "image");
+        let mut t = Templates::english();
+        t.group = "{name} {JSON} {} ({group_name}): {content}".into();
+        assert_eq!(
+            t.unknown_placeholder(),
+            None,
+            "braces around other text are text"
+        );
+    }
 
     #[test]
     fn fill_substitutes_known_keys_once() {

@@ -1,12 +1,24 @@
 //! Cutting text to a vendor's limit without breaking a character: cuts fall on grapheme
 //! cluster boundaries (an emoji with its modifiers, a letter with its combining marks, stay
-//! whole) and end with an ellipsis.
+//! whole) and end with an ellipsis. Also the one way device and auth tokens are shortened
+//! for logs, errors and dead-letter views ([`short_token`]).
 
 use std::borrow::Cow;
 
 use unicode_segmentation::UnicodeSegmentation;
 
 pub const ELLIPSIS: &str = "…";
+
+/// How many characters of a token [`short_token`] keeps.
+pub const TOKEN_SHOWN: usize = 8;
+
+/// The first 8 characters of a device or auth token: enough to find it, too few to use it.
+pub fn short_token(token: &str) -> &str {
+    match token.char_indices().nth(TOKEN_SHOWN) {
+        Some((end, _)) => &token[..end],
+        None => token,
+    }
+}
 
 /// Number of user-perceived characters (grapheme clusters).
 pub fn grapheme_len(s: &str) -> usize {
@@ -79,6 +91,13 @@ pub fn char_count(s: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_shortened_to_their_first_8_characters() {
+        assert_eq!(short_token("0123456789abcdef"), "01234567");
+        assert_eq!(short_token("abc"), "abc");
+        assert_eq!(short_token("你好你好你好你好你好"), "你好你好你好你好");
+    }
 
     #[test]
     fn short_text_is_untouched() {

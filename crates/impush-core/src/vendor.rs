@@ -1,64 +1,38 @@
-//! Vendor names as operators write them (`--vendor apns`, queue `impush.push.apns`).
+//! The vendors impush sends through, by the facts operators and workers need: the
+//! lower-case names (`--vendor apns`, queue `impush.push.apns`), the platform, and the token
+//! format. Everything here is read from the one registry of payload modules
+//! ([`crate::payload::REGISTRY`]), so a vendor is listed once.
 
 use impush_proto::v1::Vendor;
 
-/// Every vendor impush can send through, in a stable order.
-pub const ALL: [Vendor; 8] = [
-    Vendor::Apns,
-    Vendor::Fcm,
-    Vendor::Huawei,
-    Vendor::Xiaomi,
-    Vendor::Oppo,
-    Vendor::Vivo,
-    Vendor::Meizu,
-    Vendor::Tpns,
-];
+pub use crate::ids::TokenFormatError;
+use crate::payload::{REGISTRY, TokenRules, spec};
+
+/// How many vendors there are.
+pub const COUNT: usize = REGISTRY.len();
+
+/// Every vendor impush can send through, in a stable order (the registry's).
+pub const ALL: [Vendor; COUNT] = {
+    let mut all = [Vendor::Unspecified; COUNT];
+    let mut i = 0;
+    while i < COUNT {
+        all[i] = REGISTRY[i].vendor;
+        i += 1;
+    }
+    all
+};
 
 /// The lower-case name used in CLI flags, queue names and config.
 pub fn name(vendor: Vendor) -> &'static str {
-    match vendor {
-        Vendor::Unspecified => "unspecified",
-        Vendor::Apns => "apns",
-        Vendor::Fcm => "fcm",
-        Vendor::Huawei => "huawei",
-        Vendor::Xiaomi => "xiaomi",
-        Vendor::Oppo => "oppo",
-        Vendor::Vivo => "vivo",
-        Vendor::Meizu => "meizu",
-        Vendor::Tpns => "tpns",
-    }
+    spec(vendor).map_or("unspecified", |spec| spec.name)
 }
 
 /// Parses a lower-case vendor name; `unspecified` is not a vendor one can send through.
 pub fn parse(name_: &str) -> Option<Vendor> {
-    ALL.into_iter().find(|v| name(*v) == name_)
-}
-
-/// Why a token is refused at registration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenFormatError {
-    Empty,
-    TooLong {
-        max: usize,
-    },
-    /// A character no vendor token has; it could also change a URL path or a form list.
-    BadCharacter,
-    /// Only dots and the like, no letter or digit: `.` or `..` as the last segment of a URL
-    /// path (APNs `/3/device/<token>`) would be resolved away and send elsewhere.
-    NoAlphanumeric,
-}
-
-impl std::fmt::Display for TokenFormatError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TokenFormatError::Empty => f.write_str("empty token"),
-            TokenFormatError::TooLong { max } => write!(f, "token longer than {max} characters"),
-            TokenFormatError::BadCharacter => {
-                f.write_str("token has a character vendor tokens never have")
-            }
-            TokenFormatError::NoAlphanumeric => f.write_str("token has no letter or digit"),
-        }
-    }
+    REGISTRY
+        .iter()
+        .find(|spec| spec.name == name_)
+        .map(|spec| spec.vendor)
 }
 
 /// Checks a device token before it is stored and before it goes into a request: vendor
@@ -69,35 +43,14 @@ impl std::fmt::Display for TokenFormatError {
 /// field or a comma-separated token list. Exact per-vendor formats are left to the vendors,
 /// which answer "invalid token" and get the registration pruned.
 pub fn check_token(vendor: Vendor, token: &str) -> Result<(), TokenFormatError> {
-    let max = match vendor {
-        Vendor::Apns => 200,
-        Vendor::Tpns => 256,
-        _ => 4096,
-    };
-    if token.is_empty() {
-        return Err(TokenFormatError::Empty);
-    }
-    if token.len() > max {
-        return Err(TokenFormatError::TooLong { max });
-    }
-    let base64 = matches!(vendor, Vendor::Xiaomi | Vendor::Huawei);
-    let allowed = |b: u8| {
-        b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'_' | b'.' | b':' | b'~')
-            || (base64 && matches!(b, b'+' | b'/' | b'='))
-    };
-    if !token.bytes().all(allowed) {
-        return Err(TokenFormatError::BadCharacter);
-    }
-    if !token.bytes().any(|b| b.is_ascii_alphanumeric()) {
-        return Err(TokenFormatError::NoAlphanumeric);
-    }
-    Ok(())
+    spec(vendor)
+        .map_or(TokenRules::DEFAULT, |spec| spec.tokens)
+        .check(token)
 }
 
 /// True for the vendors whose devices run iOS (badge numbers apply).
 pub fn is_ios(vendor: Vendor) -> bool {
-    vendor == Vendor::Apns
+    spec(vendor).is_some_and(|spec| spec.is_ios)
 }
 
 #[cfg(test)]
@@ -149,6 +102,24 @@ mod tests {
             }
         }
         assert_eq!(check_token(Vendor::Apns, "a..b"), Ok(()));
+    }
+
+    #[test]
+    fn every_proto_vendor_has_a_registry_entry() {
+        // The proto enum's values, `Unspecified` aside, are exactly the registry's.
+        let mut from_proto: Vec<Vendor> =
+            (1..=255).filter_map(|n| Vendor::try_from(n).ok()).collect();
+        let mut registered = ALL.to_vec();
+        from_proto.sort();
+        registered.sort();
+        assert_eq!(
+            registered, from_proto,
+            "a vendor of the proto enum has no payload module"
+        );
+        let mut names: Vec<&str> = ALL.iter().map(|v| name(*v)).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), COUNT, "vendor names are unique");
     }
 
     #[test]

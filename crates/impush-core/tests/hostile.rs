@@ -1,6 +1,6 @@
 //! Regression tests for what fuzzing found in the core: each named after the rule it broke.
 
-use impush_core::payload::apns::is_header_safe;
+use impush_core::ids::is_header_safe;
 use impush_core::{Templates, Vendor, render_notification};
 use impush_proto::v1::{Elem, OfflineMessage, TextElem, elem::Content};
 

@@ -35,7 +35,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = args.common.load_config()?;
+    let config = args.common.load_config();
     impush_runtime::init_logging(&config.log);
     let amqp_tls = config.amqp_tls()?;
     let redis_tls = config.redis_tls()?;
@@ -46,6 +46,7 @@ async fn main() -> anyhow::Result<()> {
         redis_ready,
         credentials_ready,
     } = impush_runtime::Worker::start(args.common.metrics_addr).await?;
+    impush_runtime::catalog::start_counters_at_zero(impush_runtime::catalog::Role::Ingest, &config);
     // Ingest sends nothing: it needs no credentials.
     credentials_ready.store(true, Ordering::SeqCst);
 

@@ -41,7 +41,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = Arc::new(args.common.load_config()?);
+    let config = Arc::new(args.common.load_config());
     impush_runtime::init_logging(&config.log);
     let amqp_tls = config.amqp_tls()?;
     let redis_tls = config.redis_tls()?;
@@ -52,6 +52,7 @@ async fn main() -> anyhow::Result<()> {
         redis_ready,
         credentials_ready,
     } = impush_runtime::Worker::start(args.common.metrics_addr).await?;
+    impush_runtime::catalog::start_counters_at_zero(impush_runtime::catalog::Role::Router, &config);
     // The router reads credentials' public profiles only; they were validated with the config.
     credentials_ready.store(true, Ordering::SeqCst);
 
@@ -88,7 +89,8 @@ async fn main() -> anyhow::Result<()> {
         config.amqp.url.clone(),
         amqp_tls.clone(),
         topology.clone(),
-        vec![topology.messages_queue()],
+        // Every queue, not only its own: a sender pool that is gone reports nothing.
+        topology.all_queues(),
         Duration::from_secs(10),
         shutdown.clone(),
     ));

@@ -183,9 +183,163 @@ pub fn describe_all() {
     }
 }
 
+/// Which worker a process is: what decides the label sets its counters start with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Ingest,
+    Router,
+    Sender(impush_core::Vendor),
+}
+
+/// The outcomes of `impush_pushes_total`.
+pub const PUSH_OUTCOMES: [&str; 7] = [
+    "delivered",
+    "retried",
+    "invalid_token",
+    "rejected",
+    "dead_lettered",
+    "expired",
+    "duplicate",
+];
+
+/// The counter series a worker of `role` can know before anything happens, as
+/// `(name, labels)`: `increase()` and `rate()` only see an event on a series that existed
+/// before it, so a counter first written at its first event hides that event (and the
+/// first config reload error, the first dead letter, are exactly the ones that matter).
+pub fn known_counters(
+    role: Role,
+    config: &impush_config::Config,
+) -> Vec<(&'static str, Vec<(&'static str, String)>)> {
+    let mut series: Vec<(&'static str, Vec<(&'static str, String)>)> = vec![
+        ("impush_amqp_reconnects_total", vec![]),
+        (
+            "impush_config_reloads_total",
+            vec![("outcome", "ok".into())],
+        ),
+        (
+            "impush_config_reloads_total",
+            vec![("outcome", "error".into())],
+        ),
+    ];
+    match role {
+        Role::Ingest => {
+            series.push((
+                "impush_events_requeued_total",
+                vec![("queue", "state".into())],
+            ));
+        }
+        Role::Router => {
+            series.push((
+                "impush_events_requeued_total",
+                vec![("queue", "messages".into())],
+            ));
+            for reason in impush_core::SkipReason::ALL {
+                series.push((
+                    "impush_skips_total",
+                    vec![("reason", reason.as_str().into())],
+                ));
+            }
+            for vendor in impush_core::vendor::ALL {
+                let name = impush_core::vendor::name(vendor);
+                for counter in [
+                    "impush_notifications_routed_total",
+                    "impush_push_messages_total",
+                    "impush_push_jobs_total",
+                ] {
+                    series.push((counter, vec![("vendor", name.into())]));
+                }
+            }
+        }
+        Role::Sender(vendor) => {
+            let name = impush_core::vendor::name(vendor);
+            let mut business_ids: Vec<u64> = config
+                .credentials
+                .values()
+                .filter(|c| c.vendor == vendor)
+                .map(|c| c.business_id)
+                .collect();
+            business_ids.sort_unstable();
+            for business_id in business_ids {
+                for outcome in PUSH_OUTCOMES {
+                    series.push((
+                        "impush_pushes_total",
+                        vec![
+                            ("vendor", name.into()),
+                            ("business_id", business_id.to_string()),
+                            ("outcome", outcome.into()),
+                        ],
+                    ));
+                }
+            }
+            series.push((
+                "impush_vendor_responses_total",
+                vec![("vendor", name.into()), ("reason", "ok".into())],
+            ));
+            for attempt in 1..config.amqp.max_attempts.max(1) {
+                series.push((
+                    "impush_retries_total",
+                    vec![("vendor", name.into()), ("attempt", attempt.to_string())],
+                ));
+            }
+            series.push((
+                "impush_dead_letters_total",
+                vec![
+                    ("queue", name.into()),
+                    ("reason", "retries_exhausted".into()),
+                ],
+            ));
+            for counter in [
+                "impush_tokens_pruned_total",
+                "impush_jobs_requeued_total",
+                "impush_dedupe_record_failures_total",
+            ] {
+                series.push((counter, vec![("vendor", name.into())]));
+            }
+        }
+    }
+    series
+}
+
+/// Writes every [`known_counters`] series at 0, so `/metrics` shows them from start-up.
+pub fn start_counters_at_zero(role: Role, config: &impush_config::Config) {
+    for (name, labels) in known_counters(role, config) {
+        let labels: Vec<metrics::Label> = labels
+            .into_iter()
+            .map(|(key, value)| metrics::Label::new(key, value))
+            .collect();
+        metrics::counter!(name, labels).increment(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_counters_started_at_zero_are_counters_of_the_catalogue() {
+        let config = impush_config::Config::sample().unwrap();
+        let roles = [
+            Role::Ingest,
+            Role::Router,
+            Role::Sender(impush_core::Vendor::Apns),
+        ];
+        for role in roles {
+            for (name, _) in known_counters(role, &config) {
+                let info = METRICS.iter().find(|i| i.name == name);
+                assert!(
+                    info.is_some_and(|i| i.kind == Kind::Counter),
+                    "{name} is not a counter of the catalogue"
+                );
+            }
+        }
+        let apns = known_counters(Role::Sender(impush_core::Vendor::Apns), &config);
+        assert!(
+            apns.iter()
+                .any(|(name, labels)| *name == "impush_pushes_total"
+                    && labels.contains(&("business_id", "1".into()))
+                    && labels.contains(&("outcome", "delivered".into())))
+        );
+    }
 
     #[test]
     fn metric_names_follow_prometheus_conventions() {

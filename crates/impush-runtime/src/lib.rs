@@ -7,6 +7,7 @@ mod reload;
 
 pub use reload::{ApplyFn, watch_config};
 
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,21 +38,53 @@ pub struct CommonArgs {
 }
 
 impl CommonArgs {
-    pub fn load_config(&self) -> anyhow::Result<impush_config::Config> {
-        impush_config::Config::load(&self.config)
-            .with_context(|| format!("loading {}", self.config.display()))
+    /// The config, or the process ends here: a config mistake is printed as one message
+    /// naming the file, the field or the environment variable, and the worker exits with
+    /// status 2, without a backtrace even under `RUST_BACKTRACE=1` (the mistake is the
+    /// operator's to fix, not a bug whose stack matters).
+    pub fn load_config(&self) -> impush_config::Config {
+        match impush_config::Config::load(&self.config) {
+            Ok(config) => config,
+            Err(err) => exit_on_config_error(&self.config, &err),
+        }
     }
 }
 
-/// Logs to standard error in the configured format (`[log] format`: `pretty` or `json`, one
-/// object a line with the span fields — msg_id, vendor, business_id — on every line about a
-/// push); the level from `RUST_LOG` when set, else `[log] level`.
+/// Prints `err` (about the config file at `path`) on standard error and exits with status 2.
+pub fn exit_on_config_error(path: &std::path::Path, err: &dyn std::fmt::Display) -> ! {
+    let program = std::env::args()
+        .next()
+        .and_then(|arg0| {
+            std::path::Path::new(&arg0)
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "impush".to_owned());
+    // A closed standard error must not turn a config error into a panic.
+    let _ = writeln!(
+        std::io::stderr(),
+        "{program}: loading {}: {err}",
+        path.display()
+    );
+    std::process::exit(2)
+}
+
+/// Logs to standard error in the configured format (`[log] format`, or the environment's
+/// `IMPUSH__LOG__FORMAT`: `pretty` or `json`, one object a line with the span fields —
+/// msg_id, vendor, business_id — on every line about a push); the level from `RUST_LOG`
+/// when set, else `[log] level`. Colour only when standard error is a terminal.
+///
+/// A log line that cannot be written (standard error closed, a full pipe) is dropped: the
+/// subscriber's own report of the failure would go to the same broken standard error
+/// through `eprintln!`, which panics, and a panic in the signal task left SIGTERM ignored.
 pub fn init_logging(config: &impush_config::LogConfig) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .log_internal_errors(false)
         .with_writer(std::io::stderr);
     match config.format {
         impush_config::LogFormat::Json => builder.json().with_current_span(true).init(),
@@ -210,14 +243,15 @@ fn admin_router(
         )
 }
 
-/// Cancelled on SIGTERM or SIGINT.
+/// Cancelled on SIGTERM or SIGINT. The token is cancelled before anything is logged, so
+/// nothing the log writer does can keep the worker from stopping.
 pub fn shutdown_on_signal() -> CancellationToken {
     let token = CancellationToken::new();
     let trigger = token.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutdown requested: finishing in-flight work");
         trigger.cancel();
+        tracing::info!("shutdown requested: finishing in-flight work");
     });
     token
 }

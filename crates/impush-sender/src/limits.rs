@@ -52,11 +52,9 @@ struct DailyQuota {
     state: Mutex<(i64, u64)>,
 }
 
-const DAY_MS: i64 = 24 * 3600 * 1000;
-const BEIJING_OFFSET_MS: i64 = 8 * 3600 * 1000;
-
+/// The quota day `now_ms` falls in: days turn at midnight in China.
 fn quota_day(now_ms: i64) -> i64 {
-    (now_ms + BEIJING_OFFSET_MS).div_euclid(DAY_MS)
+    impush_vendors::china_day(now_ms)
 }
 
 impl Limits {

@@ -49,7 +49,7 @@ async fn main() -> anyhow::Result<()> {
             vendor::ALL.map(vendor::name).join(", ")
         )
     })?;
-    let config = Arc::new(args.common.load_config()?);
+    let config = Arc::new(args.common.load_config());
     impush_runtime::init_logging(&config.log);
     let amqp_tls = config.amqp_tls()?;
     let redis_tls = config.redis_tls()?;
@@ -63,6 +63,10 @@ async fn main() -> anyhow::Result<()> {
         redis_ready,
         credentials_ready,
     } = impush_runtime::Worker::start(args.common.metrics_addr).await?;
+    impush_runtime::catalog::start_counters_at_zero(
+        impush_runtime::catalog::Role::Sender(vendor),
+        &config,
+    );
     report_expiries(vendor, &clients);
     credentials_ready.store(true, Ordering::SeqCst);
 

@@ -9,6 +9,7 @@ use impush_amqp::{
     protobuf_properties,
 };
 use impush_config::Config;
+use impush_core::text::short_token;
 use impush_core::{BuildError, build_payload, vendor};
 use impush_proto::v1::{Notification, PushJob, PushJobs, PushTarget, TokenInvalidated, Vendor};
 use impush_runtime::now_ms;
@@ -37,12 +38,6 @@ pub struct State {
     pub config: Arc<Config>,
     pub clients: VendorClients,
     pub limits: Limits,
-}
-
-/// The first characters of a token: enough to find it, too few to use it.
-pub fn short_token(token: &str) -> &str {
-    let end = token.char_indices().nth(8).map_or(token.len(), |(i, _)| i);
-    &token[..end]
 }
 
 /// Targets sorted by what the vendor said.
@@ -262,14 +257,14 @@ impl Sender {
         let mut answers: Vec<(String, u64)> = Vec::new();
         for (target, outcome) in targets.into_iter().zip(result.outcomes) {
             let reason_label = match &outcome {
-                Outcome::Delivered => "ok",
+                Outcome::Delivered => "ok".into(),
                 Outcome::Retry { reason, .. }
                 | Outcome::InvalidToken { reason }
-                | Outcome::Rejected { reason } => reason.as_str(),
+                | Outcome::Rejected { reason } => impush_core::reason::label(reason),
             };
-            match answers.iter_mut().find(|(r, _)| r == reason_label) {
+            match answers.iter_mut().find(|(r, _)| *r == *reason_label) {
                 Some((_, n)) => *n += 1,
-                None => answers.push((reason_label.to_owned(), 1)),
+                None => answers.push((reason_label.into_owned(), 1)),
             }
             match outcome {
                 Outcome::Delivered => sorted.delivered.push(target),
@@ -323,6 +318,7 @@ impl Sender {
             outgoing.push(self.requeue_later(&job, parked, Some(pause), "quota_paused"));
         }
         let mut rejected_by_reason: Vec<(String, Vec<PushTarget>)> = Vec::new();
+        // Dead letters by bounded reason; the vendor's full text goes to their detail.
         for (target, reason) in sorted.rejected {
             match rejected_by_reason.iter_mut().find(|(r, _)| *r == reason) {
                 Some((_, targets)) => targets.push(target),
@@ -334,8 +330,8 @@ impl Sender {
             outgoing.push(self.dead_letter_message(
                 &job,
                 targets,
-                reason,
-                "the vendor rejected the push",
+                &impush_core::reason::label(reason),
+                &format!("the vendor rejected the push: {reason}"),
                 Some(result.status),
             ));
         }
@@ -658,12 +654,5 @@ mod tests {
                 "{deadline_ms} {expires_at_ms} {after_ms}"
             );
         }
-    }
-
-    #[test]
-    fn tokens_are_shortened_in_logs() {
-        assert_eq!(short_token("0123456789abcdef"), "01234567");
-        assert_eq!(short_token("abc"), "abc");
-        assert_eq!(short_token("你好你好你好你好你好"), "你好你好你好你好");
     }
 }

@@ -15,6 +15,7 @@
 
 mod apns;
 mod control;
+mod digest;
 mod fcm;
 mod huawei;
 mod meizu;
@@ -40,11 +41,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use control::{Delivery, Fault, FaultError};
-/// OPPO's auth sign hash, for tests that sign by hand.
-pub use oppo::sha256_hex;
+/// The vendors' sign hashes, for tests that sign by hand.
+pub use digest::{md5_hex, sha256_hex};
 pub use stats::{Percentiles, SENT_MS_MARKER, StatsReport, VendorReport};
-/// vivo's auth sign hash, for tests that sign by hand.
-pub use vivo::md5_hex;
 
 /// An APNs provider-token key the simulator trusts (the public half of a `.p8`).
 #[derive(Debug, Clone, PartialEq, Eq)]

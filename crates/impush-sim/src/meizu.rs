@@ -274,7 +274,7 @@ fn expected_sign(fields: &[(String, String)], app_secret: &str) -> String {
         text.push_str(value);
     }
     text.push_str(app_secret);
-    crate::vivo::md5_hex(text.as_bytes())
+    crate::digest::md5_hex(text.as_bytes())
 }
 
 #[cfg(test)]
@@ -292,7 +292,7 @@ mod tests {
             ),
         ] {
             assert_eq!(
-                crate::vivo::md5_hex(input.as_bytes()),
+                crate::digest::md5_hex(input.as_bytes()),
                 expected,
                 "{input:?}"
             );

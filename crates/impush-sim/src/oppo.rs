@@ -45,6 +45,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::control::{FaultReply, Record, now_ms};
+use crate::digest::sha256_hex;
 use crate::{OppoApp, Personality, Shown, Sim};
 
 /// How long an auth_token lives at OPPO.
@@ -444,12 +445,6 @@ async fn unicast_batch(sim: &Sim, headers: &HeaderMap, form: &HashMap<String, St
         StatusCode::OK,
         &json!({ "code": code::SUCCESS, "message": "Success", "data": items }),
     )
-}
-
-/// Lowercase hex SHA-256, OPPO's auth sign.
-pub fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::control::{FaultReply, Record, now_ms};
+use crate::digest::md5_hex;
 use crate::{Personality, Shown, Sim, VivoApp};
 
 pub(crate) const AUTH_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -276,12 +277,6 @@ async fn send(sim: &Sim, headers: &HeaderMap, body: &Value) -> Response {
         StatusCode::OK,
         &json!({ "result": code::SUCCESS, "desc": desc_of(0), "taskId": format!("{task}") }),
     )
-}
-
-/// Lowercase hex MD5, vivo's auth sign.
-pub fn md5_hex(data: &[u8]) -> String {
-    use md5::Digest;
-    hex::encode(md5::Md5::digest(data))
 }
 
 #[cfg(test)]

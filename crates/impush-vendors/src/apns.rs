@@ -30,7 +30,9 @@ use impush_core::{CredentialProfile, Environment, PushTarget, Vendor, VendorRequ
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{self, Attempt, AuthFailure, AuthSource};
 use crate::http::{self, Answer};
+use crate::util::short_token;
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const PRODUCTION_URL: &str = "https://api.push.apple.com";
@@ -299,81 +301,94 @@ impl Client {
         };
         let url = format!("{}{}", self.base_url, request.path);
         let body = request.body.to_bytes();
-        let mut token = match &self.auth {
-            Auth::Token(key) => match key.token(Instant::now(), http::unix_now()) {
-                Ok(token) => Some(token),
-                Err(e) => {
-                    let outcome = Outcome::Rejected {
-                        reason: format!("cannot sign a provider token: {e}"),
-                    };
-                    return self.finish(target, 0, outcome);
-                }
-            },
-            Auth::Certificate { .. } => None,
-        };
-        let mut refreshed = false;
-        loop {
-            let authorization = token.as_ref().map(|t| format!("bearer {}", t.jwt));
-            let exchange = match http::post(
-                &self.http,
-                &url,
-                "application/json",
-                &request.headers,
-                authorization.as_deref(),
-                body.clone(),
-            )
-            .await
-            {
-                Ok(exchange) => exchange,
-                Err(reason) => {
-                    let outcome = Outcome::Retry {
-                        after: None,
-                        reason,
-                    };
-                    return self.finish(target, 0, outcome);
-                }
-            };
-            let outcome = match classify(exchange.status, &exchange.body, exchange.retry_after) {
-                Answer::Done(outcome) => outcome,
-                Answer::RefreshAuth(reason) => match (&self.auth, &token) {
-                    (Auth::Token(key), Some(used)) if !refreshed => {
-                        match key.expired(used, Instant::now(), http::unix_now()) {
-                            Ok(Some(fresh)) => {
-                                tracing::info!(
-                                    business_id = self.business_id,
-                                    token = http::short(&target.token),
-                                    "apns: provider token expired, sending again with a fresh one"
-                                );
-                                token = Some(fresh);
-                                refreshed = true;
-                                continue;
-                            }
-                            Ok(None) => {
-                                tracing::warn!(
-                                    business_id = self.business_id,
-                                    "apns: ExpiredProviderToken for a token replaced less than \
-                                     20 min ago; is the clock right?"
-                                );
-                                Outcome::Rejected { reason }
-                            }
-                            Err(e) => Outcome::Rejected {
-                                reason: format!("cannot sign a provider token: {e}"),
-                            },
-                        }
-                    }
-                    _ => Outcome::Rejected { reason },
-                },
-            };
-            return self.finish(target, exchange.status, outcome);
-        }
-    }
-
-    fn finish(&self, target: &PushTarget, status: u16, outcome: Outcome) -> SendResult {
+        let sent = auth::send_refreshing(&self.auth, "apns", self.business_id, |token| {
+            self.send_with(&url, request, body.clone(), token)
+        })
+        .await;
+        let (status, outcome) = sent.unwrap_or_else(|failure| (failure.status, failure.outcome));
         http::log_outcome("apns", self.business_id, &target.token, status, &outcome);
         SendResult {
             status,
             outcomes: vec![outcome],
         }
+    }
+
+    /// One request, with `token` as its bearer when the credential signs with a p8 key.
+    async fn send_with(
+        &self,
+        url: &str,
+        request: &VendorRequest,
+        body: Vec<u8>,
+        token: Option<ProviderToken>,
+    ) -> Attempt<(u16, Outcome)> {
+        let authorization = token.map(|t| format!("bearer {}", t.jwt));
+        match http::post(
+            &self.http,
+            url,
+            "application/json",
+            &request.headers,
+            authorization.as_deref(),
+            body,
+        )
+        .await
+        {
+            Ok(exchange) => classify(exchange.status, &exchange.body, exchange.retry_after)
+                .into_attempt(exchange.status),
+            Err(reason) => Attempt::Done((
+                0,
+                Outcome::Retry {
+                    after: None,
+                    reason,
+                },
+            )),
+        }
+    }
+}
+
+/// A p8 key signs a provider token per request; a p12 certificate authenticates the
+/// connection and needs none.
+impl AuthSource for Auth {
+    type Token = Option<ProviderToken>;
+
+    async fn current(&self) -> Result<Option<ProviderToken>, AuthFailure> {
+        match self {
+            Auth::Token(key) => key
+                .token(Instant::now(), http::unix_now())
+                .map(Some)
+                .map_err(sign_failure),
+            Auth::Certificate { .. } => Ok(None),
+        }
+    }
+
+    async fn refused(
+        &self,
+        used: &Option<ProviderToken>,
+    ) -> Result<Option<Option<ProviderToken>>, AuthFailure> {
+        let (Auth::Token(key), Some(used)) = (self, used) else {
+            return Ok(None);
+        };
+        match key.expired(used, Instant::now(), http::unix_now()) {
+            Ok(Some(fresh)) => Ok(Some(Some(fresh))),
+            Ok(None) => {
+                tracing::warn!(
+                    team_id = %key.team_id,
+                    key_id = %key.key_id,
+                    "apns: ExpiredProviderToken for a token replaced less than 20 min ago; \
+                     is the clock right?"
+                );
+                Ok(None)
+            }
+            Err(e) => Err(sign_failure(e)),
+        }
+    }
+}
+
+fn sign_failure(error: String) -> AuthFailure {
+    AuthFailure {
+        status: 0,
+        outcome: Outcome::Rejected {
+            reason: format!("cannot sign a provider token: {error}"),
+        },
     }
 }
 
@@ -405,7 +420,7 @@ pub(crate) struct ProviderToken {
 impl std::fmt::Debug for ProviderToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ProviderToken")
-            .field("jwt", &format_args!("{}…", http::short(&self.jwt)))
+            .field("jwt", &format_args!("{}…", short_token(&self.jwt)))
             .field("iat", &self.iat)
             .field("issued", &self.issued)
             .finish()

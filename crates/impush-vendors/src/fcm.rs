@@ -25,6 +25,7 @@ use impush_core::{CredentialProfile, PushTarget, Vendor, VendorRequest};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{self, Attempt, AuthFailure, AuthToken, FetchToken, TokenCache};
 use crate::http::{self, Answer};
 use crate::{ClientError, Outcome, SendResult};
 
@@ -42,7 +43,7 @@ pub(crate) struct Client {
     business_id: u64,
     base_url: String,
     http: reqwest::Client,
-    auth: Arc<TokenSource>,
+    auth: Arc<TokenCache<TokenSource>>,
 }
 
 /// The service-account JSON fields we use.
@@ -69,7 +70,7 @@ pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientErr
 fn client(
     config: &Config,
     profile: &CredentialProfile,
-    sources: &mut HashMap<(String, String), Arc<TokenSource>>,
+    sources: &mut HashMap<(String, String), Arc<TokenCache<TokenSource>>>,
 ) -> Result<Client, ClientError> {
     let business_id = profile.business_id;
     let fail = |field, message: String| ClientError::Credential {
@@ -125,7 +126,7 @@ fn client(
         None => {
             let source = TokenSource::new(&account, token_uri, http.clone())
                 .map_err(|m| fail("fcm.service_account.private_key", m))?;
-            let source = Arc::new(source);
+            let source = Arc::new(TokenCache::new(source));
             sources.insert(id, Arc::clone(&source));
             source
         }
@@ -152,99 +153,58 @@ impl Client {
         };
         let url = format!("{}{}", self.base_url, request.path);
         let body = request.body.to_bytes();
-        let mut token = match self.auth.token().await {
-            Ok(token) => token,
-            Err(failure) => return self.finish(target, failure.status, failure.outcome),
-        };
-        let mut refreshed = false;
-        loop {
-            let authorization = format!("Bearer {}", token.value);
-            let exchange = match http::post(
-                &self.http,
-                &url,
-                "application/json",
-                &request.headers,
-                Some(&authorization),
-                body.clone(),
-            )
-            .await
-            {
-                Ok(exchange) => exchange,
-                Err(reason) => {
-                    let outcome = Outcome::Retry {
-                        after: None,
-                        reason,
-                    };
-                    return self.finish(target, 0, outcome);
-                }
-            };
-            let outcome = match classify(exchange.status, &exchange.body, exchange.retry_after) {
-                Answer::Done(outcome) => outcome,
-                Answer::RefreshAuth(_) if !refreshed => {
-                    tracing::info!(
-                        business_id = self.business_id,
-                        token = http::short(&target.token),
-                        "fcm: access token refused, sending again with a fresh one"
-                    );
-                    match self.auth.refused(&token).await {
-                        Ok(fresh) => {
-                            token = fresh;
-                            refreshed = true;
-                            continue;
-                        }
-                        Err(failure) => {
-                            return self.finish(target, failure.status, failure.outcome);
-                        }
-                    }
-                }
-                Answer::RefreshAuth(reason) => Outcome::Rejected { reason },
-            };
-            return self.finish(target, exchange.status, outcome);
-        }
-    }
-
-    fn finish(&self, target: &PushTarget, status: u16, outcome: Outcome) -> SendResult {
+        let sent = auth::send_refreshing(&*self.auth, "fcm", self.business_id, |token| {
+            self.send_with(&url, request, body.clone(), token)
+        })
+        .await;
+        let (status, outcome) = sent.unwrap_or_else(|failure| (failure.status, failure.outcome));
         http::log_outcome("fcm", self.business_id, &target.token, status, &outcome);
         SendResult {
             status,
             outcomes: vec![outcome],
         }
     }
+
+    /// One request with `token` as its bearer.
+    async fn send_with(
+        &self,
+        url: &str,
+        request: &VendorRequest,
+        body: Vec<u8>,
+        token: AuthToken,
+    ) -> Attempt<(u16, Outcome)> {
+        let authorization = format!("Bearer {}", token.value);
+        match http::post(
+            &self.http,
+            url,
+            "application/json",
+            &request.headers,
+            Some(&authorization),
+            body,
+        )
+        .await
+        {
+            Ok(exchange) => classify(exchange.status, &exchange.body, exchange.retry_after)
+                .into_attempt(exchange.status),
+            Err(reason) => Attempt::Done((
+                0,
+                Outcome::Retry {
+                    after: None,
+                    reason,
+                },
+            )),
+        }
+    }
 }
 
-/// One service account at one token endpoint, and its cached access token.
+/// One service account at one token endpoint: the JWT-bearer grant that gets its access
+/// tokens.
 pub(crate) struct TokenSource {
     client_email: String,
     private_key_id: Option<String>,
     token_uri: String,
     key: EncodingKey,
     http: reqwest::Client,
-    cache: tokio::sync::Mutex<Option<AccessToken>>,
-}
-
-#[derive(Clone, PartialEq)]
-pub(crate) struct AccessToken {
-    pub value: Arc<str>,
-    /// When to stop using it: [`REFRESH_MARGIN`] before it expires.
-    pub refresh_at: Instant,
-}
-
-/// Shows the first 8 characters of the token only.
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("value", &format_args!("{}…", http::short(&self.value)))
-            .field("refresh_at", &self.refresh_at)
-            .finish()
-    }
-}
-
-/// Why no access token could be had: the outcome for the target and the token endpoint's
-/// HTTP status (0 if none).
-#[derive(Debug)]
-pub(crate) struct AuthFailure {
-    pub status: u16,
-    pub outcome: Outcome,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -284,7 +244,6 @@ impl TokenSource {
             token_uri,
             key,
             http,
-            cache: tokio::sync::Mutex::new(None),
         };
         source
             .assertion(0)
@@ -305,37 +264,11 @@ impl TokenSource {
         };
         jsonwebtoken::encode(&header, &claims, &self.key)
     }
+}
 
-    /// The cached access token, or a new one when there is none or it is due.
-    pub(crate) async fn token(&self) -> Result<AccessToken, AuthFailure> {
-        let mut cache = self.cache.lock().await;
-        if let Some(token) = cache.as_ref()
-            && Instant::now() < token.refresh_at
-        {
-            return Ok(token.clone());
-        }
-        let token = self.fetch().await?;
-        *cache = Some(token.clone());
-        Ok(token)
-    }
-
-    /// FCM refused `used` (401): a fresh token, unless another request already got one.
-    pub(crate) async fn refused(&self, used: &AccessToken) -> Result<AccessToken, AuthFailure> {
-        let mut cache = self.cache.lock().await;
-        if let Some(token) = cache.as_ref()
-            && token.value != used.value
-            && Instant::now() < token.refresh_at
-        {
-            return Ok(token.clone());
-        }
-        *cache = None;
-        let token = self.fetch().await?;
-        *cache = Some(token.clone());
-        Ok(token)
-    }
-
+impl FetchToken for TokenSource {
     /// Exchanges a fresh assertion for an access token at `token_uri`.
-    async fn fetch(&self) -> Result<AccessToken, AuthFailure> {
+    async fn fetch(&self) -> Result<AuthToken, AuthFailure> {
         let fail = |status, outcome| AuthFailure { status, outcome };
         let assertion = self.assertion(http::unix_now()).map_err(|e| {
             fail(
@@ -360,15 +293,7 @@ impl TokenSource {
             body.into_bytes(),
         )
         .await
-        .map_err(|reason| {
-            fail(
-                0,
-                Outcome::Retry {
-                    after: None,
-                    reason: format!("auth: {reason}"),
-                },
-            )
-        })?;
+        .map_err(|reason| AuthFailure::transport(&reason))?;
         let received = Instant::now();
         let status = exchange.status;
         if (200..300).contains(&status) {
@@ -385,9 +310,10 @@ impl TokenSource {
                 expires_in = ?response.expires_in,
                 "fcm: new access token"
             );
-            return Ok(AccessToken {
+            let lifetime = Duration::from_secs(response.expires_in.unwrap_or(3600));
+            return Ok(AuthToken {
                 value: response.access_token.into(),
-                refresh_at: refresh_at(received, response.expires_in.unwrap_or(3600)),
+                refresh_at: auth::refresh_at(received, lifetime, REFRESH_MARGIN),
             });
         }
         let code = serde_json::from_slice::<TokenError>(&exchange.body)
@@ -395,24 +321,8 @@ impl TokenSource {
             .error;
         let reason = format!("auth: {status} {code}").trim_end().to_owned();
         tracing::warn!(client_email = %self.client_email, %reason, "fcm: no access token");
-        let outcome = if status == 429 || status >= 500 {
-            Outcome::Retry {
-                after: exchange.retry_after,
-                reason,
-            }
-        } else {
-            Outcome::Rejected { reason }
-        };
-        Err(fail(status, outcome))
+        Err(AuthFailure::by_status(status, exchange.retry_after, reason))
     }
-}
-
-/// When to replace a token received at `received` that lives `expires_in` seconds:
-/// [`REFRESH_MARGIN`] before it expires, or half-way through when it lives less than twice
-/// the margin.
-pub(crate) fn refresh_at(received: Instant, expires_in: u64) -> Instant {
-    let lifetime = Duration::from_secs(expires_in);
-    received + lifetime.saturating_sub(REFRESH_MARGIN).max(lifetime / 2)
 }
 
 /// The FCM error codes (`google.firebase.fcm.v1.FcmError.errorCode`).
@@ -751,6 +661,10 @@ mod tests {
         TokenSource::new(&account, token_uri.into(), reqwest::Client::new()).unwrap()
     }
 
+    fn cache(token_uri: &str) -> TokenCache<TokenSource> {
+        TokenCache::new(source(token_uri))
+    }
+
     #[test]
     fn assertion_is_rs256_with_the_grant_claims() {
         let jwt = source("https://oauth2.example/token")
@@ -785,24 +699,25 @@ mod tests {
     #[test]
     fn access_tokens_are_replaced_five_minutes_before_they_expire() {
         let t0 = Instant::now();
-        assert_eq!(refresh_at(t0, 3599), t0 + Duration::from_secs(3299));
+        let at = |s| auth::refresh_at(t0, Duration::from_secs(s), REFRESH_MARGIN);
+        assert_eq!(at(3599), t0 + Duration::from_secs(3299));
         // Short-lived tokens (simulators) are used for half their life.
-        assert_eq!(refresh_at(t0, 60), t0 + Duration::from_secs(30));
-        assert_eq!(refresh_at(t0, 0), t0);
+        assert_eq!(at(60), t0 + Duration::from_secs(30));
+        assert_eq!(at(0), t0);
     }
 
     #[tokio::test]
     async fn a_cached_access_token_is_reused() {
         // The endpoint does not exist: any fetch would fail.
-        let source = source("http://127.0.0.1:9/token");
-        let cached = AccessToken {
+        let source = cache("http://127.0.0.1:9/token");
+        let cached = AuthToken {
             value: "ya29.cached".into(),
             refresh_at: Instant::now() + Duration::from_secs(600),
         };
-        *source.cache.lock().await = Some(cached.clone());
+        source.set_cached(Some(cached.clone())).await;
         assert_eq!(source.token().await.unwrap(), cached);
         // Another request already replaced the token FCM refused: use that one.
-        let refused = AccessToken {
+        let refused = AuthToken {
             value: "ya29.old".into(),
             ..cached.clone()
         };
@@ -815,7 +730,7 @@ mod tests {
             "{:?}",
             failure.outcome
         );
-        assert_eq!(*source.cache.lock().await, None);
+        assert_eq!(source.cached().await, None);
     }
 
     #[test]
@@ -831,7 +746,7 @@ mod tests {
         assert!(Arc::ptr_eq(&clients[&21].auth, &clients[&22].auth));
         assert_eq!(clients[&21].base_url, DEFAULT_BASE_URL);
         assert_eq!(
-            clients[&21].auth.token_uri,
+            clients[&21].auth.fetcher.token_uri,
             "http://127.0.0.1:8700/fcm/token"
         );
     }
@@ -842,7 +757,7 @@ mod tests {
                     [credentials.fcm]\nservice_account = { file = \"keys/fcm-test-service-account.json\" }\n\
                     token_uri = \"http://10.0.0.1/token\"\n";
         let clients = clients(&config_in(&local_dir(), text)).unwrap();
-        assert_eq!(clients[&5].auth.token_uri, "http://10.0.0.1/token");
+        assert_eq!(clients[&5].auth.fetcher.token_uri, "http://10.0.0.1/token");
     }
 
     #[test]

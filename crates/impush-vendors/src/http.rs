@@ -1,10 +1,12 @@
 //! What every vendor client shares: the HTTP client settings, one POST and its answer,
-//! `Retry-After`, transport errors as reasons, and tokens shortened for logs.
+//! `Retry-After`, transport errors as reasons, and the log line of each outcome.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
+use crate::auth::Attempt;
+use crate::util::short_token;
 use crate::{ClientError, Outcome, SendResult};
 
 /// A vendor's answer, before the vendor module's auth rules have had their say.
@@ -15,6 +17,26 @@ pub(crate) enum Answer {
     /// The vendor refused our auth token as expired: refresh it and send once more. The
     /// reason is what to report if that is not possible or does not help.
     RefreshAuth(String),
+}
+
+impl Answer {
+    /// The outcome to report: a refusal of the auth token that stands is `Rejected`.
+    pub(crate) fn into_outcome(self) -> Outcome {
+        match self {
+            Answer::Done(outcome) => outcome,
+            Answer::RefreshAuth(reason) => Outcome::Rejected { reason },
+        }
+    }
+
+    /// This answer to a one-target request sent with an auth token, with its HTTP status.
+    pub(crate) fn into_attempt(self, status: u16) -> Attempt<(u16, Outcome)> {
+        match self {
+            Answer::Done(outcome) => Attempt::Done((status, outcome)),
+            refused @ Answer::RefreshAuth(_) => {
+                Attempt::TokenRefused((status, refused.into_outcome()))
+            }
+        }
+    }
 }
 
 /// One vendor response, read to the end.
@@ -207,7 +229,7 @@ pub(crate) fn log_outcome(
     status: u16,
     outcome: &Outcome,
 ) {
-    let token = short(token);
+    let token = short_token(token);
     match outcome {
         Outcome::Delivered => tracing::trace!(vendor, business_id, token, status, "delivered"),
         _ => tracing::debug!(
@@ -221,19 +243,18 @@ pub(crate) fn log_outcome(
     }
 }
 
-/// The first 8 characters of a device or auth token: enough to find it, too little to use.
-pub(crate) fn short(token: &str) -> &str {
-    match token.char_indices().nth(8) {
-        Some((end, _)) => &token[..end],
-        None => token,
-    }
-}
-
 /// Seconds since the Unix epoch, for JWT `iat` claims.
 pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
+}
+
+/// Milliseconds since the Unix epoch, for the timestamps auth signs cover.
+pub(crate) fn unix_now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 #[cfg(test)]
@@ -304,13 +325,6 @@ mod tests {
         assert_eq!(retry_after(&headers, at(0)), None);
         headers.insert(RETRY_AFTER, "7".parse().unwrap());
         assert_eq!(retry_after(&headers, at(0)), Some(Duration::from_secs(7)));
-    }
-
-    #[test]
-    fn tokens_are_shortened_for_logs() {
-        assert_eq!(short("0123456789abcdef"), "01234567");
-        assert_eq!(short("abc"), "abc");
-        assert_eq!(short("ééééééééé"), "éééééééé");
     }
 
     #[test]

@@ -43,6 +43,7 @@ use impush_core::{CredentialProfile, PushTarget, Vendor, VendorRequest};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::auth::{self, Attempt, AuthFailure, AuthToken, FetchToken, TokenCache};
 use crate::http;
 use crate::{ClientError, Outcome, SendResult};
 
@@ -56,7 +57,7 @@ pub(crate) struct Client {
     business_id: u64,
     base_url: String,
     http: reqwest::Client,
-    auth: Arc<TokenSource>,
+    auth: Arc<TokenCache<OAuthClient>>,
 }
 
 /// Clients for every Huawei credential of the config.
@@ -70,7 +71,7 @@ pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientErr
 fn client(
     config: &Config,
     profile: &CredentialProfile,
-    sources: &mut HashMap<(String, String), Arc<TokenSource>>,
+    sources: &mut HashMap<(String, String), Arc<TokenCache<OAuthClient>>>,
 ) -> Result<Client, ClientError> {
     let business_id = profile.business_id;
     let fail = |field, message: String| ClientError::Credential {
@@ -117,13 +118,12 @@ fn client(
         .map_err(|e| fail("base_url", format!("cannot build the HTTP client: {e}")))?;
     let id = (app_id.to_owned(), auth_url.clone());
     let auth = Arc::clone(sources.entry(id).or_insert_with(|| {
-        Arc::new(TokenSource {
+        Arc::new(TokenCache::new(OAuthClient {
             app_id: app_id.to_owned(),
             app_secret,
             auth_url,
             http: http.clone(),
-            cache: tokio::sync::Mutex::new(None),
-        })
+        }))
     }));
     Ok(Client {
         business_id,
@@ -148,111 +148,64 @@ impl Client {
     pub(crate) async fn send(&self, request: &VendorRequest, targets: &[PushTarget]) -> SendResult {
         let url = format!("{}{}", self.base_url, request.path);
         let body = request.body.to_bytes();
-        let mut token = match self.auth.token().await {
-            Ok(token) => token,
-            Err(failure) => return self.finish(targets, failure.status, failure.outcome),
-        };
-        let mut refreshed = false;
-        loop {
-            let authorization = format!("Bearer {}", token.value);
-            let exchange = match http::post(
-                &self.http,
-                &url,
-                "application/json;charset=utf-8",
-                &request.headers,
-                Some(&authorization),
-                body.clone(),
-            )
-            .await
-            {
-                Ok(exchange) => exchange,
-                Err(reason) => {
-                    let outcome = Outcome::Retry {
-                        after: None,
-                        reason,
-                    };
-                    return self.finish(targets, 0, outcome);
-                }
-            };
-            match classify(
-                exchange.status,
-                &exchange.body,
-                exchange.retry_after,
-                targets,
-            ) {
-                Answer::Done(outcomes) => {
-                    return self.finish_each(targets, exchange.status, outcomes);
-                }
-                Answer::RefreshAuth(_) if !refreshed => {
-                    tracing::info!(
-                        business_id = self.business_id,
-                        "huawei: access token refused, sending again with a fresh one"
-                    );
-                    match self.auth.refused(&token).await {
-                        Ok(fresh) => {
-                            token = fresh;
-                            refreshed = true;
-                        }
-                        Err(failure) => {
-                            return self.finish(targets, failure.status, failure.outcome);
-                        }
-                    }
-                }
-                Answer::RefreshAuth(reason) => {
-                    return self.finish(targets, exchange.status, Outcome::Rejected { reason });
-                }
-            }
-        }
-    }
-
-    fn finish(&self, targets: &[PushTarget], status: u16, outcome: Outcome) -> SendResult {
-        self.finish_each(targets, status, vec![outcome; targets.len()])
-    }
-
-    fn finish_each(
-        &self,
-        targets: &[PushTarget],
-        status: u16,
-        outcomes: Vec<Outcome>,
-    ) -> SendResult {
+        let sent = auth::send_refreshing(&*self.auth, "huawei", self.business_id, |token| {
+            self.send_with(&url, request, body.clone(), targets, token)
+        })
+        .await;
+        let (status, outcomes) =
+            sent.unwrap_or_else(|failure| (failure.status, vec![failure.outcome; targets.len()]));
         for (target, outcome) in targets.iter().zip(&outcomes) {
             http::log_outcome("huawei", self.business_id, &target.token, status, outcome);
         }
         SendResult { status, outcomes }
     }
+
+    /// One request with `token` as its bearer.
+    async fn send_with(
+        &self,
+        url: &str,
+        request: &VendorRequest,
+        body: Vec<u8>,
+        targets: &[PushTarget],
+        token: AuthToken,
+    ) -> Attempt<(u16, Vec<Outcome>)> {
+        let authorization = format!("Bearer {}", token.value);
+        let exchange = match http::post(
+            &self.http,
+            url,
+            "application/json;charset=utf-8",
+            &request.headers,
+            Some(&authorization),
+            body,
+        )
+        .await
+        {
+            Ok(exchange) => exchange,
+            Err(reason) => {
+                let outcome = Outcome::Retry {
+                    after: None,
+                    reason,
+                };
+                return Attempt::Done((0, vec![outcome; targets.len()]));
+            }
+        };
+        let status = exchange.status;
+        match classify(status, &exchange.body, exchange.retry_after, targets) {
+            Answer::Done(outcomes) => Attempt::Done((status, outcomes)),
+            Answer::RefreshAuth(reason) => {
+                let outcome = Outcome::Rejected { reason };
+                Attempt::TokenRefused((status, vec![outcome; targets.len()]))
+            }
+        }
+    }
 }
 
-/// One Huawei app at one OAuth endpoint, and its cached access token.
-pub(crate) struct TokenSource {
+/// Huawei's OAuth client-credentials grant for one app at one OAuth endpoint.
+pub(crate) struct OAuthClient {
     app_id: String,
     app_secret: String,
     auth_url: String,
     http: reqwest::Client,
-    cache: tokio::sync::Mutex<Option<AccessToken>>,
-}
-
-#[derive(Clone, PartialEq)]
-pub(crate) struct AccessToken {
-    pub value: Arc<str>,
-    pub refresh_at: Instant,
-}
-
-/// Shows the first 8 characters of the token only.
-impl std::fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AccessToken")
-            .field("value", &format_args!("{}…", http::short(&self.value)))
-            .field("refresh_at", &self.refresh_at)
-            .finish()
-    }
-}
-
-/// Why no access token could be had: the outcome for every target and the OAuth
-/// endpoint's HTTP status (0 if none).
-#[derive(Debug)]
-pub(crate) struct AuthFailure {
-    pub status: u16,
-    pub outcome: Outcome,
 }
 
 #[derive(Deserialize)]
@@ -262,38 +215,9 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
-impl TokenSource {
-    /// The cached access token, or a new one when there is none or it is due.
-    pub(crate) async fn token(&self) -> Result<AccessToken, AuthFailure> {
-        let mut cache = self.cache.lock().await;
-        if let Some(token) = cache.as_ref()
-            && Instant::now() < token.refresh_at
-        {
-            return Ok(token.clone());
-        }
-        let token = self.fetch().await?;
-        *cache = Some(token.clone());
-        Ok(token)
-    }
-
-    /// Push Kit refused `used`: a fresh token, unless another request already got one.
-    pub(crate) async fn refused(&self, used: &AccessToken) -> Result<AccessToken, AuthFailure> {
-        let mut cache = self.cache.lock().await;
-        if let Some(token) = cache.as_ref()
-            && token.value != used.value
-            && Instant::now() < token.refresh_at
-        {
-            return Ok(token.clone());
-        }
-        *cache = None;
-        let token = self.fetch().await?;
-        *cache = Some(token.clone());
-        Ok(token)
-    }
-
+impl FetchToken for OAuthClient {
     /// The client-credentials grant at `auth_url`.
-    async fn fetch(&self) -> Result<AccessToken, AuthFailure> {
-        let fail = |status, outcome| AuthFailure { status, outcome };
+    async fn fetch(&self) -> Result<AuthToken, AuthFailure> {
         let form = [
             ("grant_type".to_owned(), "client_credentials".to_owned()),
             ("client_id".to_owned(), self.app_id.clone()),
@@ -309,24 +233,17 @@ impl TokenSource {
             body.into_bytes(),
         )
         .await
-        .map_err(|reason| {
-            fail(
-                0,
-                Outcome::Retry {
-                    after: None,
-                    reason: format!("auth: {reason}"),
-                },
-            )
-        })?;
+        .map_err(|reason| AuthFailure::transport(&reason))?;
         let received = Instant::now();
         let status = exchange.status;
         if (200..300).contains(&status)
             && let Ok(response) = serde_json::from_slice::<TokenResponse>(&exchange.body)
         {
             tracing::debug!(app_id = %self.app_id, expires_in = ?response.expires_in, "huawei: new access token");
-            return Ok(AccessToken {
+            let lifetime = Duration::from_secs(response.expires_in.unwrap_or(3600));
+            return Ok(AuthToken {
                 value: response.access_token.into(),
-                refresh_at: refresh_at(received, response.expires_in.unwrap_or(3600)),
+                refresh_at: auth::refresh_at(received, lifetime, REFRESH_MARGIN),
             });
         }
         // Huawei's OAuth errors: `{"error":1101,"sub_error":20186,"error_description"}`.
@@ -340,22 +257,8 @@ impl TokenSource {
             .trim_end()
             .to_owned();
         tracing::warn!(app_id = %self.app_id, %reason, "huawei: no access token");
-        let outcome = if status == 429 || status >= 500 {
-            Outcome::Retry {
-                after: exchange.retry_after,
-                reason,
-            }
-        } else {
-            Outcome::Rejected { reason }
-        };
-        Err(fail(status, outcome))
+        Err(AuthFailure::by_status(status, exchange.retry_after, reason))
     }
-}
-
-/// When to replace a token received at `received` that lives `expires_in` seconds.
-fn refresh_at(received: Instant, expires_in: u64) -> Instant {
-    let lifetime = Duration::from_secs(expires_in);
-    received + lifetime.saturating_sub(REFRESH_MARGIN).max(lifetime / 2)
 }
 
 /// The `80100000` partial-success details, a JSON string in `msg`.
@@ -581,8 +484,9 @@ mod tests {
     #[test]
     fn access_tokens_are_replaced_five_minutes_before_they_expire() {
         let t0 = Instant::now();
-        assert_eq!(refresh_at(t0, 3600), t0 + Duration::from_secs(3300));
-        assert_eq!(refresh_at(t0, 60), t0 + Duration::from_secs(30));
+        let at = |s| auth::refresh_at(t0, Duration::from_secs(s), REFRESH_MARGIN);
+        assert_eq!(at(3600), t0 + Duration::from_secs(3300));
+        assert_eq!(at(60), t0 + Duration::from_secs(30));
     }
 
     #[test]
@@ -597,7 +501,7 @@ mod tests {
         let clients = clients(&config_in(&local_dir(), &text)).unwrap();
         assert!(Arc::ptr_eq(&clients[&31].auth, &clients[&32].auth));
         assert_eq!(clients[&31].base_url, DEFAULT_BASE_URL);
-        assert_eq!(clients[&31].auth.auth_url, DEFAULT_AUTH_URL);
+        assert_eq!(clients[&31].auth.fetcher.auth_url, DEFAULT_AUTH_URL);
     }
 
     #[test]

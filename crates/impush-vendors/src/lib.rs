@@ -5,24 +5,31 @@
 //! One module per vendor, all shaped alike:
 //! - **config → client**: `clients(&Config)` reads every credential of the vendor and checks
 //!   its secrets at start-up, so a bad one is an error naming its business_id and field;
-//! - **auth with a token cache**: one cached token per signing key (APNs) or service account
-//!   (FCM), shared by all credentials that use it;
-//! - **send**: one request, and one more when the vendor says our auth token expired;
+//! - **auth with a token cache**: one cached token per signing key (APNs), service account
+//!   (FCM) or app (Huawei, OPPO, vivo), shared by all credentials that use it, in the one
+//!   [`auth`] cache with single-flight refresh;
+//! - **send**: one request, and one more when the vendor says our auth token expired (the
+//!   one "refresh once, then resend" step of [`auth`]);
 //! - **classify**: the vendor's status and reason or code → [`Outcome`], never on message text.
 //!
-//! `http` holds what they share. A transport error or timeout is `Retry` for every target;
+//! `http` (requests and answers), `auth` (tokens) and `util` (China time, digests, token
+//! shortening) hold what they share; no vendor module imports another. A transport error or timeout is `Retry` for every target;
 //! nothing here panics on a vendor's answer. Tokens are logged as their first 8 characters
 //! and secrets never.
 
 mod apns;
+mod auth;
 mod fcm;
 mod http;
 mod huawei;
 mod meizu;
 mod oppo;
 mod tpns;
+mod util;
 mod vivo;
 mod xiaomi;
+
+pub use util::{china_day, until_china_midnight};
 
 use std::collections::HashMap;
 use std::time::Duration;

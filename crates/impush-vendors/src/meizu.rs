@@ -42,6 +42,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::http;
+use crate::util::{md5_hex, until_china_midnight};
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://server-api-push.meizu.com";
@@ -49,8 +50,6 @@ const FORM: &str = "application/x-www-form-urlencoded;charset=UTF-8";
 /// How long to wait after "too fast" when Meizu gives no `Retry-After` (it never does):
 /// its limits are per second.
 pub(crate) const RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(1);
-/// Beijing time, where Meizu's daily quota restarts at midnight.
-const BEIJING_OFFSET_S: u64 = 8 * 3600;
 
 /// One Meizu credential's client.
 pub(crate) struct Client {
@@ -170,7 +169,7 @@ pub(crate) fn sign(fields: &[(String, String)], app_secret: &str) -> String {
         text.push_str(value);
     }
     text.push_str(app_secret);
-    crate::vivo::md5_hex(text.as_bytes())
+    md5_hex(text.as_bytes())
 }
 
 /// Meizu's answer. `code` is a string in the doc and a number in some SDKs' tests, so
@@ -289,7 +288,7 @@ pub(crate) fn top_level(code: u64, retry_after: Option<Duration>, now_s: u64) ->
             reason,
         },
         DAILY_LIMIT => Outcome::Retry {
-            after: Some(retry_after.unwrap_or_else(|| until_beijing_midnight(now_s))),
+            after: Some(retry_after.unwrap_or_else(|| until_china_midnight(now_s))),
             reason,
         },
         PARAMETER_ERROR | SIGNATURE_FAILED | APP_ID_ILLEGAL | APP_KEY_ILLEGAL | PARAMETER_EMPTY
@@ -323,12 +322,6 @@ pub(crate) fn per_push_id(code: u64, retry_after: Option<Duration>) -> Outcome {
             reason: format!("unknown {reason}"),
         },
     }
-}
-
-/// The time from `now_s` to the next midnight in Beijing (UTC+8, no daylight saving).
-pub(crate) fn until_beijing_midnight(now_s: u64) -> Duration {
-    let into_day = (now_s + BEIJING_OFFSET_S) % 86_400;
-    Duration::from_secs(86_400 - into_day)
 }
 
 #[cfg(test)]
@@ -389,11 +382,7 @@ mod tests {
                 "57edf4a22be3c955ac49da2e2107b67a",
             ),
         ] {
-            assert_eq!(
-                crate::vivo::md5_hex(input.as_bytes()),
-                expected,
-                "{input:?}"
-            );
+            assert_eq!(md5_hex(input.as_bytes()), expected, "{input:?}");
         }
     }
 
@@ -521,14 +510,8 @@ mod tests {
 
     #[test]
     fn meizu_daily_limit_waits_for_midnight_in_beijing() {
-        assert_eq!(
-            until_beijing_midnight(16 * 3600),
-            Duration::from_secs(86_400)
-        );
-        assert_eq!(
-            until_beijing_midnight(16 * 3600 - 1),
-            Duration::from_secs(1)
-        );
+        assert_eq!(until_china_midnight(16 * 3600), Duration::from_secs(86_400));
+        assert_eq!(until_china_midnight(16 * 3600 - 1), Duration::from_secs(1));
     }
 
     #[test]

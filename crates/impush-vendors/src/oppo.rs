@@ -32,7 +32,9 @@ use impush_core::{CredentialProfile, PushTarget, Vendor, VendorRequest};
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::auth::{self, Attempt, AuthFailure, AuthToken, FetchToken, TokenCache};
 use crate::http::{self, Answer};
+use crate::util::{sha256_hex, until_china_midnight};
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.push.oppomobile.com";
@@ -48,7 +50,7 @@ pub(crate) struct Client {
     business_id: u64,
     base_url: String,
     http: reqwest::Client,
-    auth: Arc<AuthCache>,
+    auth: Arc<TokenCache<AuthCall>>,
 }
 
 /// Clients for every OPPO credential of the config.
@@ -62,7 +64,7 @@ pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientErr
 fn client(
     config: &Config,
     profile: &CredentialProfile,
-    caches: &mut HashMap<(String, String), Arc<AuthCache>>,
+    caches: &mut HashMap<(String, String), Arc<TokenCache<AuthCall>>>,
 ) -> Result<Client, ClientError> {
     let business_id = profile.business_id;
     let fail = |field, message: String| ClientError::Credential {
@@ -109,13 +111,12 @@ fn client(
         .map_err(|e| fail("base_url", format!("cannot build the HTTP client: {e}")))?;
     let id = (app_key.to_owned(), auth_url.clone());
     let auth = Arc::clone(caches.entry(id).or_insert_with(|| {
-        Arc::new(AuthCache {
+        Arc::new(TokenCache::new(AuthCall {
             app_key: app_key.to_owned(),
             master_secret: master_secret.to_owned(),
             auth_url,
             http: http.clone(),
-            cache: tokio::sync::Mutex::new(None),
-        })
+        }))
     }));
     Ok(Client {
         business_id,
@@ -132,84 +133,60 @@ impl Client {
             return http::all(0, 0, Outcome::Delivered);
         }
         let impush_core::Body::Form(fields) = &request.body else {
-            return self.finish(
-                targets,
-                0,
-                vec![
-                    Outcome::Rejected {
-                        reason: "oppo takes a form body".into(),
-                    };
-                    targets.len()
-                ],
-            );
+            let outcome = Outcome::Rejected {
+                reason: "oppo takes a form body".into(),
+            };
+            return self.finish(targets, 0, vec![outcome; targets.len()]);
         };
         let url = format!("{}{}", self.base_url, request.path);
-        let mut token = match self.auth.token().await {
-            Ok(token) => token,
+        let sent = auth::send_refreshing(&*self.auth, "oppo", self.business_id, |token| {
+            self.send_with(&url, fields, &request.headers, targets, token)
+        })
+        .await;
+        match sent {
+            Ok((status, outcomes)) => self.finish(targets, status, outcomes),
             Err(failure) => {
-                return self.finish(
-                    targets,
-                    failure.status,
-                    vec![failure.outcome; targets.len()],
-                );
+                let outcomes = vec![failure.outcome; targets.len()];
+                self.finish(targets, failure.status, outcomes)
+            }
+        }
+    }
+
+    /// One request with `token` in the form's `auth_token` field.
+    async fn send_with(
+        &self,
+        url: &str,
+        fields: &[(String, String)],
+        headers: &[(&'static str, String)],
+        targets: &[PushTarget],
+        token: AuthToken,
+    ) -> Attempt<(u16, Vec<Outcome>)> {
+        let mut form = fields.to_vec();
+        form.push(("auth_token".to_owned(), token.value.to_string()));
+        let body = impush_core::payload::form_urlencode(&form).into_bytes();
+        let exchange = match http::post(&self.http, url, FORM, headers, None, body).await {
+            Ok(exchange) => exchange,
+            Err(reason) => {
+                let outcome = Outcome::Retry {
+                    after: None,
+                    reason,
+                };
+                return Attempt::Done((0, vec![outcome; targets.len()]));
             }
         };
-        let mut refreshed = false;
-        loop {
-            let mut form = fields.clone();
-            form.push(("auth_token".to_owned(), token.value.to_string()));
-            let body = impush_core::payload::form_urlencode(&form).into_bytes();
-            let exchange =
-                match http::post(&self.http, &url, FORM, &request.headers, None, body).await {
-                    Ok(exchange) => exchange,
-                    Err(reason) => {
-                        let outcome = Outcome::Retry {
-                            after: None,
-                            reason,
-                        };
-                        return self.finish(targets, 0, vec![outcome; targets.len()]);
-                    }
-                };
-            let answers = classify(
-                exchange.status,
-                &exchange.body,
-                exchange.retry_after,
-                targets,
-                http::unix_now(),
-            );
-            let needs_auth = answers.iter().find_map(|a| match a {
-                Answer::RefreshAuth(reason) => Some(reason.clone()),
-                Answer::Done(_) => None,
-            });
-            match needs_auth {
-                Some(_) if !refreshed => {
-                    tracing::info!(
-                        business_id = self.business_id,
-                        token = http::short(&targets[0].token),
-                        "oppo: auth_token refused, sending again with a fresh one"
-                    );
-                    match self.auth.refused(&token).await {
-                        Ok(fresh) => {
-                            token = fresh;
-                            refreshed = true;
-                            continue;
-                        }
-                        Err(failure) => {
-                            let outcomes = vec![failure.outcome; targets.len()];
-                            return self.finish(targets, failure.status, outcomes);
-                        }
-                    }
-                }
-                _ => {}
-            }
-            let outcomes = answers
-                .into_iter()
-                .map(|answer| match answer {
-                    Answer::Done(outcome) => outcome,
-                    Answer::RefreshAuth(reason) => Outcome::Rejected { reason },
-                })
-                .collect();
-            return self.finish(targets, exchange.status, outcomes);
+        let answers = classify(
+            exchange.status,
+            &exchange.body,
+            exchange.retry_after,
+            targets,
+            http::unix_now(),
+        );
+        let refused = answers.iter().any(|a| matches!(a, Answer::RefreshAuth(_)));
+        let outcomes = answers.into_iter().map(Answer::into_outcome).collect();
+        if refused {
+            Attempt::TokenRefused((exchange.status, outcomes))
+        } else {
+            Attempt::Done((exchange.status, outcomes))
         }
     }
 
@@ -221,37 +198,12 @@ impl Client {
     }
 }
 
-/// One OPPO app at one auth endpoint, and its cached auth_token.
-pub(crate) struct AuthCache {
+/// OPPO's auth call for one app at one auth endpoint.
+pub(crate) struct AuthCall {
     app_key: String,
     master_secret: String,
     auth_url: String,
     http: reqwest::Client,
-    cache: tokio::sync::Mutex<Option<AuthToken>>,
-}
-
-#[derive(Clone, PartialEq)]
-pub(crate) struct AuthToken {
-    pub value: Arc<str>,
-    pub refresh_at: Instant,
-}
-
-/// Shows the first 8 characters of the token only.
-impl std::fmt::Debug for AuthToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthToken")
-            .field("value", &format_args!("{}…", http::short(&self.value)))
-            .field("refresh_at", &self.refresh_at)
-            .finish()
-    }
-}
-
-/// Why no auth_token could be had: the outcome for the targets and the HTTP status (0 if
-/// none).
-#[derive(Debug)]
-pub(crate) struct AuthFailure {
-    pub status: u16,
-    pub outcome: Outcome,
 }
 
 #[derive(Deserialize, Default)]
@@ -261,35 +213,7 @@ struct Reply {
     data: Value,
 }
 
-impl AuthCache {
-    /// The cached token, or a new one when there is none or it is due.
-    pub(crate) async fn token(&self) -> Result<AuthToken, AuthFailure> {
-        let mut cache = self.cache.lock().await;
-        if let Some(token) = cache.as_ref()
-            && Instant::now() < token.refresh_at
-        {
-            return Ok(token.clone());
-        }
-        let token = self.fetch().await?;
-        *cache = Some(token.clone());
-        Ok(token)
-    }
-
-    /// OPPO refused `used` (code 11/29): a fresh token, unless another request already got one.
-    pub(crate) async fn refused(&self, used: &AuthToken) -> Result<AuthToken, AuthFailure> {
-        let mut cache = self.cache.lock().await;
-        if let Some(token) = cache.as_ref()
-            && token.value != used.value
-            && Instant::now() < token.refresh_at
-        {
-            return Ok(token.clone());
-        }
-        *cache = None;
-        let token = self.fetch().await?;
-        *cache = Some(token.clone());
-        Ok(token)
-    }
-
+impl AuthCall {
     /// The auth form for `timestamp_ms`.
     pub(crate) fn auth_form(&self, timestamp_ms: u64) -> Vec<(String, String)> {
         let timestamp = timestamp_ms.to_string();
@@ -301,13 +225,11 @@ impl AuthCache {
             ("sign".to_owned(), sign),
         ]
     }
+}
 
+impl FetchToken for AuthCall {
     async fn fetch(&self) -> Result<AuthToken, AuthFailure> {
-        let fail = |status, outcome| AuthFailure { status, outcome };
-        let timestamp_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let body = impush_core::payload::form_urlencode(&self.auth_form(timestamp_ms));
+        let body = impush_core::payload::form_urlencode(&self.auth_form(http::unix_now_ms()));
         let exchange = http::post(
             &self.http,
             &self.auth_url,
@@ -317,15 +239,7 @@ impl AuthCache {
             body.into_bytes(),
         )
         .await
-        .map_err(|reason| {
-            fail(
-                0,
-                Outcome::Retry {
-                    after: None,
-                    reason: format!("auth: {reason}"),
-                },
-            )
-        })?;
+        .map_err(|reason| AuthFailure::transport(&reason))?;
         let received = Instant::now();
         let status = exchange.status;
         let reply = serde_json::from_slice::<Reply>(&exchange.body).unwrap_or_default();
@@ -334,7 +248,7 @@ impl AuthCache {
             tracing::debug!(app_key = %self.app_key, "oppo: new auth_token");
             return Ok(AuthToken {
                 value: token.into(),
-                refresh_at: received + AUTH_TOKEN_LIFETIME.saturating_sub(REFRESH_MARGIN),
+                refresh_at: auth::refresh_at(received, AUTH_TOKEN_LIFETIME, REFRESH_MARGIN),
             });
         }
         let reason = match reply.code {
@@ -344,32 +258,15 @@ impl AuthCache {
         tracing::warn!(app_key = %self.app_key, %reason, "oppo: no auth_token");
         // The auth call has the same codes as a send; an auth-refresh code here cannot be
         // fixed by asking again, so it is rejected like a bad signature.
-        let outcome = match reply.code {
-            Some(code) => match classify_code(code, exchange.retry_after, http::unix_now()) {
-                Some(Answer::Done(Outcome::Retry { after, .. })) => {
-                    Outcome::Retry { after, reason }
-                }
-                Some(Answer::Done(_) | Answer::RefreshAuth(_)) | None => {
-                    Outcome::Rejected { reason }
-                }
-            },
-            None if status == 429 || status >= 500 => Outcome::Retry {
-                after: exchange.retry_after,
-                reason,
-            },
-            None => Outcome::Rejected { reason },
+        let Some(code) = reply.code else {
+            return Err(AuthFailure::by_status(status, exchange.retry_after, reason));
         };
-        Err(fail(status, outcome))
+        let outcome = match classify_code(code, exchange.retry_after, http::unix_now()) {
+            Some(Answer::Done(Outcome::Retry { after, .. })) => Outcome::Retry { after, reason },
+            Some(Answer::Done(_) | Answer::RefreshAuth(_)) | None => Outcome::Rejected { reason },
+        };
+        Err(AuthFailure { status, outcome })
     }
-}
-
-/// The time left until the next midnight in China (UTC+8), when OPPO's and vivo's daily
-/// quotas start again.
-pub(crate) fn until_china_midnight(now_unix_s: u64) -> Duration {
-    const DAY: u64 = 86_400;
-    const UTC_PLUS_8: u64 = 8 * 3600;
-    let china = now_unix_s + UTC_PLUS_8;
-    Duration::from_secs(DAY - china % DAY)
 }
 
 /// One OPPO return code (vendors.md §5.3), whoever it is about; `None` for a code OPPO's
@@ -493,12 +390,6 @@ fn by_status(status: u16, retry_after: Option<Duration>) -> Answer {
         }),
         _ => Answer::Done(Outcome::Rejected { reason }),
     }
-}
-
-/// Lowercase hex SHA-256, OPPO's auth sign.
-pub(crate) fn sha256_hex(data: &[u8]) -> String {
-    use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(data))
 }
 
 #[cfg(test)]
@@ -629,21 +520,16 @@ mod tests {
     #[test]
     fn oppo_sign_is_sha256_of_app_key_timestamp_and_master_secret() {
         assert_eq!(
-            sha256_hex(b"abc"),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
-        assert_eq!(
             sha256_hex(b""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
-        let cache = AuthCache {
+        let call = AuthCall {
             app_key: "key".into(),
             master_secret: "secret".into(),
             auth_url: "http://x".into(),
             http: reqwest::Client::new(),
-            cache: tokio::sync::Mutex::new(None),
         };
-        let form = cache.auth_form(1_700_000_000_000);
+        let form = call.auth_form(1_700_000_000_000);
         assert_eq!(form[0], ("app_key".into(), "key".into()));
         assert_eq!(form[1], ("timestamp".into(), "1700000000000".into()));
         assert_eq!(form[2].1, sha256_hex(b"key1700000000000secret"));
@@ -689,9 +575,9 @@ mod tests {
     #[test]
     fn oppo_local_credential_builds_and_shares_its_auth_cache() {
         let clients = clients(&local_config()).unwrap();
-        assert_eq!(clients[&5].auth.app_key, "impush-oppo-app-key-5");
+        assert_eq!(clients[&5].auth.fetcher.app_key, "impush-oppo-app-key-5");
         assert_eq!(
-            clients[&5].auth.auth_url,
+            clients[&5].auth.fetcher.auth_url,
             "http://127.0.0.1:8700/oppo/server/v1/auth"
         );
     }

@@ -25,8 +25,9 @@ use impush_core::{CredentialProfile, PushTarget, Vendor, VendorRequest};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::{self, Attempt, AuthFailure, AuthToken, FetchToken, TokenCache};
 use crate::http::{self, Answer};
-use crate::oppo::until_china_midnight;
+use crate::util::{md5_hex, until_china_midnight};
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api-push.vivo.com.cn";
@@ -39,7 +40,7 @@ pub(crate) struct Client {
     business_id: u64,
     base_url: String,
     http: reqwest::Client,
-    auth: Arc<AuthCache>,
+    auth: Arc<TokenCache<AuthCall>>,
 }
 
 /// Clients for every vivo credential of the config.
@@ -53,7 +54,7 @@ pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientErr
 fn client(
     config: &Config,
     profile: &CredentialProfile,
-    caches: &mut HashMap<(String, String), Arc<AuthCache>>,
+    caches: &mut HashMap<(String, String), Arc<TokenCache<AuthCall>>>,
 ) -> Result<Client, ClientError> {
     let business_id = profile.business_id;
     let fail = |field, message: String| ClientError::Credential {
@@ -102,14 +103,13 @@ fn client(
         .map_err(|e| fail("base_url", format!("cannot build the HTTP client: {e}")))?;
     let id = (app_id.to_owned(), auth_url.clone());
     let auth = Arc::clone(caches.entry(id).or_insert_with(|| {
-        Arc::new(AuthCache {
+        Arc::new(TokenCache::new(AuthCall {
             app_id: app_id.to_owned(),
             app_key: app_key.to_owned(),
             app_secret: app_secret.to_owned(),
             auth_url,
             http: http.clone(),
-            cache: tokio::sync::Mutex::new(None),
-        })
+        }))
     }));
     Ok(Client {
         business_id,
@@ -133,103 +133,54 @@ impl Client {
         };
         let url = format!("{}{}", self.base_url, request.path);
         let body = request.body.to_bytes();
-        let mut token = match self.auth.token().await {
-            Ok(token) => token,
-            Err(failure) => return self.finish(target, failure.status, failure.outcome),
-        };
-        let mut refreshed = false;
-        loop {
-            let mut headers = request.headers.clone();
-            headers.push(("authToken", token.value.to_string()));
-            let exchange = match http::post(
-                &self.http,
-                &url,
-                "application/json",
-                &headers,
-                None,
-                body.clone(),
-            )
-            .await
-            {
-                Ok(exchange) => exchange,
-                Err(reason) => {
-                    let outcome = Outcome::Retry {
-                        after: None,
-                        reason,
-                    };
-                    return self.finish(target, 0, outcome);
-                }
-            };
-            let answer = classify(
-                exchange.status,
-                &exchange.body,
-                exchange.retry_after,
-                http::unix_now(),
-            );
-            let outcome = match answer {
-                Answer::Done(outcome) => outcome,
-                Answer::RefreshAuth(_) if !refreshed => {
-                    tracing::info!(
-                        business_id = self.business_id,
-                        token = http::short(&target.token),
-                        "vivo: authToken refused, sending again with a fresh one"
-                    );
-                    match self.auth.refused(&token).await {
-                        Ok(fresh) => {
-                            token = fresh;
-                            refreshed = true;
-                            continue;
-                        }
-                        Err(failure) => {
-                            return self.finish(target, failure.status, failure.outcome);
-                        }
-                    }
-                }
-                Answer::RefreshAuth(reason) => Outcome::Rejected { reason },
-            };
-            return self.finish(target, exchange.status, outcome);
-        }
-    }
-
-    fn finish(&self, target: &PushTarget, status: u16, outcome: Outcome) -> SendResult {
+        let sent = auth::send_refreshing(&*self.auth, "vivo", self.business_id, |token| {
+            self.send_with(&url, request, body.clone(), token)
+        })
+        .await;
+        let (status, outcome) = sent.unwrap_or_else(|failure| (failure.status, failure.outcome));
         http::log_outcome("vivo", self.business_id, &target.token, status, &outcome);
         SendResult {
             status,
             outcomes: vec![outcome],
         }
     }
+
+    /// One request with `token` in the `authToken` header.
+    async fn send_with(
+        &self,
+        url: &str,
+        request: &VendorRequest,
+        body: Vec<u8>,
+        token: AuthToken,
+    ) -> Attempt<(u16, Outcome)> {
+        let mut headers = request.headers.clone();
+        headers.push(("authToken", token.value.to_string()));
+        match http::post(&self.http, url, "application/json", &headers, None, body).await {
+            Ok(exchange) => classify(
+                exchange.status,
+                &exchange.body,
+                exchange.retry_after,
+                http::unix_now(),
+            )
+            .into_attempt(exchange.status),
+            Err(reason) => Attempt::Done((
+                0,
+                Outcome::Retry {
+                    after: None,
+                    reason,
+                },
+            )),
+        }
+    }
 }
 
-/// One vivo app at one auth endpoint, and its cached authToken.
-pub(crate) struct AuthCache {
+/// vivo's auth call for one app at one auth endpoint.
+pub(crate) struct AuthCall {
     app_id: String,
     app_key: String,
     app_secret: String,
     auth_url: String,
     http: reqwest::Client,
-    cache: tokio::sync::Mutex<Option<AuthToken>>,
-}
-
-#[derive(Clone, PartialEq)]
-pub(crate) struct AuthToken {
-    pub value: Arc<str>,
-    pub refresh_at: Instant,
-}
-
-/// Shows the first 8 characters of the token only.
-impl std::fmt::Debug for AuthToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthToken")
-            .field("value", &format_args!("{}…", http::short(&self.value)))
-            .field("refresh_at", &self.refresh_at)
-            .finish()
-    }
-}
-
-#[derive(Debug)]
-pub(crate) struct AuthFailure {
-    pub status: u16,
-    pub outcome: Outcome,
 }
 
 #[derive(Deserialize, Default)]
@@ -239,34 +190,7 @@ struct Reply {
     auth_token: Option<String>,
 }
 
-impl AuthCache {
-    pub(crate) async fn token(&self) -> Result<AuthToken, AuthFailure> {
-        let mut cache = self.cache.lock().await;
-        if let Some(token) = cache.as_ref()
-            && Instant::now() < token.refresh_at
-        {
-            return Ok(token.clone());
-        }
-        let token = self.fetch().await?;
-        *cache = Some(token.clone());
-        Ok(token)
-    }
-
-    /// vivo refused `used` (10000): a fresh token, unless another request already got one.
-    pub(crate) async fn refused(&self, used: &AuthToken) -> Result<AuthToken, AuthFailure> {
-        let mut cache = self.cache.lock().await;
-        if let Some(token) = cache.as_ref()
-            && token.value != used.value
-            && Instant::now() < token.refresh_at
-        {
-            return Ok(token.clone());
-        }
-        *cache = None;
-        let token = self.fetch().await?;
-        *cache = Some(token.clone());
-        Ok(token)
-    }
-
+impl AuthCall {
     /// The auth request body for `timestamp_ms`.
     pub(crate) fn auth_body(&self, timestamp_ms: u64) -> serde_json::Value {
         let sign = md5_hex(
@@ -283,13 +207,11 @@ impl AuthCache {
             "sign": sign,
         })
     }
+}
 
+impl FetchToken for AuthCall {
     async fn fetch(&self) -> Result<AuthToken, AuthFailure> {
-        let fail = |status, outcome| AuthFailure { status, outcome };
-        let timestamp_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let body = self.auth_body(timestamp_ms).to_string().into_bytes();
+        let body = self.auth_body(http::unix_now_ms()).to_string().into_bytes();
         let exchange = http::post(
             &self.http,
             &self.auth_url,
@@ -299,15 +221,7 @@ impl AuthCache {
             body,
         )
         .await
-        .map_err(|reason| {
-            fail(
-                0,
-                Outcome::Retry {
-                    after: None,
-                    reason: format!("auth: {reason}"),
-                },
-            )
-        })?;
+        .map_err(|reason| AuthFailure::transport(&reason))?;
         let received = Instant::now();
         let status = exchange.status;
         let reply = serde_json::from_slice::<Reply>(&exchange.body).unwrap_or_default();
@@ -324,22 +238,17 @@ impl AuthCache {
         };
         tracing::warn!(app_id = %self.app_id, %reason, "vivo: no authToken");
         // 10000 from the auth call is a wrong key or sign: asking again will not help.
-        let retry = match reply.result {
-            Some(code) => matches!(
-                classify_code(code, exchange.retry_after, http::unix_now()),
-                Some(Answer::Done(Outcome::Retry { .. }))
-            ),
-            None => status == 429 || status >= 500,
+        let Some(code) = reply.result else {
+            return Err(AuthFailure::by_status(status, exchange.retry_after, reason));
         };
-        let outcome = if retry {
-            Outcome::Retry {
+        let outcome = match classify_code(code, exchange.retry_after, http::unix_now()) {
+            Some(Answer::Done(Outcome::Retry { .. })) => Outcome::Retry {
                 after: exchange.retry_after,
                 reason,
-            }
-        } else {
-            Outcome::Rejected { reason }
+            },
+            _ => Outcome::Rejected { reason },
         };
-        Err(fail(status, outcome))
+        Err(AuthFailure { status, outcome })
     }
 }
 
@@ -395,12 +304,6 @@ pub(crate) fn classify(
             .unwrap_or_else(|| retry_or_reject(code.to_string())),
         None => retry_or_reject(status.to_string()),
     }
-}
-
-/// Lowercase hex MD5, vivo's auth sign.
-pub(crate) fn md5_hex(data: &[u8]) -> String {
-    use md5::Digest;
-    hex::encode(md5::Md5::digest(data))
 }
 
 #[cfg(test)]
@@ -459,15 +362,14 @@ mod tests {
     fn vivo_sign_is_md5_of_app_id_key_timestamp_and_secret() {
         assert_eq!(md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
         assert_eq!(md5_hex(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
-        let cache = AuthCache {
+        let call = AuthCall {
             app_id: "100".into(),
             app_key: "key".into(),
             app_secret: "secret".into(),
             auth_url: "http://x".into(),
             http: reqwest::Client::new(),
-            cache: tokio::sync::Mutex::new(None),
         };
-        let body = cache.auth_body(1_700_000_000_000);
+        let body = call.auth_body(1_700_000_000_000);
         assert_eq!(body["sign"], md5_hex(b"100key1700000000000secret"));
         assert_eq!(body["appId"], "100");
         assert_eq!(body["timestamp"], 1_700_000_000_000u64);

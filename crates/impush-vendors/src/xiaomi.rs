@@ -34,12 +34,10 @@ use impush_core::{CredentialProfile, PushTarget, Vendor, VendorRequest};
 use serde_json::Value;
 
 use crate::http;
+use crate::util::until_china_midnight;
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.xmpush.xiaomi.com";
-/// Beijing time, where MiPush's daily quotas roll over.
-const BEIJING_OFFSET_S: u64 = 8 * 3600;
-const DAY_S: u64 = 24 * 3600;
 
 /// One Xiaomi credential's client.
 pub(crate) struct Client {
@@ -140,11 +138,9 @@ impl Client {
     }
 }
 
-/// The time left until the next midnight in Beijing (at least one second).
-pub(crate) fn until_beijing_midnight(now: SystemTime) -> Duration {
-    let seconds = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let into_day = (seconds + BEIJING_OFFSET_S) % DAY_S;
-    Duration::from_secs(DAY_S - into_day)
+/// The time left until the next midnight in Beijing, when MiPush's daily counters reset.
+fn until_beijing_midnight(now: SystemTime) -> Duration {
+    until_china_midnight(now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()))
 }
 
 /// A MiPush answer for `targets`, one outcome per regid in order.
@@ -336,7 +332,7 @@ mod tests {
         // Exactly at Beijing midnight (16:00 UTC), a whole day.
         assert_eq!(
             until_beijing_midnight(at(16 * 3600)),
-            Duration::from_secs(DAY_S)
+            Duration::from_secs(86_400)
         );
     }
 

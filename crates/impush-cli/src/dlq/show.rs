@@ -4,15 +4,13 @@
 
 use base64::Engine;
 use impush_amqp::{AMQPValue, BasicProperties, Delivery, FieldTable};
+use impush_core::text::short_token;
 use impush_proto::Event;
 use impush_proto::v1::PushJob;
 use prost::Message;
 use serde_json::{Map, Value, json};
 
 use super::filter::{Target, format_instant};
-
-/// Characters of a token that are shown: enough to find it, too few to use it.
-const TOKEN_SHOWN: usize = 8;
 
 /// The body of a dead letter, decoded as what its queue holds.
 pub enum Body {
@@ -109,14 +107,6 @@ pub fn shorten_tokens(value: &mut Value) {
         Value::Array(items) => items.iter_mut().for_each(shorten_tokens),
         _ => {}
     }
-}
-
-pub fn short_token(token: &str) -> &str {
-    let end = token
-        .char_indices()
-        .nth(TOKEN_SHOWN)
-        .map_or(token.len(), |(i, _)| i);
-    &token[..end]
 }
 
 fn table_json(table: &FieldTable) -> Value {

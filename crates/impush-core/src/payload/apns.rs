@@ -25,6 +25,7 @@ use super::{
     required,
 };
 use crate::credential::CredentialProfile;
+use crate::ids::is_header_safe;
 
 pub const MAX_PAYLOAD_BYTES: usize = 4096;
 pub const MAX_VOIP_PAYLOAD_BYTES: usize = 5120;
@@ -33,6 +34,14 @@ pub struct Payload;
 
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Apns;
+    const NAME: &'static str = "apns";
+    const IS_IOS: bool = true;
+    const TOKENS: super::TokenRules = super::TokenRules {
+        max_len: 200,
+        base64: false,
+    };
+    const IDENTITY: crate::credential::CredentialField =
+        crate::credential::CredentialField::BundleId;
     const MAX_BATCH: usize = 1;
 
     fn limits(notification: &Notification) -> Limits {
@@ -99,12 +108,6 @@ impl VendorPayload for Payload {
             body: Body::json(&body(notification, target.badge)),
         })
     }
-}
-
-/// Whether `value` can be an HTTP header value as is: visible ASCII only, so nothing in
-/// it can end the header or start another.
-pub fn is_header_safe(value: &str) -> bool {
-    value.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn is_voip(notification: &Notification) -> bool {

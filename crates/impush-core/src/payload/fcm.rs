@@ -53,6 +53,9 @@ pub struct Payload;
 
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Fcm;
+    const NAME: &'static str = "fcm";
+    const IDENTITY: crate::credential::CredentialField =
+        crate::credential::CredentialField::ProjectId;
     const MAX_BATCH: usize = 1;
 
     fn limits(_notification: &Notification) -> Limits {

@@ -73,6 +73,11 @@ pub struct Payload;
 
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Huawei;
+    const NAME: &'static str = "huawei";
+    const TOKENS: super::TokenRules = super::TokenRules {
+        base64: true,
+        ..super::TokenRules::DEFAULT
+    };
     const MAX_BATCH: usize = MAX_TOKENS;
     const REQUIRES_TITLE: bool = true;
 

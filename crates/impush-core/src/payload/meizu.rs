@@ -61,6 +61,7 @@ pub struct Payload;
 
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Meizu;
+    const NAME: &'static str = "meizu";
     const MAX_BATCH: usize = MAX_PUSH_IDS;
     const REQUIRES_TITLE: bool = true;
 

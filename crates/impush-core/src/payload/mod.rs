@@ -1,8 +1,11 @@
 //! The exact request each vendor's server API takes for a rendered [`Notification`].
 //!
 //! One module per vendor, all shaped alike: a `Payload` type implementing [`VendorPayload`]
-//! (its batch size, its size limits, and `build`). [`build_payload`] picks the module and
-//! fits the result to the limits: text is cut on a grapheme boundary with an ellipsis,
+//! (the vendor's facts: its name, platform, token rules, batch size and size limits, and
+//! `build`). The [`vendors!`] line below lists every module once; it makes the registry
+//! ([`REGISTRY`]) that [`build_payload`], [`max_batch`], [`limits`], [`measured_size`] and
+//! [`crate::vendor`] read, so a new vendor is its module and one word in that line.
+//! [`build_payload`] picks the module and fits the result to the limits: text is cut on a grapheme boundary with an ellipsis,
 //! first by the vendor's per-field character limits, then (body first, title second) until
 //! the measured payload fits, so the vendor never rejects it for size.
 //!
@@ -14,22 +17,74 @@
 //! the bytes sent stay the ones reviewed: that matters most for JSON nested in a form field
 //! (OPPO `message`, Meizu `messageJson`), which is text, compared and signed as such.
 
-pub mod apns;
-pub mod fcm;
-pub mod huawei;
-pub mod meizu;
-pub mod oppo;
-pub mod tpns;
-pub mod vivo;
-pub mod xiaomi;
-
 use impush_proto::v1::{AndroidNotifyMode, IosPushType, Notification, PushTarget, Vendor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::credential::CredentialProfile;
+use crate::credential::{CredentialField, CredentialProfile};
+pub use crate::ids::TokenRules;
+pub use crate::ids::stable_hash;
 use crate::text;
-use crate::vendor;
+
+/// Declares each vendor's payload module and the registry made from their `Payload` types,
+/// in the order of [`crate::vendor::ALL`].
+macro_rules! vendors {
+    ($($module:ident),+ $(,)?) => {
+        $(pub mod $module;)+
+
+        /// Every vendor impush sends through, one entry per payload module.
+        pub const REGISTRY: &[VendorSpec] = &[$(VendorSpec::of::<$module::Payload>()),+];
+    };
+}
+
+vendors! { apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns }
+
+/// One vendor's facts, read from its [`VendorPayload`] implementation.
+#[derive(Debug, Clone, Copy)]
+pub struct VendorSpec {
+    pub vendor: Vendor,
+    /// Lower case, as in `--vendor`, queue names and config.
+    pub name: &'static str,
+    /// Its devices run iOS (badge numbers apply).
+    pub is_ios: bool,
+    pub tokens: TokenRules,
+    /// The credential field its payload cannot do without.
+    pub identity: CredentialField,
+    /// How many device tokens one request may carry.
+    pub max_batch: usize,
+    /// [`build_payload`] for this vendor.
+    pub build:
+        fn(&Notification, &CredentialProfile, &[PushTarget]) -> Result<VendorRequest, BuildError>,
+    pub limits: fn(&Notification) -> Limits,
+    pub measure: fn(&VendorRequest) -> usize,
+}
+
+impl VendorSpec {
+    /// The entry of the vendor whose payload module is `P`.
+    pub const fn of<P: VendorPayload>() -> VendorSpec {
+        VendorSpec {
+            vendor: P::VENDOR,
+            name: P::NAME,
+            is_ios: P::IS_IOS,
+            tokens: P::TOKENS,
+            identity: P::IDENTITY,
+            max_batch: P::MAX_BATCH,
+            build: fit::<P>,
+            limits: P::limits,
+            measure: P::measure,
+        }
+    }
+}
+
+/// The registry entry of `vendor`; `None` for `Unspecified`.
+pub fn spec(vendor: Vendor) -> Option<&'static VendorSpec> {
+    REGISTRY.iter().find(|spec| spec.vendor == vendor)
+}
+
+/// The lower-case name of `vendor` (`unspecified` when it has no entry).
+fn name_of(vendor: Vendor) -> &'static str {
+    spec(vendor).map_or("unspecified", |spec| spec.name)
+}
 
 /// A request body: JSON text, or form fields in order (values not yet urlencoded).
 ///
@@ -235,9 +290,17 @@ impl Limits {
     }
 }
 
-/// One vendor's payload rules; every vendor module has a `Payload` type implementing it.
+/// One vendor's payload rules and facts; every vendor module has a `Payload` type
+/// implementing it.
 pub trait VendorPayload {
     const VENDOR: Vendor;
+    /// The vendor's lower-case name (`--vendor`, queue names, config).
+    const NAME: &'static str;
+    /// Its devices run iOS: badges and the iOS sound rules apply.
+    const IS_IOS: bool = false;
+    const TOKENS: TokenRules = TokenRules::DEFAULT;
+    /// The credential field the payload cannot do without, checked when the config loads.
+    const IDENTITY: CredentialField = CredentialField::AppId;
     /// How many device tokens one request may carry with an identical payload.
     const MAX_BATCH: usize;
     /// The vendor rejects an empty title: `fit` then fills it in with [`fallback_title`]
@@ -268,65 +331,31 @@ pub fn build_payload(
     credential: &CredentialProfile,
     targets: &[PushTarget],
 ) -> Result<VendorRequest, BuildError> {
-    match credential.vendor {
-        Vendor::Apns => fit::<apns::Payload>(notification, credential, targets),
-        Vendor::Fcm => fit::<fcm::Payload>(notification, credential, targets),
-        Vendor::Huawei => fit::<huawei::Payload>(notification, credential, targets),
-        Vendor::Xiaomi => fit::<xiaomi::Payload>(notification, credential, targets),
-        Vendor::Oppo => fit::<oppo::Payload>(notification, credential, targets),
-        Vendor::Vivo => fit::<vivo::Payload>(notification, credential, targets),
-        Vendor::Meizu => fit::<meizu::Payload>(notification, credential, targets),
-        Vendor::Tpns => fit::<tpns::Payload>(notification, credential, targets),
-        Vendor::Unspecified => Err(BuildError::VendorMismatch {
+    match spec(credential.vendor) {
+        Some(spec) => (spec.build)(notification, credential, targets),
+        None => Err(BuildError::VendorMismatch {
             business_id: credential.business_id,
-            credential_vendor: vendor::name(credential.vendor),
-            vendor: vendor::name(credential.vendor),
+            credential_vendor: name_of(credential.vendor),
+            vendor: name_of(credential.vendor),
         }),
     }
 }
 
 /// How many devices one request of this vendor may carry.
 pub fn max_batch(vendor: Vendor) -> usize {
-    match vendor {
-        Vendor::Apns => apns::Payload::MAX_BATCH,
-        Vendor::Fcm => fcm::Payload::MAX_BATCH,
-        Vendor::Huawei => huawei::Payload::MAX_BATCH,
-        Vendor::Xiaomi => xiaomi::Payload::MAX_BATCH,
-        Vendor::Oppo => oppo::Payload::MAX_BATCH,
-        Vendor::Vivo => vivo::Payload::MAX_BATCH,
-        Vendor::Meizu => meizu::Payload::MAX_BATCH,
-        Vendor::Tpns => tpns::Payload::MAX_BATCH,
-        Vendor::Unspecified => 1,
-    }
+    spec(vendor).map_or(1, |spec| spec.max_batch)
 }
 
 /// The size limit a notification's payload must fit for `vendor`.
 pub fn limits(vendor: Vendor, notification: &Notification) -> Option<Limits> {
-    Some(match vendor {
-        Vendor::Apns => apns::Payload::limits(notification),
-        Vendor::Fcm => fcm::Payload::limits(notification),
-        Vendor::Huawei => huawei::Payload::limits(notification),
-        Vendor::Xiaomi => xiaomi::Payload::limits(notification),
-        Vendor::Oppo => oppo::Payload::limits(notification),
-        Vendor::Vivo => vivo::Payload::limits(notification),
-        Vendor::Meizu => meizu::Payload::limits(notification),
-        Vendor::Tpns => tpns::Payload::limits(notification),
-        Vendor::Unspecified => return None,
-    })
+    spec(vendor).map(|spec| (spec.limits)(notification))
 }
 
 /// The size of `request` as `vendor` counts it against [`Limits::max_bytes`].
 pub fn measured_size(vendor: Vendor, request: &VendorRequest) -> usize {
-    match vendor {
-        Vendor::Apns => apns::Payload::measure(request),
-        Vendor::Fcm => fcm::Payload::measure(request),
-        Vendor::Huawei => huawei::Payload::measure(request),
-        Vendor::Xiaomi => xiaomi::Payload::measure(request),
-        Vendor::Oppo => oppo::Payload::measure(request),
-        Vendor::Vivo => vivo::Payload::measure(request),
-        Vendor::Meizu => meizu::Payload::measure(request),
-        Vendor::Tpns => tpns::Payload::measure(request),
-        Vendor::Unspecified => request.body.to_bytes().len(),
+    match spec(vendor) {
+        Some(spec) => (spec.measure)(request),
+        None => request.body.to_bytes().len(),
     }
 }
 
@@ -338,8 +367,8 @@ fn fit<P: VendorPayload>(
     if credential.vendor != P::VENDOR {
         return Err(BuildError::VendorMismatch {
             business_id: credential.business_id,
-            credential_vendor: vendor::name(credential.vendor),
-            vendor: vendor::name(P::VENDOR),
+            credential_vendor: name_of(credential.vendor),
+            vendor: P::NAME,
         });
     }
     if targets.is_empty() {
@@ -425,11 +454,12 @@ fn longest_fitting<P: VendorPayload>(
 }
 
 /// Rejects tokens that could change a URL path, a form field or a delimited list: the
-/// rules of [`vendor::check_token`], as a build error.
+/// rules of [`crate::vendor::check_token`], as a build error.
 pub fn check_path_safe_token(vendor: Vendor, token: &str) -> Result<(), BuildError> {
-    vendor::check_token(vendor, token).map_err(|_| BuildError::InvalidToken {
-        vendor: vendor::name(vendor),
-        token: token.chars().take(8).collect(),
+    let rules = spec(vendor).map_or(TokenRules::DEFAULT, |spec| spec.tokens);
+    rules.check(token).map_err(|_| BuildError::InvalidToken {
+        vendor: name_of(vendor),
+        token: text::short_token(token).to_owned(),
     })
 }
 
@@ -462,22 +492,6 @@ pub fn raw_resource_name(file: &str) -> &str {
     }
 }
 
-/// A hash that is the same in every process and release (FNV-1a, 64 bits), for ids vendors
-/// use to recognise a message again. Parts are separated by 0xFF, which UTF-8 never holds.
-pub fn stable_hash(parts: &[&[u8]]) -> u64 {
-    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = OFFSET;
-    for (i, part) in parts.iter().enumerate() {
-        let separator: &[u8] = if i == 0 { &[] } else { &[0xFF] };
-        for &byte in separator.iter().chain(part.iter()) {
-            hash ^= u64::from(byte);
-            hash = hash.wrapping_mul(PRIME);
-        }
-    }
-    hash
-}
-
 /// The credential field `value`, or the error naming it when empty.
 pub fn required<'a>(
     credential: &CredentialProfile,
@@ -487,7 +501,7 @@ pub fn required<'a>(
     if value.is_empty() {
         Err(BuildError::MissingCredentialField {
             business_id: credential.business_id,
-            vendor: vendor::name(credential.vendor),
+            vendor: name_of(credential.vendor),
             field,
         })
     } else {

@@ -74,6 +74,9 @@ pub struct Payload;
 
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Oppo;
+    const NAME: &'static str = "oppo";
+    const IDENTITY: crate::credential::CredentialField =
+        crate::credential::CredentialField::PackageName;
     const MAX_BATCH: usize = MAX_MESSAGES;
     const REQUIRES_TITLE: bool = true;
 

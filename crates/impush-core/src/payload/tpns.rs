@@ -60,7 +60,6 @@ use super::{
     is_pass_through, is_silent, json_member, json_string, raw_resource_name, ttl_seconds,
 };
 use crate::credential::{CredentialProfile, Environment};
-use crate::vendor;
 
 /// The limit on the serialized `message` field.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
@@ -73,6 +72,11 @@ pub struct Payload;
 
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Tpns;
+    const NAME: &'static str = "tpns";
+    const TOKENS: super::TokenRules = super::TokenRules {
+        max_len: 256,
+        base64: false,
+    };
     const MAX_BATCH: usize = 1000;
     const REQUIRES_TITLE: bool = true;
 
@@ -250,7 +254,7 @@ impl Platform {
             (false, true) => Ok(Platform::Android),
             (false, false) => Err(BuildError::MissingCredentialField {
                 business_id: credential.business_id,
-                vendor: vendor::name(Vendor::Tpns),
+                vendor: <Payload as VendorPayload>::NAME,
                 field: "bundle_id or package_name",
             }),
         }

@@ -78,6 +78,7 @@ pub struct Payload;
 
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Vivo;
+    const NAME: &'static str = "vivo";
     const MAX_BATCH: usize = 1;
     const REQUIRES_TITLE: bool = true;
 

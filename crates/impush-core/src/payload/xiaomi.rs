@@ -78,6 +78,13 @@ pub struct Payload;
 
 impl VendorPayload for Payload {
     const VENDOR: Vendor = Vendor::Xiaomi;
+    const NAME: &'static str = "xiaomi";
+    const TOKENS: super::TokenRules = super::TokenRules {
+        base64: true,
+        ..super::TokenRules::DEFAULT
+    };
+    const IDENTITY: crate::credential::CredentialField =
+        crate::credential::CredentialField::PackageName;
     const MAX_BATCH: usize = MAX_REGIDS;
     const REQUIRES_TITLE: bool = true;
 
