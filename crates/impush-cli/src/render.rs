@@ -298,6 +298,48 @@ mod tests {
     }
 
     #[test]
+    fn new_push_options_show_in_the_preview_payload() {
+        // A silent iOS push, then a data-only FCM message.
+        let silent = APNS_LINE.replace(
+            r#""pushInfo":{"ext":"jump to denny"}"#,
+            r#""pushInfo":{"ext":"jump to denny","iosContentAvailable":true}"#,
+        );
+        let out = render(&silent);
+        assert_eq!(out["payload"]["aps"], json!({"content-available": 1}));
+        let data_only = APNS_LINE
+            .replace(
+                r#""pushInfo":{"ext":"jump to denny"}"#,
+                r#""pushInfo":{"ext":"jump to denny","androidNotifyMode":"ANDROID_NOTIFY_MODE_CUSTOM"}"#,
+            )
+            .replace("VENDOR_APNS", "VENDOR_FCM")
+            .replace(r#""business_id":1"#, r#""business_id":2"#);
+        let out = render(&data_only);
+        assert!(
+            out["payload"]["message"].get("notification").is_none(),
+            "{out}"
+        );
+        assert_eq!(out["payload"]["message"]["data"]["body"], "Denny: hello");
+    }
+
+    #[test]
+    fn the_preview_ttl_is_what_is_left_at_now_ms() {
+        let line = APNS_LINE
+            .replace(
+                r#""pushInfo":{"ext":"jump to denny"}"#,
+                r#""pushInfo":{"ext":"jump to denny","ttlSeconds":30}"#,
+            )
+            .replace("VENDOR_APNS", "VENDOR_FCM")
+            .replace(r#""business_id":1"#, r#""business_id":2"#);
+        // (now, ttl shown)
+        for (now, ttl) in [(1_700_000_000_000, "30s"), (1_700_000_010_000, "20s")] {
+            let out = render_line(&line, &config(), Some(now), || 0)
+                .unwrap()
+                .output;
+            assert_eq!(out["payload"]["message"]["android"]["ttl"], ttl, "{now}");
+        }
+    }
+
+    #[test]
     fn a_token_that_could_change_the_url_is_never_built_into_a_request() {
         let line = APNS_LINE.replace(r#""token":"abcdef""#, r#""token":"../../x""#);
         assert_eq!(render(&line)["reason"], "invalid_token");
