@@ -3,7 +3,7 @@
 CARGO ?= cargo
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all build services demo render-demo test lint fmt unit bench soak release-bins scale-bench clean check-deploy faults fuzz audit
+.PHONY: all build services demo render-demo test lint fmt unit bench soak release-bins scale-bench clean check-deploy faults failover fuzz audit
 
 all: build
 
@@ -55,6 +55,21 @@ faults: services build
 	IMPUSH_FAULTS=full IMPUSH_TEST_LOG=error IMPUSH_FAULTS_REPORT=$(abspath $(FAULTS_REPORT)) \
 		$$run -p impush-tests --test faults; status=$$?; \
 	cat $(FAULTS_REPORT) 2>/dev/null; exit $$status
+
+## failover: the failover suite in full (10,000 notifications a scenario): a RabbitMQ node
+## killed and cut off, a Redis primary killed, both at once, each on private three-node
+## clusters; the audit table goes to target/failover-report.md (docs/faults.md). `make test`
+## runs only the short form of the Redis scenario.
+FAILOVER_REPORT ?= target/failover-report.md
+failover: services build
+	rm -f $(FAILOVER_REPORT) $(FAILOVER_REPORT).notes
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		run="$(CARGO) nextest run --no-fail-fast --run-ignored all"; \
+	else run="$(CARGO) test --no-fail-fast"; extra="--include-ignored"; fi; \
+	IMPUSH_FAILOVER=full IMPUSH_TEST_LOG=error IMPUSH_FAULTS_REPORT=$(abspath $(FAILOVER_REPORT)) \
+		IMPUSH_FAILOVER_NOTES=$(abspath $(FAILOVER_REPORT)).notes \
+		$$run -p impush-tests --test failover -- $$extra; status=$$?; \
+	cat $(FAILOVER_REPORT) $(FAILOVER_REPORT).notes 2>/dev/null; exit $$status
 
 ## bench: the criterion benchmark of decide + render + build per device, then the fleet end
 ## to end against the bare broker relay (scripts/bench.sh; results in benches/results/).

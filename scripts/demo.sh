@@ -2,7 +2,9 @@
 # make demo: the local stack end to end. Starts impush-sim and the workers with
 # deploy/local/impush.toml, registers sample devices in several presence states, publishes a
 # sample conversation (C2C and group, several element types, one dead token, one transient
-# vendor failure) reaching all eight vendors, then prints what each vendor received and what was skipped and why.
+# vendor failure) reaching all eight vendors, with a muted group, an @ mention that breaks
+# through, quiet hours and a recalled message, then prints what each vendor received and
+# what was skipped and why.
 # Everything it started is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +57,9 @@ echo "fleet ready: impush-sim on :8700; metrics of ingest :9601, router :9602, s
 
 run=$(date +%s%N)
 now=$(( $(date +%s%N) / 1000000 ))
-fill() { sed -e "s/@RUN@/$run/g" -e "s/@NOW@/$now/g" -e "s/@NOW1@/$((now + 1))/g" -e "s/@NOW2@/$((now + 2))/g" "$1"; }
+# olly's quiet hours: from an hour ago (seconds after 00:00 UTC) for two hours.
+quiet_start=$(( (now / 1000 % 86400 + 86400 - 3600) % 86400 ))
+fill() { sed -e "s/@RUN@/$run/g" -e "s/@NOW@/$now/g" -e "s/@NOW1@/$((now + 1))/g" -e "s/@NOW2@/$((now + 2))/g" -e "s/@QUIET_START@/$quiet_start/g" "$1"; }
 
 echo; echo "== registering devices and presence (deploy/local/demo-state.jsonl)"
 fill deploy/local/demo-state.jsonl | "$BIN/impush" publish --config "$CONFIG"
@@ -63,6 +67,10 @@ sleep 1
 echo "== APNs will answer 503 once: the first push is retried through the delay ladder"
 curl -fsS -X POST "$SIM/sim/faults" -H 'content-type: application/json' \
   -d '{"vendor":"apns","status":503,"reason":"ServiceUnavailable","times":1}' >/dev/null
+echo "== hana muted the team group, xiao only wants its @ mentions, olly is in quiet hours"
+echo "== denny recalls a message before it even arrives (deploy/local/demo-recall.jsonl)"
+fill deploy/local/demo-recall.jsonl | "$BIN/impush" publish --config "$CONFIG"
+sleep 1
 echo "== publishing the conversation (deploy/local/demo-messages.jsonl)"
 fill deploy/local/demo-messages.jsonl | "$BIN/impush" publish --config "$CONFIG"
 
@@ -107,6 +115,8 @@ print("\nVendor answers and actions (senders):")
 for labels, n in sorted(series("impush_pushes_total").items()):
     l = dict(labels)
     print(f"  {l['vendor']:<6} {l['outcome']:<16} {int(n)}")
+for labels, n in sorted(series("impush_recalls_total").items()):
+    print(f"  recalls {dict(labels)['outcome']:<16} {int(n)}")
 for labels, n in sorted(series("impush_tokens_pruned_total").items()):
     print(f"  {dict(labels)['vendor']:<6} token pruned     {int(n)}  (device removed, feedback.token published)")
 PY

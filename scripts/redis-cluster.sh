@@ -3,12 +3,16 @@
 # benchmark: `start` reuses a healthy cluster or builds one, `stop` shuts it down and
 # forgets it. Safe to call from many tests at once (one lock file); never touches the
 # shared Redis on 6379. Ports: IMPUSH_REDIS_CLUSTER_PORTS (default "7101 7102 7103");
-# IMPUSH_REDIS_CLUSTER_REPLICAS replicas per primary (default 0; the failover test's
-# private cluster has 1).
+# IMPUSH_REDIS_CLUSTER_REPLICAS replicas per primary (default 0; the failover tests'
+# private clusters have 1); IMPUSH_REDIS_CLUSTER_NODE_TIMEOUT the cluster-node-timeout in
+# ms (Redis's default 15000), after which a silent primary's replica takes over.
+# `node PORT` starts one node of the cluster again after it died; it rejoins from its
+# nodes file (a former primary as a replica of the node that took over).
 set -euo pipefail
 
 PORTS=(${IMPUSH_REDIS_CLUSTER_PORTS:-7101 7102 7103})
 REPLICAS=${IMPUSH_REDIS_CLUSTER_REPLICAS:-0}
+NODE_TIMEOUT=${IMPUSH_REDIS_CLUSTER_NODE_TIMEOUT:-15000}
 DIR=${IMPUSH_REDIS_CLUSTER_DIR:-/tmp/impush-redis-cluster}
 LOCK="$DIR.lock"
 
@@ -36,6 +40,7 @@ start_node() {
     # 9>&-: the daemon must not inherit the lock, or it would hold it for ever.
     redis-server --port "$port" --bind 127.0.0.1 --cluster-enabled yes \
         --cluster-config-file "$DIR/nodes-$port.conf" --dir "$DIR" \
+        --cluster-node-timeout "$NODE_TIMEOUT" \
         --save "" --appendonly no --daemonize yes \
         --logfile "$DIR/redis-$port.log" --pidfile "$DIR/redis-$port.pid" 9>&-
 }
@@ -103,11 +108,18 @@ case "${1:-}" in
         flock 9
         stop_nodes
         ;;
+    node)
+        [[ -n "${2:-}" ]] || { echo "usage: $0 node PORT" >&2; exit 2; }
+        start_node "$2"
+        for _ in $(seq 1 150); do cli "$2" ping >/dev/null 2>&1 && exit 0; sleep 0.2; done
+        echo "redis-cluster.sh: node $2 did not start; logs in $DIR" >&2
+        exit 1
+        ;;
     status)
         healthy && echo "ok: ${PORTS[*]}" || { echo "not running"; exit 1; }
         ;;
     *)
-        echo "usage: $0 start|stop|status" >&2
+        echo "usage: $0 start|stop|status|node PORT" >&2
         exit 2
         ;;
 esac

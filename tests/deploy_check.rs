@@ -975,7 +975,6 @@ fn deployed_environment() -> Vec<(String, String, String)> {
     for line in dockerfile.lines() {
         let line = line.trim();
         let rest = if let Some(rest) = line.strip_prefix("ENV ") {
-            in_env = true;
             rest
         } else if in_env {
             line

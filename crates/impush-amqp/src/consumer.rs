@@ -28,7 +28,7 @@ use tokio::time::sleep_until;
 use tokio_util::sync::CancellationToken;
 
 use crate::settle::{Settle, Settler};
-use crate::{AmqpError, ClientTls, Publisher, Topology, connect_with_tls};
+use crate::{AmqpError, ClientTls, Publisher, Topology, connect_any};
 
 /// What to do with a delivery once the handler is done with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,7 +51,9 @@ pub type HandlerFn =
     Arc<dyn Fn(Delivery, Publisher) -> Pin<Box<dyn Future<Output = Handled> + Send>> + Send + Sync>;
 
 pub struct RunOptions {
-    pub url: String,
+    /// The broker's addresses (`AmqpConfig::addresses`): each reconnection tries them in
+    /// turn ([`connect_any`]).
+    pub urls: Vec<String>,
     /// `[amqp]`'s CA and client certificate (`Config::amqp_tls`).
     pub tls: ClientTls,
     pub queue: String,
@@ -94,7 +96,7 @@ async fn consume_once(
     handler: &HandlerFn,
     shutdown: &CancellationToken,
 ) -> Result<(), AmqpError> {
-    let connection = connect_with_tls(&options.url, &options.tls).await?;
+    let connection = connect_any(&options.urls, &options.tls).await?;
     let setup = connection.create_channel().await?;
     options.topology.declare(&setup).await?;
     options.topology_ready.store(true, Ordering::SeqCst);

@@ -8,12 +8,12 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use tokio_util::sync::CancellationToken;
 
-use crate::{ClientTls, Topology, connect_with_tls};
+use crate::{ClientTls, Topology, connect_any};
 
 /// Sets `impush_queue_depth_messages{queue}` and `impush_queue_consumers{queue}` for each of
 /// `queues` every `every`, until `shutdown`; reconnects when the broker goes away.
 pub async fn watch_queue_depths(
-    url: String,
+    urls: Vec<String>,
     tls: ClientTls,
     topology: Topology,
     queues: Vec<String>,
@@ -21,7 +21,8 @@ pub async fn watch_queue_depths(
     shutdown: CancellationToken,
 ) {
     while !shutdown.is_cancelled() {
-        if let Err(err) = poll_until_error(&url, &tls, &topology, &queues, every, &shutdown).await {
+        if let Err(err) = poll_until_error(&urls, &tls, &topology, &queues, every, &shutdown).await
+        {
             tracing::debug!(error = %err, "queue depth poll failed; retrying");
         }
         tokio::select! {
@@ -32,14 +33,14 @@ pub async fn watch_queue_depths(
 }
 
 async fn poll_until_error(
-    url: &str,
+    urls: &[String],
     tls: &ClientTls,
     topology: &Topology,
     queues: &[String],
     every: Duration,
     shutdown: &CancellationToken,
 ) -> Result<(), crate::AmqpError> {
-    let connection = connect_with_tls(url, tls).await?;
+    let connection = connect_any(urls, tls).await?;
     let passive = QueueDeclareOptions {
         passive: true,
         ..QueueDeclareOptions::default()

@@ -17,6 +17,8 @@ pub use lapin::message::Delivery;
 pub use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 pub use lapin::{BasicProperties, Channel, Connection, options};
 
+use std::time::Duration;
+
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 pub use publisher::{Outgoing, Publisher};
 pub use topology::{Topology, headers};
@@ -36,6 +38,10 @@ pub enum AmqpError {
         exchange: String,
         routing_key: String,
     },
+    #[error("RabbitMQ node {node} did not complete the connection in time")]
+    Timeout { node: String },
+    #[error("no RabbitMQ address configured")]
+    NoAddress,
 }
 
 /// Opens a connection with the system's trust store and no client certificate; the caller
@@ -52,6 +58,47 @@ pub async fn connect_with_tls(url: &str, tls: &ClientTls) -> Result<Connection, 
         .with_connection_name(format!("impush-{}", std::process::id()).into());
     let runtime = lapin::runtime::default_runtime()?;
     Ok(Connection::connect_with_config(url, properties, lapin_tls(tls), runtime).await?)
+}
+
+/// How long one node may take to accept a connection and finish the AMQP handshake. A node
+/// that is paused or cut off still completes the TCP handshake (the kernel answers for it)
+/// and then says nothing; without this bound the attempt would wait for ever.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Opens a connection to one of `urls`, the nodes of a RabbitMQ cluster: it starts at a node
+/// picked at random (so that a pool of workers spreads over the cluster) and tries the
+/// others in turn, each within [`CONNECT_TIMEOUT`], until one accepts. The error of the last
+/// node tried is returned when none does; the caller retries with backoff.
+pub async fn connect_any(urls: &[String], tls: &ClientTls) -> Result<Connection, AmqpError> {
+    let start = if urls.len() > 1 {
+        rand::random_range(0..urls.len())
+    } else {
+        0
+    };
+    let mut last = AmqpError::NoAddress;
+    for url in urls.iter().cycle().skip(start).take(urls.len()) {
+        match tokio::time::timeout(CONNECT_TIMEOUT, connect_with_tls(url, tls)).await {
+            Ok(Ok(connection)) => return Ok(connection),
+            Ok(Err(err)) => {
+                tracing::debug!(error = %err, node = %node_of(url), "RabbitMQ node unavailable; trying the next");
+                last = err;
+            }
+            Err(_) => {
+                tracing::debug!(node = %node_of(url), "RabbitMQ node did not answer in time; trying the next");
+                last = AmqpError::Timeout {
+                    node: node_of(url).to_owned(),
+                };
+            }
+        }
+    }
+    Err(last)
+}
+
+/// The `host:port` of an AMQP URL, without user name or password, for logs.
+fn node_of(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+    authority.rsplit('@').next().unwrap_or(authority)
 }
 
 fn lapin_tls(tls: &ClientTls) -> OwnedTLSConfig {
@@ -248,6 +295,30 @@ mod tests {
                 dead_at_ms: Some(1_700_000_000_000),
             }
         );
+    }
+
+    #[test]
+    fn node_names_in_logs_carry_no_credentials() {
+        assert_eq!(
+            node_of("amqp://guest:s3cr3t@10.0.0.1:5672/%2f?heartbeat=10"),
+            "10.0.0.1:5672"
+        );
+        assert_eq!(node_of("amqps://mq.internal"), "mq.internal");
+    }
+
+    #[tokio::test]
+    async fn connecting_to_a_list_with_no_node_up_fails_with_the_last_error() {
+        let closed = |port| format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+        let err = connect_any(&[closed(1), closed(2)], &ClientTls::default())
+            .await
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("RabbitMQ"), "{err}");
+        assert!(matches!(
+            connect_any(&[], &ClientTls::default()).await,
+            Err(AmqpError::NoAddress)
+        ));
     }
 
     #[test]

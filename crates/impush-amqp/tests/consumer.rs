@@ -57,7 +57,7 @@ async fn fill(topology: &Topology, count: usize) -> (Connection, Channel) {
 
 fn options(topology: &Topology, prefetch: u16, grace: Duration) -> RunOptions {
     RunOptions {
-        url: URL.into(),
+        urls: vec![URL.into()],
         queue: topology.messages_queue(),
         prefetch,
         topology: topology.clone(),

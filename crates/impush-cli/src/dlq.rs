@@ -45,7 +45,8 @@ const EXIT_INTERRUPTED: u8 = 130;
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
     #[error(
-        "unknown vendor {0:?}: expected apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns or events"
+        "unknown vendor {0:?}: expected {known} or events",
+        known = impush_core::vendor::ALL.map(impush_core::vendor::name).join(", ")
     )]
     UnknownVendor(String),
     #[error("{flag} {text:?}: expected RFC 3339 (2026-11-22T03:00:00Z) or ms since the epoch")]
@@ -117,7 +118,7 @@ pub enum DlqCommand {
     List {
         #[command(flatten)]
         common: Common,
-        /// apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns, or events.
+        /// A vendor as `impush-sender --vendor` names it (`apns`, `fcm`, …), or `events`.
         #[arg(long)]
         vendor: Option<String>,
         #[command(flatten)]
@@ -130,7 +131,7 @@ pub enum DlqCommand {
     Inspect {
         #[command(flatten)]
         common: Common,
-        /// apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns, or events.
+        /// A vendor as `impush-sender --vendor` names it (`apns`, `fcm`, …), or `events`.
         #[arg(long)]
         vendor: String,
         #[command(flatten)]
@@ -144,7 +145,7 @@ pub enum DlqCommand {
     Replay {
         #[command(flatten)]
         common: Common,
-        /// apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns, or events.
+        /// A vendor as `impush-sender --vendor` names it (`apns`, `fcm`, …), or `events`.
         #[arg(long)]
         vendor: String,
         #[command(flatten)]
@@ -160,7 +161,7 @@ pub enum DlqCommand {
     Purge {
         #[command(flatten)]
         common: Common,
-        /// apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns, or events.
+        /// A vendor as `impush-sender --vendor` names it (`apns`, `fcm`, …), or `events`.
         #[arg(long)]
         vendor: String,
         #[command(flatten)]

@@ -24,7 +24,7 @@ pub fn setup(config: &Path, reset: bool) -> anyhow::Result<ExitCode> {
     let tls = config.amqp_tls()?;
     let topology = Topology::new(&config.amqp);
     runtime()?.block_on(async {
-        let connection = impush_amqp::connect_with_tls(&config.amqp.url, &tls).await?;
+        let connection = impush_amqp::connect_any(&config.amqp.addresses(), &tls).await?;
         let channel = connection.create_channel().await?;
         if reset {
             topology.delete(&channel).await?;
@@ -96,7 +96,7 @@ pub fn publish(config: &Path, file: Option<&Path>) -> anyhow::Result<ExitCode> {
     let topology = Topology::new(&config.amqp);
     let count = events.len();
     runtime()?.block_on(async {
-        let connection = impush_amqp::connect_with_tls(&config.amqp.url, &tls).await?;
+        let connection = impush_amqp::connect_any(&config.amqp.addresses(), &tls).await?;
         let channel = connection.create_channel().await?;
         topology.declare(&channel).await?;
         let publisher = Publisher::open(&connection).await?;
@@ -141,6 +141,23 @@ mod tests {
         assert_eq!(errors.len(), 2, "{errors:?}");
         assert!(errors[0].starts_with("line 3:"), "{errors:?}");
         assert!(errors[1].starts_with("line 4:"), "{errors:?}");
+    }
+
+    #[test]
+    fn a_bad_field_is_named_with_its_line() {
+        let input = concat!(
+            r#"{"@type":"OfflineMessage","msgId":"m","receiverId":"r"}"#,
+            "\n",
+            r#"{"@type":"OfflineMessage","msgId":"m2","elems":[{"text":{"text":"hi"}},{"image":{"url":7}}]}"#,
+            "\n"
+        );
+        let errors = read_events(input.as_bytes()).unwrap_err();
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("line 2:"), "{errors:?}");
+        assert!(
+            errors[0].contains("field `elems[1].image.url`"),
+            "{errors:?}"
+        );
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! `impush render`: one input line (a message, a recipient's device, optional settings) to
-//! one output line (decision, notification, exact vendor payload), through the same core
+//! `impush render`: one input line (a message, a recipient's device, optional settings and
+//! receive option for the message's conversation) to one output line (decision, notification, exact vendor payload), through the same core
 //! functions the router and sender use.
 
 use impush_config::Config;
 use impush_core::{
-    DeviceState, PushTarget, badge_for, build_payload, channel, decide, render_notification,
+    DeviceState, PushTarget, badge_for, build_payload, channel, decide, decide_conversation,
+    mention_of, render_for_recipient,
 };
-use impush_proto::v1::{OfflineMessage, PresenceState, PushSettings, Vendor};
+use impush_proto::v1::{OfflineMessage, PresenceState, PushSettings, ReceiveOption, Vendor};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -19,6 +20,9 @@ struct Input {
     device: DeviceInput,
     #[serde(default)]
     settings: Option<Value>,
+    /// The recipient's `ReceiveOption` for the message's conversation, by name.
+    #[serde(default)]
+    conversation_option: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -114,6 +118,11 @@ fn render_parts(
         .map(serde_json::from_value)
         .transpose()
         .map_err(|e| format!("settings: not a PushSettings in proto3 JSON: {e}"))?;
+    let conversation_option = match input.conversation_option.as_deref() {
+        None => ReceiveOption::Unspecified,
+        Some(name) => ReceiveOption::from_str_name(name)
+            .ok_or_else(|| format!("conversation_option: unknown receive option {name:?}"))?,
+    };
     let vendor = Vendor::from_str_name(&input.device.vendor)
         .filter(|v| *v != Vendor::Unspecified)
         .ok_or_else(|| format!("device.vendor: unknown vendor {:?}", input.device.vendor))?;
@@ -160,7 +169,16 @@ fn render_parts(
         settings.as_ref(),
         credential,
         now,
-    ) {
+    )
+    .and_then(|()| {
+        decide_conversation(
+            &message,
+            &recipient_id,
+            conversation_option,
+            settings.as_ref(),
+            now,
+        )
+    }) {
         let skip = json!({"decision": "skip", "reason": reason.as_str()});
         return Ok((vendor, recipient_id, device.device_id, skip));
     }
@@ -169,8 +187,14 @@ fn render_parts(
         return Ok((vendor, recipient_id, device.device_id, skip));
     };
     let templates = config.templates.for_app(message.sdk_app_id);
-    let mut notification =
-        render_notification(&message, channel.platform, settings.as_ref(), templates);
+    let mention = mention_of(&message, &recipient_id);
+    let mut notification = render_for_recipient(
+        &message,
+        channel.platform,
+        settings.as_ref(),
+        templates,
+        mention,
+    );
     // The request leaves now (`--now-ms`): the time to live shown is what is left then.
     notification.request_at_ms = now;
     // The preview takes the message as the first push since the BACKGROUND report.
@@ -256,6 +280,63 @@ mod tests {
             r#""unread":3},"settings":{"openPush":"OPEN_PUSH_DISABLED"}}"#,
         );
         assert_eq!(render(&line)["reason"], "push_disabled_by_user");
+    }
+
+    const GROUP_LINE: &str = r#"{"message":{"msgId":"g1","sdkAppId":1400000001,"senderId":"denny","senderNickname":"Denny","groupId":"team","groupName":"Team","memberIds":["vinson"],"elems":[{"text":{"text":"lunch?"}}],"sendTimeMs":"1700000000000"},"recipient_id":"vinson","device":{"vendor":"VENDOR_APNS","business_id":1,"device_id":"iphone","token":"abcdef","presence":"PRESENCE_STATE_BACKGROUND"}}"#;
+
+    fn group_line(message_extra: &str, line_extra: &str) -> String {
+        GROUP_LINE
+            .replace(
+                r#""sendTimeMs":"1700000000000"}"#,
+                &format!(r#""sendTimeMs":"1700000000000"{message_extra}}}"#),
+            )
+            .replace(
+                r#""PRESENCE_STATE_BACKGROUND"}}"#,
+                &format!(r#""PRESENCE_STATE_BACKGROUND"}}{line_extra}}}"#),
+            )
+    }
+
+    #[test]
+    fn a_muted_conversation_is_skipped_unless_an_except_at_option_meets_a_mention() {
+        let muted = group_line("", r#","conversation_option":"RECEIVE_OPTION_NOT_NOTIFY""#);
+        assert_eq!(render(&muted)["reason"], "conversation_muted");
+        let except_at = r#","conversation_option":"RECEIVE_OPTION_NOT_NOTIFY_EXCEPT_AT""#;
+        assert_eq!(
+            render(&group_line("", except_at))["reason"],
+            "conversation_muted"
+        );
+        let mentioned = render(&group_line(r#","atUserIds":["vinson"]"#, except_at));
+        assert_eq!(mentioned["decision"], "push");
+        assert_eq!(
+            mentioned["notification"]["body"],
+            "[@me] Denny (Team): lunch?"
+        );
+        assert_eq!(
+            render(&group_line(r#","atAll":true"#, ""))["payload"]["aps"]["alert"],
+            "[@all] Denny (Team): lunch?"
+        );
+    }
+
+    #[test]
+    fn quiet_hours_follow_the_clock_given_with_now_ms() {
+        // 22:00 UTC for 8 hours; the message was sent at 22:13:20 UTC.
+        let line = group_line(
+            "",
+            r#","settings":{"quietStartS":79200,"quietDurationS":28800,"quietOption":"RECEIVE_OPTION_NOT_NOTIFY"}"#,
+        );
+        assert_eq!(render(&line)["reason"], "quiet_hours");
+        let noon = 1_700_000_000_000 - 10 * 3600 * 1000;
+        let out = render_line(&line, &config(), Some(noon), || 0)
+            .unwrap()
+            .output;
+        assert_eq!(out["decision"], "push");
+        let bad = group_line("", r#","conversation_option":"LOUD""#);
+        assert!(
+            render_line(&bad, &config(), None, || 0)
+                .err()
+                .unwrap()
+                .contains("conversation_option")
+        );
     }
 
     #[test]

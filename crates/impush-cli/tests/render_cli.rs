@@ -78,7 +78,15 @@ fn the_demo_stream_renders_one_output_per_input_line_with_the_expected_decisions
             "push",
             "push",
             "push",
+            "push",
+            "skip:conversation_muted",
+            "skip:quiet_hours",
         ]
+    );
+    // A mention breaks through NOT_NOTIFY_EXCEPT_AT and marks the body.
+    assert_eq!(
+        lines[18]["notification"]["body"],
+        "[@me] Denny (Team): @vinson review please"
     );
     // The call invitation goes to iOS as VoIP; the muted message has no sound; the user's
     // own c2c sound applies; ignore_ios_badge leaves the badge out.

@@ -9,6 +9,7 @@
 //! Any value can be overridden from the environment: `IMPUSH__AMQP__URL=amqp://…` sets
 //! `[amqp] url` (sections and keys joined by double underscores, lower-cased).
 
+mod recall;
 mod secret;
 mod show;
 mod tls;
@@ -271,17 +272,7 @@ impl Config {
             if let Some(fcm) = &settings.fcm {
                 add(Some(&fcm.service_account));
             }
-            for oem in [
-                &settings.huawei,
-                &settings.xiaomi,
-                &settings.oppo,
-                &settings.vivo,
-                &settings.meizu,
-                &settings.tpns,
-            ]
-            .into_iter()
-            .flatten()
-            {
+            for (_, oem) in settings.oem_secrets() {
                 add(oem.app_secret.as_ref());
                 add(oem.master_secret.as_ref());
             }
@@ -486,6 +477,42 @@ mod tests {
         let config = Config::parse_with_env(LOCAL_STACK_TOML, "t", env).unwrap();
         assert_eq!(config.amqp.url, "amqp://other:5672/%2f");
         assert_eq!(config.sender.concurrency, 7);
+    }
+
+    #[test]
+    fn amqp_urls_list_the_cluster_nodes_and_url_alone_serves_without_them() {
+        let config = Config::parse("[amqp]\nurl = \"amqp://one:5672/%2f\"\n", "t").unwrap();
+        assert_eq!(config.amqp.addresses(), vec!["amqp://one:5672/%2f"]);
+        let config = Config::parse(
+            "[amqp]\nurls = [\"amqp://a:5672/%2f\", \"amqp://b:5672/%2f\"]\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(
+            config.amqp.addresses(),
+            vec!["amqp://a:5672/%2f", "amqp://b:5672/%2f"]
+        );
+        let env = [(
+            "IMPUSH__AMQP__URLS".to_owned(),
+            "[\"amqp://c:5672/%2f\", \"amqp://d:5672/%2f\"]".to_owned(),
+        )];
+        let config = Config::parse_with_env("", "t", env).unwrap();
+        assert_eq!(config.amqp.addresses().len(), 2);
+        let err = Config::parse("[amqp]\nurls = [\"amqp://a\", \" \"]\n", "t")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("urls"), "{err}");
+    }
+
+    #[test]
+    fn tls_settings_apply_to_every_node_of_amqp_urls() {
+        let err = Config::parse(
+            "[amqp]\nurls = [\"amqps://a:5671/%2f\", \"amqp://b:5672/%2f\"]\ntls_ca_file = \"ca.pem\"\n",
+            "t",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("not TLS"), "{err}");
     }
 
     #[test]

@@ -20,6 +20,10 @@ pub enum QueueType {
 #[serde(default, deny_unknown_fields)]
 pub struct AmqpConfig {
     pub url: String,
+    /// The nodes of a RabbitMQ cluster (`url` alone when empty): each (re)connection starts
+    /// at one of them picked at random and tries the others in turn, so that a worker finds
+    /// a surviving node when the one it was on goes away.
+    pub urls: Vec<String>,
     /// Prefix of every exchange and queue name: `impush` gives the names of the contract
     /// (`impush.events`, `impush.push.apns`, …); tests use their own.
     pub prefix: String,
@@ -45,6 +49,7 @@ impl Default for AmqpConfig {
     fn default() -> AmqpConfig {
         AmqpConfig {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
+            urls: Vec::new(),
             prefix: "impush".into(),
             queue_type: QueueType::Quorum,
             prefetch: 64,
@@ -59,6 +64,15 @@ impl Default for AmqpConfig {
 }
 
 impl AmqpConfig {
+    /// The broker addresses to connect to: `urls`, or `url` alone when `urls` is empty.
+    pub fn addresses(&self) -> Vec<String> {
+        if self.urls.is_empty() {
+            vec![self.url.clone()]
+        } else {
+            self.urls.clone()
+        }
+    }
+
     pub(crate) fn validate(&self) -> Result<(), String> {
         if self.retry_delays_ms.is_empty() || self.retry_delays_ms.contains(&0) {
             return Err("retry_delays_ms needs at least one positive delay".into());
@@ -75,7 +89,12 @@ impl AmqpConfig {
         if self.prefix.is_empty() || self.prefix.contains(char::is_whitespace) {
             return Err("prefix must be a non-empty name".into());
         }
-        self.tls_settings().validate("amqps", [self.url.as_str()])
+        if self.urls.iter().any(|url| url.trim().is_empty()) {
+            return Err("urls may not hold an empty address".into());
+        }
+        let addresses = self.addresses();
+        self.tls_settings()
+            .validate("amqps", addresses.iter().map(String::as_str))
     }
 
     pub(crate) fn tls_settings(&self) -> TlsSettings<'_> {
@@ -226,37 +245,50 @@ impl Default for ReloadConfig {
     }
 }
 
-/// Where one credential sends and the secrets it signs with (`[[credentials]]` entries).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub struct VendorSettings {
-    /// The vendor's API root; empty means the vendor's production host.
-    #[serde(default)]
-    pub base_url: String,
-    /// Tokens per second this credential may send from one sender process (default: the
-    /// vendor's published limit, see `impush-sender`'s `limits` module).
-    #[serde(default)]
-    pub rate_per_s: Option<u32>,
-    /// The vendor's daily push quota for this app, if it has one (Xiaomi, OPPO, vivo…):
-    /// only reported, as `impush_quota_remaining`; the vendor's own answers enforce it.
-    #[serde(default)]
-    pub daily_quota: Option<u64>,
-    #[serde(default)]
-    pub apns: Option<ApnsSecrets>,
-    #[serde(default)]
-    pub fcm: Option<FcmSecrets>,
-    #[serde(default)]
-    pub huawei: Option<OemSecrets>,
-    #[serde(default)]
-    pub xiaomi: Option<OemSecrets>,
-    #[serde(default)]
-    pub oppo: Option<OemSecrets>,
-    #[serde(default)]
-    pub vivo: Option<OemSecrets>,
-    #[serde(default)]
-    pub meizu: Option<OemSecrets>,
-    #[serde(default)]
-    pub tpns: Option<OemSecrets>,
+/// Declares [`VendorSettings`] with one `[credentials.<vendor>]` app-secret section per
+/// vendor listed (the vendors whose secrets are an [`OemSecrets`]), and
+/// [`VendorSettings::oem_secrets`] over the same list.
+macro_rules! vendor_settings {
+    ($($oem:ident),+ $(,)?) => {
+        /// Where one credential sends and the secrets it signs with (`[[credentials]]`
+        /// entries).
+        #[derive(Debug, Clone, Default, Deserialize, Serialize)]
+        pub struct VendorSettings {
+            /// The vendor's API root; empty means the vendor's production host.
+            #[serde(default)]
+            pub base_url: String,
+            /// Tokens per second this credential may send from one sender process (default:
+            /// the vendor's published limit, see `impush-sender`'s `limits` module).
+            #[serde(default)]
+            pub rate_per_s: Option<u32>,
+            /// The vendor's daily push quota for this app, if it has one (Xiaomi, OPPO,
+            /// vivo…): only reported, as `impush_quota_remaining`; the vendor's own answers
+            /// enforce it.
+            #[serde(default)]
+            pub daily_quota: Option<u64>,
+            #[serde(default)]
+            pub apns: Option<ApnsSecrets>,
+            #[serde(default)]
+            pub fcm: Option<FcmSecrets>,
+            $(
+                #[doc = concat!("`[credentials.", stringify!($oem), "]`")]
+                #[serde(default)]
+                pub $oem: Option<OemSecrets>,
+            )+
+        }
+
+        impl VendorSettings {
+            /// The app-secret sections this credential has, with their vendor's name.
+            pub fn oem_secrets(&self) -> impl Iterator<Item = (&'static str, &OemSecrets)> {
+                [$((stringify!($oem), self.$oem.as_ref()),)+]
+                    .into_iter()
+                    .filter_map(|(vendor, secrets)| Some((vendor, secrets?)))
+            }
+        }
+    };
 }
+
+vendor_settings! { huawei, xiaomi, oppo, vivo, meizu, tpns }
 
 /// `[credentials.huawei]`, `[credentials.xiaomi]`, … : the app secrets of the Android OEM
 /// channels and TPNS. The app's public id is the credential's `app_id`.

@@ -115,10 +115,17 @@ pub enum SkipReason {
     NoToken,
     /// No credential with the device's business_id for its vendor.
     NoCredential,
+    /// The recipient's receive option for the conversation keeps the push
+    /// (`NOT_NOTIFY`, or `NOT_NOTIFY_EXCEPT_AT` without a mention).
+    ConversationMuted,
+    /// Inside the recipient's quiet window, and not a mention it lets through.
+    QuietHours,
+    /// The sender recalled the message (`MessageRevoked`).
+    Revoked,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 13] = [
+    pub const ALL: [SkipReason; 16] = [
         SkipReason::DisabledByMessage,
         SkipReason::OnlineUserOnly,
         SkipReason::CallExpired,
@@ -132,6 +139,9 @@ impl SkipReason {
         SkipReason::DisabledByUser,
         SkipReason::NoToken,
         SkipReason::NoCredential,
+        SkipReason::ConversationMuted,
+        SkipReason::QuietHours,
+        SkipReason::Revoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -149,6 +159,9 @@ impl SkipReason {
             SkipReason::DisabledByUser => "push_disabled_by_user",
             SkipReason::NoToken => "no_token",
             SkipReason::NoCredential => "no_credential",
+            SkipReason::ConversationMuted => "conversation_muted",
+            SkipReason::QuietHours => "quiet_hours",
+            SkipReason::Revoked => "revoked",
         }
     }
 }

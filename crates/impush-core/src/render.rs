@@ -10,6 +10,10 @@
 //!   that path means silence. The platform is the device's, not its channel's: a TPNS token
 //!   on an iPhone is rendered with the iOS rules (`ios_sound`, badge).
 //! - ext: `push_info.ext`, else the custom element's ext, passed unchanged.
+//! - Mention: a recipient mentioned by name gets `[@me] ` before the body, one mentioned
+//!   with the whole group `[@all] ` (templates `mention_me`, `mention_all`).
+//! - Recall: [`recall_notification`] carries the `recalled` text under the message's collapse
+//!   id, for vendors that replace a shown notification by it.
 //! - Expiry: the TTL and, for a call invitation, the ring timeout, whichever ends first.
 //!   Call invitations go to iOS as VoIP pushes unless the sender asked for a plain one.
 
@@ -17,6 +21,7 @@ use impush_proto::v1::{
     CallType, IosPushType, Notification, OfflineMessage, PushSettings, Vendor, elem::Content,
 };
 
+use crate::conversation::{Mention, conversation_of};
 use crate::decide::{call_expiry_ms, ttl_expiry_ms};
 use crate::templates::{Templates, fill};
 use crate::vendor;
@@ -26,12 +31,24 @@ pub const NO_SOUND: &str = "push.no_sound";
 /// The sound value meaning the platform's default sound.
 pub const DEFAULT_SOUND: &str = "default";
 
-/// Renders `message` for a device of `device_vendor`.
+/// Renders `message` for a device of `device_vendor` of a recipient it does not mention.
 pub fn render_notification(
     message: &OfflineMessage,
     device_vendor: Vendor,
     settings: Option<&PushSettings>,
     templates: &Templates,
+) -> Notification {
+    render_for_recipient(message, device_vendor, settings, templates, None)
+}
+
+/// Renders `message` for a device of `device_vendor` of a recipient it mentions as
+/// `mention` says (`crate::mention_of`): the mention marker starts the body.
+pub fn render_for_recipient(
+    message: &OfflineMessage,
+    device_vendor: Vendor,
+    settings: Option<&PushSettings>,
+    templates: &Templates,
+    mention: Option<Mention>,
 ) -> Notification {
     let info = message.push_info.clone().unwrap_or_default();
     let is_group = !message.group_id.is_empty();
@@ -45,7 +62,12 @@ pub fn render_notification(
     } else {
         &message.sender_nickname
     };
-    let body = match (is_group, sender_name.is_empty()) {
+    let marker = match mention {
+        Some(Mention::Me) => templates.mention_me.as_str(),
+        Some(Mention::All) => templates.mention_all.as_str(),
+        None => "",
+    };
+    let formatted = match (is_group, sender_name.is_empty()) {
         (false, false) => fill(
             &templates.c2c,
             &[("nickname", sender_name), ("content", &content)],
@@ -64,6 +86,11 @@ pub fn render_notification(
             &templates.group_anonymous,
             &[("group_name", &message.group_name), ("content", &content)],
         ),
+    };
+    let body = if marker.is_empty() {
+        formatted
+    } else {
+        format!("{marker}{formatted}")
     };
 
     let expires_at_ms = [call_expiry_ms(message), ttl_expiry_ms(message)]
@@ -90,11 +117,7 @@ pub fn render_notification(
         ios_push_type: ios_push_type as i32,
         expires_at_ms,
         send_time_ms: message.send_time_ms,
-        conversation: if is_group {
-            format!("group:{}", message.group_id)
-        } else {
-            format!("c2c:{}", message.sender_id)
-        },
+        conversation: conversation_of(message),
         is_call: message.call.is_some(),
         is_group,
         android_oppo_channel_id: info.android_oppo_channel_id,
@@ -110,6 +133,19 @@ pub fn render_notification(
         ios_mutable_content: info.ios_mutable_content,
         request_at_ms: 0,
         ios_device: vendor::is_ios(device_vendor),
+    }
+}
+
+/// What replaces a recalled message's notification where the vendor replaces by collapse id
+/// (APNs `apns-collapse-id`, FCM `tag`): the `recalled` text, silent, with the message's own
+/// collapse id.
+pub fn recall_notification(msg_id: &str, templates: &Templates, at_ms: i64) -> Notification {
+    Notification {
+        body: templates.recalled.clone(),
+        ios_push_type: IosPushType::Apns as i32,
+        send_time_ms: at_ms,
+        collapse_id: collapse_id(msg_id),
+        ..Notification::default()
     }
 }
 
@@ -199,8 +235,8 @@ pub struct Renders<'m> {
     message: &'m OfflineMessage,
     templates: &'m Templates,
     is_group: bool,
-    /// (vendor, user sound) → index in `notifications`.
-    seen: Vec<(Vendor, String, usize)>,
+    /// (vendor, user sound, mention) → index in `notifications`.
+    seen: Vec<(Vendor, String, Option<Mention>, usize)>,
     notifications: Vec<Notification>,
 }
 
@@ -221,15 +257,26 @@ impl<'m> Renders<'m> {
     /// The index of the notification for a device of `vendor` whose user has `settings`;
     /// equal indices mean equal notifications.
     pub fn index(&mut self, vendor: Vendor, settings: Option<&PushSettings>) -> usize {
+        self.index_for(vendor, settings, None)
+    }
+
+    /// [`Renders::index`] for a recipient the message mentions as `mention` says.
+    pub fn index_for(
+        &mut self,
+        vendor: Vendor,
+        settings: Option<&PushSettings>,
+        mention: Option<Mention>,
+    ) -> usize {
         let sound = user_sound(settings, self.is_group);
-        if let Some(&(_, _, i)) = self
+        if let Some(&(_, _, _, i)) = self
             .seen
             .iter()
-            .find(|(v, s, _)| *v == vendor && s == sound)
+            .find(|(v, s, m, _)| *v == vendor && s == sound && *m == mention)
         {
             return i;
         }
-        let notification = render_notification(self.message, vendor, settings, self.templates);
+        let notification =
+            render_for_recipient(self.message, vendor, settings, self.templates, mention);
         let same = if self.notifications.len() < MAX_DISTINCT_RENDERS {
             self.notifications.iter().position(|n| *n == notification)
         } else {
@@ -243,7 +290,7 @@ impl<'m> Renders<'m> {
             }
         };
         if self.seen.len() < MAX_DISTINCT_RENDERS {
-            self.seen.push((vendor, sound.to_owned(), index));
+            self.seen.push((vendor, sound.to_owned(), mention, index));
         }
         index
     }

@@ -2,7 +2,8 @@
 //!
 //! The defaults follow the IM offline-push documents: C2C `Nickname: content` (content alone
 //! without a nickname), group `Name (GroupName): content` with the name card before the
-//! nickname, and `[image]`, `[voice]`, `[file]`, … for media elements. Every string can be
+//! nickname, and `[image]`, `[voice]`, `[file]`, … for media elements; `[@me] ` and
+//! `[@all] ` before the body of a mentioned recipient, and `[message recalled]` for a recall. Every string can be
 //! replaced per app (`[templates.<sdk_app_id>]` in the config), e.g. with [`Templates::chinese`].
 
 use std::collections::HashMap;
@@ -34,6 +35,13 @@ pub struct Templates {
     /// Content of a call invitation whose elements say nothing.
     pub audio_call: String,
     pub video_call: String,
+    /// Put before the body of a recipient mentioned by name (`at_user_ids`).
+    pub mention_me: String,
+    /// Put before the body of a recipient mentioned with the whole group (`at_all`).
+    pub mention_all: String,
+    /// The body that replaces a recalled message's notification where the vendor can only
+    /// replace it.
+    pub recalled: String,
 }
 
 impl Default for Templates {
@@ -60,6 +68,9 @@ impl Templates {
             merger: "[chat history]".into(),
             audio_call: "[audio call]".into(),
             video_call: "[video call]".into(),
+            mention_me: "[@me] ".into(),
+            mention_all: "[@all] ".into(),
+            recalled: "[message recalled]".into(),
         }
     }
 
@@ -81,6 +92,9 @@ impl Templates {
             merger: "[聊天记录]".into(),
             audio_call: "[语音通话]".into(),
             video_call: "[视频通话]".into(),
+            mention_me: "[有人@我]".into(),
+            mention_all: "[@所有人]".into(),
+            recalled: "[消息已撤回]".into(),
         }
     }
 }

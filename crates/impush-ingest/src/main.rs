@@ -1,5 +1,6 @@
 //! impush-ingest: consumes `impush.state` and keeps each device's registration and presence
-//! and each user's push settings in Redis, last write wins by `at_ms`. Bad events go to
+//! and each user's push settings (quiet hours included) and per-conversation receive
+//! options in Redis, last write wins by `at_ms`. Bad events go to
 //! `impush.dlq.events` with their reason; the worker keeps going.
 
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use clap::Parser;
 use impush_amqp::{
     DeadLetterReason, Delivery, Handled, Publisher, RunOptions, Topology, dead_letter, run_consumer,
 };
-use impush_core::vendor;
+use impush_core::{conversation, vendor};
 use impush_proto::v1::Vendor;
 use impush_proto::{Event, EventKind};
 use impush_runtime::{CommonArgs, now_ms};
@@ -69,7 +70,7 @@ async fn main() -> anyhow::Result<()> {
         redis_ready,
     });
     tokio::spawn(impush_amqp::watch_queue_depths(
-        config.amqp.url.clone(),
+        config.amqp.addresses(),
         amqp_tls.clone(),
         topology.clone(),
         vec![topology.state_queue(), topology.events_dlq()],
@@ -82,7 +83,7 @@ async fn main() -> anyhow::Result<()> {
     });
     run_consumer(
         RunOptions {
-            url: config.amqp.url.clone(),
+            urls: config.amqp.addresses(),
             tls: amqp_tls,
             queue: topology.state_queue(),
             prefetch: config.amqp.prefetch,
@@ -246,7 +247,14 @@ impl Ingest {
                 check_at(e.at_ms)?;
                 self.store.set_settings(e).await
             }
-            Event::OfflineMessage(_) | Event::TokenInvalidated(_) => {
+            Event::ConversationPushOption(e) => {
+                need(&e.user_id, "user_id")?;
+                conversation::check(&e.conversation)
+                    .map_err(|detail| Refused::Invalid("invalid_conversation", detail))?;
+                check_at(e.at_ms)?;
+                self.store.set_conversation_option(e).await
+            }
+            Event::OfflineMessage(_) | Event::TokenInvalidated(_) | Event::MessageRevoked(_) => {
                 return Err(Refused::Unexpected(kind));
             }
         };

@@ -4,8 +4,8 @@
 use prost::Message;
 
 use crate::v1::{
-    DeviceRegistered, DeviceUnregistered, OfflineMessage, PresenceChanged, PushSettings,
-    TokenInvalidated,
+    ConversationPushOption, DeviceRegistered, DeviceUnregistered, MessageRevoked, OfflineMessage,
+    PresenceChanged, PushSettings, TokenInvalidated,
 };
 
 /// The package prefix a fully qualified message name may carry.
@@ -20,16 +20,20 @@ pub enum EventKind {
     PresenceChanged,
     PushSettings,
     TokenInvalidated,
+    ConversationPushOption,
+    MessageRevoked,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::OfflineMessage,
         EventKind::DeviceRegistered,
         EventKind::DeviceUnregistered,
         EventKind::PresenceChanged,
         EventKind::PushSettings,
         EventKind::TokenInvalidated,
+        EventKind::ConversationPushOption,
+        EventKind::MessageRevoked,
     ];
 
     /// The message name, as written in the AMQP `type` property.
@@ -41,6 +45,8 @@ impl EventKind {
             EventKind::PresenceChanged => "PresenceChanged",
             EventKind::PushSettings => "PushSettings",
             EventKind::TokenInvalidated => "TokenInvalidated",
+            EventKind::ConversationPushOption => "ConversationPushOption",
+            EventKind::MessageRevoked => "MessageRevoked",
         }
     }
 
@@ -50,8 +56,9 @@ impl EventKind {
             EventKind::OfflineMessage => "message.offline",
             EventKind::DeviceRegistered | EventKind::DeviceUnregistered => "state.device",
             EventKind::PresenceChanged => "state.presence",
-            EventKind::PushSettings => "state.settings",
+            EventKind::PushSettings | EventKind::ConversationPushOption => "state.settings",
             EventKind::TokenInvalidated => "feedback.token",
+            EventKind::MessageRevoked => "message.revoked",
         }
     }
 
@@ -77,6 +84,8 @@ pub enum Event {
     PresenceChanged(PresenceChanged),
     PushSettings(PushSettings),
     TokenInvalidated(TokenInvalidated),
+    ConversationPushOption(ConversationPushOption),
+    MessageRevoked(MessageRevoked),
 }
 
 /// Why bytes or a JSON line are not an event.
@@ -93,9 +102,12 @@ pub enum EventError {
     },
     #[error("not valid JSON: {0}")]
     Json(serde_json::Error),
-    #[error("not a valid {kind} in proto3 JSON: {source}")]
+    #[error("not a valid {kind} in proto3 JSON: field `{field}`: {source}")]
     JsonFields {
         kind: &'static str,
+        /// Where in the event the error is (`elems[0].text`, `push_info.ttl_seconds`);
+        /// `.` for the event as a whole.
+        field: String,
         source: serde_json::Error,
     },
     #[error("a JSON event must be an object")]
@@ -111,6 +123,8 @@ macro_rules! per_kind {
             EventKind::PresenceChanged => $body!(PresenceChanged),
             EventKind::PushSettings => $body!(PushSettings),
             EventKind::TokenInvalidated => $body!(TokenInvalidated),
+            EventKind::ConversationPushOption => $body!(ConversationPushOption),
+            EventKind::MessageRevoked => $body!(MessageRevoked),
         }
     };
 }
@@ -124,6 +138,8 @@ impl Event {
             Event::PresenceChanged(_) => EventKind::PresenceChanged,
             Event::PushSettings(_) => EventKind::PushSettings,
             Event::TokenInvalidated(_) => EventKind::TokenInvalidated,
+            Event::ConversationPushOption(_) => EventKind::ConversationPushOption,
+            Event::MessageRevoked(_) => EventKind::MessageRevoked,
         }
     }
 
@@ -151,6 +167,8 @@ impl Event {
             Event::PresenceChanged(m) => m.encode_to_vec(),
             Event::PushSettings(m) => m.encode_to_vec(),
             Event::TokenInvalidated(m) => m.encode_to_vec(),
+            Event::ConversationPushOption(m) => m.encode_to_vec(),
+            Event::MessageRevoked(m) => m.encode_to_vec(),
         }
     }
 
@@ -172,11 +190,12 @@ impl Event {
         let body = serde_json::Value::Object(fields);
         macro_rules! from_json {
             ($name:ident) => {
-                serde_json::from_value::<$name>(body)
+                serde_path_to_error::deserialize::<_, $name>(body)
                     .map(Event::$name)
-                    .map_err(|source| EventError::JsonFields {
+                    .map_err(|err| EventError::JsonFields {
                         kind: kind.type_name(),
-                        source,
+                        field: err.path().to_string(),
+                        source: err.into_inner(),
                     })
             };
         }
@@ -192,6 +211,8 @@ impl Event {
             Event::PresenceChanged(m) => serde_json::to_value(m),
             Event::PushSettings(m) => serde_json::to_value(m),
             Event::TokenInvalidated(m) => serde_json::to_value(m),
+            Event::ConversationPushOption(m) => serde_json::to_value(m),
+            Event::MessageRevoked(m) => serde_json::to_value(m),
         };
         let mut out = serde_json::Map::new();
         out.insert(
@@ -209,6 +230,28 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_json_event_error_names_the_field() {
+        let cases = [
+            (
+                r#"{"@type":"OfflineMessage","msg_id":"m","send_time_ms":"soon"}"#,
+                "send_time_ms",
+            ),
+            (
+                r#"{"@type":"OfflineMessage","msg_id":"m","push_info":{"ttl_seconds":"x"}}"#,
+                "push_info.ttl_seconds",
+            ),
+            (
+                r#"{"@type":"DeviceRegistered","vendor":"VENDOR_NOKIA"}"#,
+                "vendor",
+            ),
+        ];
+        for (line, field) in cases {
+            let err = Event::from_json_line(line).unwrap_err().to_string();
+            assert!(err.contains(&format!("field `{field}`")), "{line}: {err}");
+        }
+    }
     use crate::v1::{Elem, OfflinePushInfo, PresenceState, TextElem, Vendor, elem};
 
     fn sample_message() -> OfflineMessage {
@@ -299,5 +342,24 @@ mod tests {
         assert_eq!(EventKind::DeviceUnregistered.routing_key(), "state.device");
         assert_eq!(EventKind::PushSettings.routing_key(), "state.settings");
         assert_eq!(EventKind::TokenInvalidated.routing_key(), "feedback.token");
+        assert_eq!(
+            EventKind::ConversationPushOption.routing_key(),
+            "state.settings"
+        );
+        assert_eq!(EventKind::MessageRevoked.routing_key(), "message.revoked");
+    }
+
+    #[test]
+    fn conversation_options_and_recalls_read_from_json_lines() {
+        let line = r#"{"@type":"ConversationPushOption","sdkAppId":1,"userId":"u","conversation":"group:g","option":"RECEIVE_OPTION_NOT_NOTIFY_EXCEPT_AT","atMs":"5"}"#;
+        let Event::ConversationPushOption(option) = Event::from_json_line(line).unwrap() else {
+            panic!("wrong kind");
+        };
+        assert_eq!(option.option(), crate::v1::ReceiveOption::NotNotifyExceptAt);
+        let line = r#"{"@type":"impush.v1.MessageRevoked","sdkAppId":1,"msgId":"m","senderId":"s","atMs":"6"}"#;
+        let event = Event::from_json_line(line).unwrap();
+        assert_eq!(event.kind(), EventKind::MessageRevoked);
+        let back = Event::decode(Some("MessageRevoked"), &event.encode_to_vec()).unwrap();
+        assert_eq!(back, event);
     }
 }

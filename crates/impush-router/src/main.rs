@@ -6,6 +6,7 @@
 //! broker message (bundle.rs). The event is acked only after every job is confirmed.
 
 mod bundle;
+mod recall;
 mod route;
 
 use std::sync::Arc;
@@ -86,7 +87,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     tokio::spawn(impush_amqp::watch_queue_depths(
-        config.amqp.url.clone(),
+        config.amqp.addresses(),
         amqp_tls.clone(),
         topology.clone(),
         // Every queue, not only its own: a sender pool that is gone reports nothing.
@@ -100,7 +101,7 @@ async fn main() -> anyhow::Result<()> {
     });
     run_consumer(
         RunOptions {
-            url: config.amqp.url.clone(),
+            urls: config.amqp.addresses(),
             tls: amqp_tls,
             queue: topology.messages_queue(),
             prefetch: config.amqp.prefetch,

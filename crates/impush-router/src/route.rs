@@ -1,4 +1,6 @@
-//! Routing one OfflineMessage: recipients, decision per device, badges, and the PushJobs.
+//! Routing one OfflineMessage: recipients, decision per device (conversation options,
+//! mentions and quiet hours included), badges, and the PushJobs; a MessageRevoked is taken in
+//! by recall.rs.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -12,10 +14,14 @@ use impush_amqp::{
     protobuf_properties,
 };
 use impush_config::Config;
+use impush_core::conversation::conversation_of;
 use impush_core::payload::max_batch;
-use impush_core::{DeviceState, Renders, badge_for, channel, decide, decide_message, vendor};
-use impush_proto::Event;
+use impush_core::{
+    DeviceState, Renders, SkipReason, badge_for, channel, decide, decide_conversation,
+    decide_message, mention_of, vendor,
+};
 use impush_proto::v1::{OfflineMessage, PushJob, PushTarget, Vendor};
+use impush_proto::{Event, EventKind};
 use impush_runtime::now_ms;
 use impush_store::{DeviceRef, Store, StoreError};
 use prost::Message;
@@ -24,16 +30,16 @@ use tracing::Instrument;
 use crate::bundle::Bundler;
 
 pub struct Router {
-    store: Store,
+    pub(crate) store: Store,
     /// Swapped on a config reload (templates, credentials' profiles, limits).
-    config: ArcSwap<Config>,
-    topology: Topology,
+    pub(crate) config: ArcSwap<Config>,
+    pub(crate) topology: Topology,
     redis_ready: Arc<AtomicBool>,
     bundler: Arc<Bundler>,
 }
 
 /// Why a message could not be routed at all.
-enum Failure {
+pub(crate) enum Failure {
     /// Redis or RabbitMQ failed: try the whole message again later (idempotent).
     Transient(String),
     /// The event itself is bad: dead-letter it.
@@ -98,7 +104,14 @@ impl Router {
         match outcome {
             Ok(outcome) => {
                 self.redis_ready.store(true, Ordering::SeqCst);
-                metrics::counter!("impush_events_consumed_total", "type" => "OfflineMessage", "outcome" => outcome).increment(1);
+                // Decoded, so the type is a known one: a recall or a message.
+                let kind = delivery
+                    .properties
+                    .kind()
+                    .as_ref()
+                    .and_then(|t| EventKind::from_type_name(t.as_str()).ok())
+                    .map_or("OfflineMessage", EventKind::type_name);
+                metrics::counter!("impush_events_consumed_total", "type" => kind, "outcome" => outcome).increment(1);
                 Handled::Ack
             }
             Err(Failure::Transient(detail)) => {
@@ -160,6 +173,9 @@ impl Router {
         let type_name = delivery.properties.kind().as_ref().map(|t| t.as_str());
         let message = match Event::decode(type_name, &delivery.data) {
             Ok(Event::OfflineMessage(message)) => message,
+            Ok(Event::MessageRevoked(revoked)) => {
+                return self.take_recall(&revoked, publisher).await;
+            }
             Ok(other) => {
                 return Err(Failure::Bad(
                     "unexpected_event",
@@ -180,9 +196,19 @@ impl Router {
         let chunk_size = self.config.load().router.chunk_size.max(1);
         // Bounded memory for huge groups: one chunk of recipients at a time, each published
         // and confirmed before the next is fetched.
+        let conversation = conversation_of(&message);
         async {
-            for chunk in recipients.chunks(chunk_size) {
-                let jobs = self.route_chunk(&message, chunk, now).await?;
+            for (index, chunk) in recipients.chunks(chunk_size).enumerate() {
+                let Some(jobs) = self
+                    .route_chunk(&message, &conversation, chunk, now)
+                    .await?
+                else {
+                    // Recalled: this chunk and the ones after it get nothing.
+                    let left = recipients.len() - index * chunk_size;
+                    metrics::counter!("impush_skips_total", "reason" => SkipReason::Revoked.as_str())
+                        .increment(left as u64);
+                    return Ok("revoked");
+                };
                 if jobs.is_empty() {
                     continue;
                 }
@@ -197,22 +223,37 @@ impl Router {
         .await
     }
 
+    /// The jobs of one chunk of recipients; `None` when the message was recalled.
     async fn route_chunk(
         &self,
         message: &OfflineMessage,
+        conversation: &str,
         users: &[String],
         now: i64,
-    ) -> Result<Vec<Outgoing>, Failure> {
+    ) -> Result<Option<Vec<Outgoing>>, Failure> {
         let config = self.config.load_full();
-        let states = self
+        let chunk = self
             .store
-            .fetch_recipients(message.sdk_app_id, users)
+            .fetch_chunk(message.sdk_app_id, &message.msg_id, conversation, users)
             .await?;
+        if chunk.revoked {
+            return Ok(None);
+        }
+        let states = chunk.recipients;
         let templates = config.templates.for_app(message.sdk_app_id);
         let mut renders = Renders::new(message, templates);
         let mut skips = Skips::default();
         let mut pending = Vec::new();
         for recipient in &states {
+            // The recipient's own wishes for this conversation and this moment.
+            let wanted = decide_conversation(
+                message,
+                &recipient.user_id,
+                recipient.conversation_option,
+                recipient.settings.as_ref(),
+                now,
+            );
+            let mention = mention_of(message, &recipient.user_id);
             for device in &recipient.devices {
                 let channel = channel(
                     message.sdk_app_id,
@@ -238,7 +279,9 @@ impl Router {
                     recipient.settings.as_ref(),
                     credential,
                     now,
-                ) {
+                )
+                .and(wanted)
+                {
                     skips.add(reason.as_str());
                     continue;
                 }
@@ -250,13 +293,17 @@ impl Router {
                     platform: channel.platform,
                     business_id: channel.business_id,
                     unread: state.unread,
-                    render: renders.index(channel.platform, recipient.settings.as_ref()),
+                    render: renders.index_for(
+                        channel.platform,
+                        recipient.settings.as_ref(),
+                        mention,
+                    ),
                 });
             }
         }
         skips.record();
         let badges = self.badges(message, &pending).await?;
-        Ok(self.jobs(message, &renders, pending, badges, now))
+        Ok(Some(self.jobs(message, &renders, pending, badges, now)))
     }
 
     /// The iOS badge of every pending device that shows one, counted once per message.
@@ -347,6 +394,7 @@ impl Router {
                     notification: Some(notification.clone()),
                     attempt: 0,
                     deadline_ms,
+                    recall_replacement: false,
                 };
                 jobs.push(Outgoing {
                     mandatory: true,

@@ -46,7 +46,13 @@ pub const METRICS: &[MetricInfo] = &[
         "impush_skips_total",
         Kind::Counter,
         "reason",
-        "Recipient devices not pushed, by the rule that decided it (online, muted, logged out…).",
+        "Recipient devices not pushed, by the rule that decided it (online, muted, logged out, conversation_muted, quiet_hours, revoked…).",
+    ),
+    m(
+        "impush_recalls_total",
+        Kind::Counter,
+        "outcome",
+        "MessageRevoked events: taken_in (remembered), repeated; devices whose shown notification was replaced by the recall text, or too_late to change.",
     ),
     m(
         "impush_notifications_routed_total",
@@ -70,7 +76,7 @@ pub const METRICS: &[MetricInfo] = &[
         "impush_pushes_total",
         Kind::Counter,
         "vendor, business_id, outcome",
-        "Device notifications by final outcome: delivered, retried, invalid_token, rejected, dead_lettered, expired, duplicate.",
+        "Device notifications by final outcome: delivered, retried, invalid_token, rejected, dead_lettered, expired, duplicate, revoked.",
     ),
     m(
         "impush_vendor_responses_total",
@@ -107,6 +113,18 @@ pub const METRICS: &[MetricInfo] = &[
         Kind::Counter,
         "vendor",
         "Deliveries whose \"already sent\" record could not be written (a redelivery may repeat them).",
+    ),
+    m(
+        "impush_redis_round_trips_total",
+        Kind::Counter,
+        "",
+        "Pipelined round trips to one Redis node made by the store's batch calls.",
+    ),
+    m(
+        "impush_redis_commands_total",
+        Kind::Counter,
+        "",
+        "Redis commands sent in those round trips.",
     ),
     m(
         "impush_amqp_reconnects_total",
@@ -192,7 +210,7 @@ pub enum Role {
 }
 
 /// The outcomes of `impush_pushes_total`.
-pub const PUSH_OUTCOMES: [&str; 7] = [
+pub const PUSH_OUTCOMES: [&str; 8] = [
     "delivered",
     "retried",
     "invalid_token",
@@ -200,7 +218,11 @@ pub const PUSH_OUTCOMES: [&str; 7] = [
     "dead_lettered",
     "expired",
     "duplicate",
+    "revoked",
 ];
+
+/// The outcomes of `impush_recalls_total` the router counts (senders count `replaced`).
+pub const ROUTER_RECALL_OUTCOMES: [&str; 3] = ["taken_in", "repeated", "too_late"];
 
 /// The counter series a worker of `role` can know before anything happens, as
 /// `(name, labels)`: `increase()` and `rate()` only see an event on a series that existed
@@ -238,6 +260,15 @@ pub fn known_counters(
                     "impush_skips_total",
                     vec![("reason", reason.as_str().into())],
                 ));
+            }
+            for outcome in ROUTER_RECALL_OUTCOMES {
+                series.push(("impush_recalls_total", vec![("outcome", outcome.into())]));
+            }
+            for counter in [
+                "impush_redis_round_trips_total",
+                "impush_redis_commands_total",
+            ] {
+                series.push((counter, vec![]));
             }
             for vendor in impush_core::vendor::ALL {
                 let name = impush_core::vendor::name(vendor);
@@ -294,6 +325,13 @@ pub fn known_counters(
                 "impush_dedupe_record_failures_total",
             ] {
                 series.push((counter, vec![("vendor", name.into())]));
+            }
+            series.push(("impush_recalls_total", vec![("outcome", "replaced".into())]));
+            for counter in [
+                "impush_redis_round_trips_total",
+                "impush_redis_commands_total",
+            ] {
+                series.push((counter, vec![]));
             }
         }
     }

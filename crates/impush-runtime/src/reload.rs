@@ -24,6 +24,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.amqp.url != new.amqp.url {
         changed.push("amqp.url");
     }
+    if old.amqp.urls != new.amqp.urls {
+        changed.push("amqp.urls");
+    }
     if old.amqp.prefix != new.amqp.prefix {
         changed.push("amqp.prefix");
     }

@@ -26,15 +26,10 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use impush_config::Config;
 use impush_core::Vendor;
 
-/// The default rate of a vendor's credentials, tokens per second; `None`: unlimited.
+/// The default rate of a vendor's credentials, tokens per second; `None`: unlimited. Each
+/// vendor's client module states its own (`DEFAULT_RATE_PER_S`).
 pub fn default_rate_per_s(vendor: Vendor) -> Option<u32> {
-    match vendor {
-        Vendor::Apns | Vendor::Unspecified => None,
-        Vendor::Fcm => Some(10_000),
-        Vendor::Huawei | Vendor::Xiaomi => Some(3_000),
-        Vendor::Oppo => Some(5_000),
-        Vendor::Vivo | Vendor::Meizu | Vendor::Tpns => Some(500),
-    }
+    impush_vendors::default_rate_per_s(vendor)
 }
 
 pub struct Limits {

@@ -24,7 +24,8 @@ use impush_vendors::VendorClients;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// The vendor this pool sends to: apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns.
+    /// The vendor this pool sends to, in lower case (`apns`, `fcm`, …; an unknown name is an
+    /// error listing them all).
     #[arg(long, env = "IMPUSH_VENDOR")]
     vendor: String,
 }
@@ -105,7 +106,7 @@ async fn main() -> anyhow::Result<()> {
         shutdown.clone(),
     ));
     tokio::spawn(impush_amqp::watch_queue_depths(
-        config.amqp.url.clone(),
+        config.amqp.addresses(),
         amqp_tls.clone(),
         topology.clone(),
         topology.vendor_queues(vendor),
@@ -124,7 +125,7 @@ async fn main() -> anyhow::Result<()> {
     );
     run_consumer(
         RunOptions {
-            url: config.amqp.url.clone(),
+            urls: config.amqp.addresses(),
             tls: amqp_tls,
             queue: topology.push_queue(vendor),
             prefetch,

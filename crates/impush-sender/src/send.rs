@@ -1,4 +1,6 @@
-//! Sending one PushJob and acting on each target's outcome.
+//! Sending one PushJob and acting on each target's outcome. A job whose message was recalled
+//! (`MessageRevoked`) is dropped before its push leaves: the recall is looked up with the
+//! send claims, in the same round trip.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -186,11 +188,20 @@ impl Sender {
             return publisher.publish(wait).await.map_err(|e| e.to_string());
         }
         let refs: Vec<DeviceRef<'_>> = job.targets.iter().map(device_ref).collect();
-        let claims = self
+        let Some(claims) = self
             .store
-            .claim_for_send(job.sdk_app_id, &job.msg_id, &refs, self.claim_ttl_s())
+            .claim_unless_revoked(job.sdk_app_id, &job.msg_id, &refs, self.claim_ttl_s())
             .await
-            .map_err(|e| self.store_failed(e))?;
+            .map_err(|e| self.store_failed(e))?
+        else {
+            // Recalled while queued or waiting in the retry ladder: it never leaves.
+            tracing::info!(
+                targets = job.targets.len(),
+                "recalled before delivery; dropped"
+            );
+            self.count("revoked", job.business_id, job.targets.len());
+            return Ok(());
+        };
         let mut targets = Vec::with_capacity(job.targets.len());
         let mut busy = Vec::new();
         let mut duplicates = 0;
@@ -373,13 +384,29 @@ impl Sender {
             let latency = (now - sent_ms).max(0) as f64 / 1000.0;
             metrics::histogram!("impush_end_to_end_latency_seconds", "vendor" => self.vendor_name()).record(latency);
         }
-        let refs: Vec<DeviceRef<'_>> = delivered.iter().map(device_ref).collect();
-        let ttl_s = self.state.load().config.redis.dedupe_ttl_s;
+        let config = &self.state.load().config;
+        let ttl_s = config.redis.dedupe_ttl_s;
+        // Kept for a recall to replace; a replacement itself is not.
+        let shown_ttl_s = if job.recall_replacement {
+            metrics::counter!("impush_recalls_total", "outcome" => "replaced")
+                .increment(delivered.len() as u64);
+            None
+        } else {
+            Some(config.recall_memory_s())
+        };
         // The vendor has the push: if the record cannot be written, acking is still right;
         // only a redelivery of this very job could then notify twice.
         if let Err(err) = self
             .store
-            .mark_sent(job.sdk_app_id, &job.msg_id, &refs, ttl_s)
+            .mark_sent_and_shown(
+                job.sdk_app_id,
+                &job.msg_id,
+                self.vendor,
+                job.business_id,
+                delivered,
+                ttl_s,
+                shown_ttl_s,
+            )
             .await
         {
             tracing::warn!(error = %err, "delivered, but the deduplication record was not written");

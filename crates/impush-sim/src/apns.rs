@@ -37,7 +37,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::control::{FaultReply, Record, now_ms};
-use crate::{ApnsKey, Personality, Shown, Sim, SimError};
+use crate::{ApnsKey, Personality, Shown, Sim, SimError, SimSettings};
 
 pub(crate) const MAX_PAYLOAD_BYTES: usize = 4096;
 pub(crate) const MAX_VOIP_PAYLOAD_BYTES: usize = 5120;
@@ -252,6 +252,10 @@ impl Personality for Apns {
                 other => Some(other.to_string()),
             },
         }
+    }
+
+    fn from_settings(settings: &SimSettings) -> Result<Apns, SimError> {
+        Apns::new(&settings.apns_keys)
     }
 }
 

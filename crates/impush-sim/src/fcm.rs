@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::control::{FaultReply, Record, now_ms};
-use crate::{FcmAccount, Personality, Shown, Sim, SimError};
+use crate::{FcmAccount, Personality, Shown, Sim, SimError, SimSettings};
 
 pub(crate) const MAX_PAYLOAD_BYTES: usize = 4096;
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
@@ -208,6 +208,10 @@ impl Personality for Fcm {
             sound: pick(&android["notification"]["sound"], &Value::Null),
             ext: pick(&message["data"]["ext"], &android["data"]["ext"]),
         }
+    }
+
+    fn from_settings(settings: &SimSettings) -> Result<Fcm, SimError> {
+        Fcm::new(&settings.fcm_accounts, settings.fcm_token_lifetime)
     }
 }
 

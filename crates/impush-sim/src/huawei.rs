@@ -43,7 +43,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::control::{FaultReply, Record, now_ms};
-use crate::{OemApp, Personality, Shown, Sim};
+use crate::{OemApp, Personality, Shown, Sim, SimError, SimSettings};
 
 /// Message body limit, token list excluded (push-sendapi "Restriction").
 const MAX_MESSAGE_BYTES: usize = 4096;
@@ -163,6 +163,13 @@ impl Personality for Huawei {
             sound,
             ext,
         }
+    }
+
+    fn from_settings(settings: &SimSettings) -> Result<Huawei, SimError> {
+        Ok(Huawei::new(
+            settings.apps_of("huawei"),
+            settings.huawei_token_lifetime,
+        ))
     }
 }
 

@@ -13,18 +13,11 @@
 //! vendor across the internet would: a sender's throughput is then bound by how many
 //! requests it keeps in flight, not by the simulator's speed on loopback.
 
-mod apns;
 mod control;
 mod digest;
-mod fcm;
-mod huawei;
-mod meizu;
-mod oppo;
 mod stats;
-mod tpns;
-mod vivo;
-mod xiaomi;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -77,43 +70,23 @@ pub struct VivoApp {
     pub app_secret: String,
 }
 
-/// An Android OEM app the simulator trusts (Huawei, Xiaomi): its public id, its secret and
-/// its package, read from the config's credentials of that vendor.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An app the simulator trusts, read from a config credential with a
+/// `[credentials.<vendor>]` app-secret section: its public id (Huawei AppId, Xiaomi AppID,
+/// Meizu appId, TPNS AccessID…), its secret (`app_secret`, else `master_secret`) and its
+/// package.
+#[derive(Clone, PartialEq, Eq)]
 pub struct OemApp {
     pub app_id: String,
     pub app_secret: String,
     pub package_name: String,
 }
 
-/// A Meizu app the simulator trusts: its appId and the appSecret its requests are signed with.
-#[derive(Clone, PartialEq, Eq)]
-pub struct MeizuApp {
-    pub app_id: String,
-    pub app_secret: String,
-}
-
-/// A TPNS app the simulator trusts: the AccessID and SecretKey of its Basic auth.
-#[derive(Clone, PartialEq, Eq)]
-pub struct TpnsApp {
-    pub access_id: String,
-    pub secret_key: String,
-}
-
 /// Shows the app, never its secret.
-impl std::fmt::Debug for MeizuApp {
+impl std::fmt::Debug for OemApp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("MeizuApp")
+        f.debug_struct("OemApp")
             .field("app_id", &self.app_id)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Shows the AccessID, never the SecretKey.
-impl std::fmt::Debug for TpnsApp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TpnsApp")
-            .field("access_id", &self.access_id)
+            .field("package_name", &self.package_name)
             .finish_non_exhaustive()
     }
 }
@@ -123,20 +96,17 @@ impl std::fmt::Debug for TpnsApp {
 pub struct SimSettings {
     pub apns_keys: Vec<ApnsKey>,
     pub fcm_accounts: Vec<FcmAccount>,
-    /// Meizu apps: the config's Meizu credentials.
-    pub meizu_apps: Vec<MeizuApp>,
-    /// TPNS apps: the config's TPNS credentials.
-    pub tpns_apps: Vec<TpnsApp>,
+    /// The apps of every vendor whose credentials have an app-secret section, by the
+    /// vendor's lower-case name (`huawei`, `xiaomi`, `meizu`, `tpns`, …).
+    pub oem_apps: BTreeMap<String, Vec<OemApp>>,
     /// Lifetime of the OAuth2 access tokens the FCM personality issues.
     pub fcm_token_lifetime: Duration,
     /// OPPO apps, from the config's OPPO credentials.
     pub oppo_apps: Vec<OppoApp>,
     /// vivo apps, from the config's vivo credentials.
     pub vivo_apps: Vec<VivoApp>,
-    pub huawei_apps: Vec<OemApp>,
     /// Lifetime of the OAuth2 access tokens the Huawei personality issues.
     pub huawei_token_lifetime: Duration,
-    pub xiaomi_apps: Vec<OemApp>,
     /// Keep every accepted push for `GET /sim/deliveries`; off, they are only counted in
     /// `GET /sim/stats`, so memory stays flat on long benchmark runs.
     pub record_deliveries: bool,
@@ -150,14 +120,11 @@ impl Default for SimSettings {
         SimSettings {
             apns_keys: Vec::new(),
             fcm_accounts: Vec::new(),
-            meizu_apps: Vec::new(),
-            tpns_apps: Vec::new(),
+            oem_apps: BTreeMap::new(),
             fcm_token_lifetime: Duration::from_secs(3600),
             oppo_apps: Vec::new(),
             vivo_apps: Vec::new(),
-            huawei_apps: Vec::new(),
             huawei_token_lifetime: Duration::from_secs(3600),
-            xiaomi_apps: Vec::new(),
             record_deliveries: true,
             vendor_latency: Duration::ZERO,
         }
@@ -217,24 +184,14 @@ impl SimSettings {
             fcm_accounts,
             oppo_apps,
             vivo_apps,
-            huawei_apps: oem_apps(config, "huawei", |v| v.huawei.as_ref())?,
-            xiaomi_apps: oem_apps(config, "xiaomi", |v| v.xiaomi.as_ref())?,
-            meizu_apps: oem_apps(config, "meizu", |v| v.meizu.as_ref())?
-                .into_iter()
-                .map(|app| MeizuApp {
-                    app_id: app.app_id,
-                    app_secret: app.app_secret,
-                })
-                .collect(),
-            tpns_apps: oem_apps(config, "tpns", |v| v.tpns.as_ref())?
-                .into_iter()
-                .map(|app| TpnsApp {
-                    access_id: app.app_id,
-                    secret_key: app.app_secret,
-                })
-                .collect(),
+            oem_apps: oem_apps(config)?,
             ..SimSettings::default()
         })
+    }
+
+    /// The apps of `vendor` (lower case) in [`SimSettings::oem_apps`].
+    pub fn apps_of(&self, vendor: &str) -> &[OemApp] {
+        self.oem_apps.get(vendor).map_or(&[], Vec::as_slice)
     }
 }
 
@@ -272,39 +229,38 @@ fn oem_secret(
         })
 }
 
-/// The apps of one OEM vendor the config has credentials for (those with a
-/// `[credentials.<vendor>]` section), their `app_secret` read, by business_id order.
-fn oem_apps(
-    config: &impush_config::Config,
-    vendor: &str,
-    secrets_of: impl Fn(&impush_config::VendorSettings) -> Option<&impush_config::OemSecrets>,
-) -> Result<Vec<OemApp>, SimError> {
+/// The apps of every vendor the config has credentials with an app-secret section for
+/// (`[credentials.<vendor>]`), their secret read, by business_id order.
+fn oem_apps(config: &impush_config::Config) -> Result<BTreeMap<String, Vec<OemApp>>, SimError> {
     let mut ids: Vec<u64> = config.vendors.keys().copied().collect();
     ids.sort_unstable();
-    let mut apps = Vec::new();
+    let mut apps: BTreeMap<String, Vec<OemApp>> = BTreeMap::new();
     for business_id in ids {
-        let (Some(secrets), Some(profile)) = (
-            config.vendors.get(&business_id).and_then(&secrets_of),
+        let (Some(settings), Some(profile)) = (
+            config.vendors.get(&business_id),
             config.credentials.get(&business_id),
         ) else {
             continue;
         };
-        let bad = |message: String| SimError::BadKey {
-            owner: format!("{vendor} credential {business_id}"),
-            message,
-        };
-        let reference = secrets
-            .app_secret
-            .as_ref()
-            .ok_or_else(|| bad("no `app_secret`".into()))?;
-        let secret = config
-            .secret(reference)
-            .map_err(|e| bad(format!("`app_secret`: {e}")))?;
-        apps.push(OemApp {
-            app_id: profile.app_id.clone(),
-            app_secret: secret.expose().trim().to_owned(),
-            package_name: profile.package_name.clone(),
-        });
+        for (vendor, secrets) in settings.oem_secrets() {
+            let bad = |message: String| SimError::BadKey {
+                owner: format!("{vendor} credential {business_id}"),
+                message,
+            };
+            let reference = secrets
+                .app_secret
+                .as_ref()
+                .or(secrets.master_secret.as_ref())
+                .ok_or_else(|| bad("no `app_secret`".into()))?;
+            let secret = config
+                .secret(reference)
+                .map_err(|e| bad(format!("`app_secret`: {e}")))?;
+            apps.entry(vendor.to_owned()).or_default().push(OemApp {
+                app_id: profile.app_id.clone(),
+                app_secret: secret.expose().trim().to_owned(),
+                package_name: profile.package_name.clone(),
+            });
+        }
     }
     Ok(apps)
 }
@@ -352,65 +308,63 @@ pub(crate) trait Personality {
 
     /// What a device would show for an accepted payload.
     fn shown(payload: &Value) -> Shown;
+
+    /// The personality with what it trusts from `settings`.
+    fn from_settings(settings: &SimSettings) -> Result<Self, SimError>
+    where
+        Self: Sized;
 }
 
-/// The names of the vendors simulated here.
-pub(crate) const VENDORS: &[&str] = &[
-    <apns::Apns as Personality>::NAME,
-    <fcm::Fcm as Personality>::NAME,
-    <oppo::Oppo as Personality>::NAME,
-    <vivo::Vivo as Personality>::NAME,
-    <huawei::Huawei as Personality>::NAME,
-    <xiaomi::Xiaomi as Personality>::NAME,
-    <meizu::Meizu as Personality>::NAME,
-    <tpns::Tpns as Personality>::NAME,
-];
+/// Declares each vendor's personality module and the simulator state holding one of each,
+/// one `module::Type` per vendor: [`VENDORS`], [`Sim`], its constructor and the routes.
+macro_rules! personalities {
+    ($($module:ident :: $personality:ident),+ $(,)?) => {
+        $(mod $module;)+
 
-/// The state of one running simulator, shared by every request.
-pub(crate) struct Sim {
-    pub control: control::Control,
-    pub apns: apns::Apns,
-    pub fcm: fcm::Fcm,
-    pub oppo: oppo::Oppo,
-    pub vivo: vivo::Vivo,
-    pub huawei: huawei::Huawei,
-    pub xiaomi: xiaomi::Xiaomi,
-    pub meizu: meizu::Meizu,
-    pub tpns: tpns::Tpns,
-    /// Turns true when the server shuts down, so hanging (delayed) answers end at once.
-    pub shutdown: watch::Receiver<bool>,
-    pub vendor_latency: Duration,
+        /// The names of the vendors simulated here.
+        pub(crate) const VENDORS: &[&str] = &[$(<$module::$personality as Personality>::NAME),+];
+
+        /// The state of one running simulator, shared by every request.
+        pub(crate) struct Sim {
+            pub control: control::Control,
+            $(pub $module: $module::$personality,)+
+            /// Turns true when the server shuts down, so hanging (delayed) answers end at
+            /// once.
+            pub shutdown: watch::Receiver<bool>,
+            pub vendor_latency: Duration,
+        }
+
+        impl Sim {
+            fn new(settings: &SimSettings, shutdown: watch::Receiver<bool>) -> Result<Sim, SimError> {
+                Ok(Sim {
+                    control: control::Control::new(settings.record_deliveries),
+                    $($module: <$module::$personality as Personality>::from_settings(settings)?,)+
+                    shutdown,
+                    vendor_latency: settings.vendor_latency,
+                })
+            }
+        }
+
+        /// Every personality's routes.
+        fn vendor_routes() -> Router<Arc<Sim>> {
+            Router::new()$(.merge(<$module::$personality as Personality>::routes()))+
+        }
+    };
 }
 
-impl Sim {
-    fn new(settings: &SimSettings, shutdown: watch::Receiver<bool>) -> Result<Sim, SimError> {
-        Ok(Sim {
-            control: control::Control::new(settings.record_deliveries),
-            apns: apns::Apns::new(&settings.apns_keys)?,
-            fcm: fcm::Fcm::new(&settings.fcm_accounts, settings.fcm_token_lifetime)?,
-            oppo: oppo::Oppo::new(&settings.oppo_apps),
-            vivo: vivo::Vivo::new(&settings.vivo_apps),
-            huawei: huawei::Huawei::new(&settings.huawei_apps, settings.huawei_token_lifetime),
-            xiaomi: xiaomi::Xiaomi::new(&settings.xiaomi_apps),
-            meizu: meizu::Meizu::new(&settings.meizu_apps),
-            tpns: tpns::Tpns::new(&settings.tpns_apps),
-            shutdown,
-            vendor_latency: settings.vendor_latency,
-        })
-    }
+personalities! {
+    apns::Apns,
+    fcm::Fcm,
+    oppo::Oppo,
+    vivo::Vivo,
+    huawei::Huawei,
+    xiaomi::Xiaomi,
+    meizu::Meizu,
+    tpns::Tpns,
 }
 
 fn router(sim: Arc<Sim>) -> Router {
-    let vendors = Router::new()
-        .merge(<apns::Apns as Personality>::routes())
-        .merge(<fcm::Fcm as Personality>::routes())
-        .merge(<oppo::Oppo as Personality>::routes())
-        .merge(<vivo::Vivo as Personality>::routes())
-        .merge(<huawei::Huawei as Personality>::routes())
-        .merge(<xiaomi::Xiaomi as Personality>::routes())
-        .merge(<meizu::Meizu as Personality>::routes())
-        .merge(<tpns::Tpns as Personality>::routes());
-    let vendors = vendors.route_layer(middleware::from_fn_with_state(
+    let vendors = vendor_routes().route_layer(middleware::from_fn_with_state(
         Arc::clone(&sim),
         answer_accepted_late,
     ));
@@ -659,6 +613,33 @@ mod tests {
             answers += 1;
         }
         assert_eq!(answers, VENDORS.len() + 3);
+    }
+
+    #[test]
+    fn every_vendor_has_a_personality() {
+        let mut simulated = VENDORS.to_vec();
+        simulated.sort_unstable();
+        let mut vendors: Vec<&str> = impush_core::vendor::ALL
+            .iter()
+            .map(|v| impush_core::vendor::name(*v))
+            .collect();
+        vendors.sort_unstable();
+        assert_eq!(
+            simulated, vendors,
+            "a vendor of impush_core::vendor::ALL has no simulator personality"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_personality_is_built_from_the_local_stack_config() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/local");
+        let config = impush_config::Config::load(&dir.join("impush.toml")).unwrap();
+        let settings = SimSettings::from_config(&config).unwrap();
+        let (_stop, stopped) = watch::channel(false);
+        Sim::new(&settings, stopped).unwrap();
+        for vendor in ["huawei", "xiaomi", "meizu", "tpns"] {
+            assert!(!settings.apps_of(vendor).is_empty(), "{vendor}");
+        }
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]

@@ -33,7 +33,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::control::{FaultReply, Record, now_ms};
-use crate::{MeizuApp, Personality, Shown, Sim};
+use crate::{OemApp, Personality, Shown, Sim, SimError, SimSettings};
 
 pub(crate) const SEND_PATH: &str = "/garcia/api/server/push/varnished/pushByPushId";
 const MAX_PUSH_IDS: usize = 1000;
@@ -50,7 +50,7 @@ pub(crate) struct Meizu {
 }
 
 impl Meizu {
-    pub fn new(apps: &[MeizuApp]) -> Meizu {
+    pub fn new(apps: &[OemApp]) -> Meizu {
         Meizu {
             apps: apps
                 .iter()
@@ -102,6 +102,10 @@ impl Personality for Meizu {
             sound: sound_on.then(|| "default".to_owned()),
             ext: text(&message["clickTypeInfo"]["parameters"]["ext"]),
         }
+    }
+
+    fn from_settings(settings: &SimSettings) -> Result<Meizu, SimError> {
+        Ok(Meizu::new(settings.apps_of("meizu")))
     }
 }
 

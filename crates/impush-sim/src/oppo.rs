@@ -46,7 +46,7 @@ use uuid::Uuid;
 
 use crate::control::{FaultReply, Record, now_ms};
 use crate::digest::sha256_hex;
-use crate::{OppoApp, Personality, Shown, Sim};
+use crate::{OppoApp, Personality, Shown, Sim, SimError, SimSettings};
 
 /// How long an auth_token lives at OPPO.
 pub(crate) const AUTH_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
@@ -201,6 +201,10 @@ impl Personality for Oppo {
             sound: None,
             ext,
         }
+    }
+
+    fn from_settings(settings: &SimSettings) -> Result<Oppo, SimError> {
+        Ok(Oppo::new(&settings.oppo_apps))
     }
 }
 

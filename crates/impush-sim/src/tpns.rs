@@ -36,7 +36,7 @@ use axum::routing::any;
 use serde_json::{Value, json};
 
 use crate::control::{FaultReply, Record, now_ms};
-use crate::{Personality, Shown, Sim, TpnsApp};
+use crate::{OemApp, Personality, Shown, Sim, SimError, SimSettings};
 
 pub(crate) const PUSH_PATH: &str = "/v3/push/app";
 const MAX_TOKENS: usize = 1000;
@@ -51,11 +51,11 @@ pub(crate) struct Tpns {
 }
 
 impl Tpns {
-    pub fn new(apps: &[TpnsApp]) -> Tpns {
+    pub fn new(apps: &[OemApp]) -> Tpns {
         Tpns {
             apps: apps
                 .iter()
-                .map(|a| (a.access_id.clone(), a.secret_key.clone()))
+                .map(|a| (a.app_id.clone(), a.app_secret.clone()))
                 .collect(),
             pushes: AtomicU64::new(570_000_000),
         }
@@ -107,6 +107,10 @@ impl Personality for Tpns {
             ext: text(&android["custom_content"])
                 .or_else(|| text(&message["ios"]["custom_content"])),
         }
+    }
+
+    fn from_settings(settings: &SimSettings) -> Result<Tpns, SimError> {
+        Ok(Tpns::new(settings.apps_of("tpns")))
     }
 }
 

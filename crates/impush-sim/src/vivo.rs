@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 use crate::control::{FaultReply, Record, now_ms};
 use crate::digest::md5_hex;
-use crate::{Personality, Shown, Sim, VivoApp};
+use crate::{Personality, Shown, Sim, SimError, SimSettings, VivoApp};
 
 pub(crate) const AUTH_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 const TIMESTAMP_SKEW_MS: u64 = 10 * 60 * 1000;
@@ -142,6 +142,10 @@ impl Personality for Vivo {
             sound: None,
             ext: text(&payload["clientCustomMap"]["ext"]),
         }
+    }
+
+    fn from_settings(settings: &SimSettings) -> Result<Vivo, SimError> {
+        Ok(Vivo::new(&settings.vivo_apps))
     }
 }
 

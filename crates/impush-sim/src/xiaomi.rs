@@ -34,7 +34,7 @@ use axum::{Form, Router};
 use serde_json::{Map, Value, json};
 
 use crate::control::{FaultReply, Record, now_ms};
-use crate::{OemApp, Personality, Shown, Sim};
+use crate::{OemApp, Personality, Shown, Sim, SimError, SimSettings};
 
 const MAX_REGIDS: usize = 1000;
 
@@ -105,6 +105,10 @@ impl Personality for Xiaomi {
             sound,
             ext: text("extra.ext"),
         }
+    }
+
+    fn from_settings(settings: &SimSettings) -> Result<Xiaomi, SimError> {
+        Ok(Xiaomi::new(settings.apps_of("xiaomi")))
     }
 }
 

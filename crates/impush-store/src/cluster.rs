@@ -191,6 +191,9 @@ impl Cluster {
                     commands.push((position, asking));
                 }
             }
+            for (_, commands) in &sends {
+                crate::connection::count_round_trip(commands.len());
+            }
             let answers = futures::future::join_all(
                 sends
                     .iter()

@@ -77,6 +77,7 @@ impl Connection {
     pub(crate) async fn run(&self, batch: &Batch) -> Result<Vec<Value>, RedisError> {
         match self {
             Connection::Server(con) => {
+                count_round_trip(batch.cmds.len());
                 let mut pipe = redis::pipe();
                 for cmd in &batch.cmds {
                     pipe.add_command(cmd.clone());
@@ -87,6 +88,13 @@ impl Connection {
             Connection::Cluster(cluster) => cluster.run(batch).await,
         }
     }
+}
+
+/// Counts one round trip to one Redis node carrying `commands` commands: the store's cost,
+/// which the router's reads (one chunk of recipients, whatever state they hold) keep flat.
+pub(crate) fn count_round_trip(commands: usize) {
+    metrics::counter!("impush_redis_round_trips_total").increment(1);
+    metrics::counter!("impush_redis_commands_total").increment(commands as u64);
 }
 
 /// Commands to run together, each with the cluster slot all its keys hash to.

@@ -88,6 +88,20 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut batch = Batch::new();
+        self.add_claims(&mut batch, sdk_app_id, msg_id, devices, claim_ttl_s);
+        let replies = self.run_batch(&batch).await?;
+        read_claims(CALL, &replies, devices.len())
+    }
+
+    /// Adds a `SET NX EX` and a `GET` per device to `batch`: its claim of (message, device).
+    pub(crate) fn add_claims(
+        &self,
+        batch: &mut Batch,
+        sdk_app_id: u32,
+        msg_id: &str,
+        devices: &[DeviceRef<'_>],
+        claim_ttl_s: u64,
+    ) {
         for device in devices {
             let key = self
                 .keys
@@ -105,23 +119,6 @@ impl Store {
             read.arg(&key);
             batch.add(&key, read);
         }
-        let replies = self.run_batch(&batch).await?;
-        if replies.len() != devices.len() * 2 {
-            return Err(StoreError::unexpected(
-                CALL,
-                format!("{} replies for {} devices", replies.len(), devices.len()),
-            ));
-        }
-        Ok(replies
-            .chunks(2)
-            .map(|pair| match pair {
-                [Value::Okay, _] => SendClaim::Claimed,
-                [_, Value::BulkString(value)] if value.as_slice() == DELIVERED.as_bytes() => {
-                    SendClaim::AlreadySent
-                }
-                _ => SendClaim::InProgress,
-            })
-            .collect())
     }
 
     /// Gives back claims of pushes that were not delivered (retry, rejected, dead token), so
@@ -169,6 +166,20 @@ impl Store {
             return Ok(());
         }
         let mut batch = Batch::new();
+        self.add_sent(&mut batch, sdk_app_id, msg_id, devices, ttl_s);
+        self.run_batch(&batch).await?;
+        Ok(())
+    }
+
+    /// Adds the delivery records of these devices to `batch`.
+    pub(crate) fn add_sent(
+        &self,
+        batch: &mut Batch,
+        sdk_app_id: u32,
+        msg_id: &str,
+        devices: &[DeviceRef<'_>],
+        ttl_s: u64,
+    ) {
         for device in devices {
             let key = self
                 .keys
@@ -178,7 +189,29 @@ impl Store {
             cmd.arg(&key).arg(DELIVERED).arg("EX").arg(ttl_s);
             batch.add(&key, cmd);
         }
-        self.run_batch(&batch).await?;
-        Ok(())
     }
+}
+
+/// Reads the replies of [`Store::add_claims`] for `devices` devices.
+pub(crate) fn read_claims(
+    call: &'static str,
+    replies: &[Value],
+    devices: usize,
+) -> Result<Vec<SendClaim>, StoreError> {
+    if replies.len() != devices * 2 {
+        return Err(StoreError::unexpected(
+            call,
+            format!("{} replies for {devices} devices", replies.len()),
+        ));
+    }
+    Ok(replies
+        .chunks(2)
+        .map(|pair| match pair {
+            [Value::Okay, _] => SendClaim::Claimed,
+            [_, Value::BulkString(value)] if value.as_slice() == DELIVERED.as_bytes() => {
+                SendClaim::AlreadySent
+            }
+            _ => SendClaim::InProgress,
+        })
+        .collect())
 }

@@ -4,9 +4,18 @@
 //! ```text
 //! <prefix>:{<sdk_app_id>:<user>}:devs                    set of registered device ids
 //! <prefix>:{<sdk_app_id>:<user>}:d:<device_id>           hash: one device (see scripts.rs)
-//! <prefix>:{<sdk_app_id>:<user>}:s                       hash: the user's push settings
+//! <prefix>:{<sdk_app_id>:<user>}:s                       hash: the user's push settings,
+//!                                                        quiet hours and conversation options
 //! <prefix>:{<sdk_app_id>:<user>}:b:<msg>:<device_id>     badge number given to one push
 //! <prefix>:{<sdk_app_id>:<user>}:sent:<msg>:<device_id>  the vendor accepted this push
+//! ```
+//!
+//!
+//! A recalled message has one key of its own, tagged by the message rather than a user:
+//!
+//! ```text
+//! <prefix>:revoked:{<sdk_app_id>:<msg>}                  at_ms of the MessageRevoked
+//! <prefix>:shown:{<sdk_app_id>:<msg>}                    list: devices its push reached
 //! ```
 //!
 //! `<user>` and `<msg>` are escaped with [`escape_component`]: a `}` in a user id would
@@ -72,6 +81,25 @@ impl KeySpace {
         Ok(KeySpace {
             prefix: prefix.to_owned(),
         })
+    }
+
+    /// The record that `msg_id` was recalled.
+    pub(crate) fn revoked(&self, sdk_app_id: u32, msg_id: &str) -> String {
+        format!(
+            "{}:revoked:{{{sdk_app_id}:{}}}",
+            self.prefix,
+            escape_component(msg_id)
+        )
+    }
+
+    /// The devices a message's push was delivered to (`ShownPush`, protobuf), in the slot of
+    /// its recall record.
+    pub(crate) fn shown(&self, sdk_app_id: u32, msg_id: &str) -> String {
+        format!(
+            "{}:shown:{{{sdk_app_id}:{}}}",
+            self.prefix,
+            escape_component(msg_id)
+        )
     }
 
     pub(crate) fn user(&self, sdk_app_id: u32, user_id: &str) -> UserKeys {
@@ -193,6 +221,14 @@ mod tests {
         ] {
             assert_eq!(slot(&key), expected, "{key}");
         }
+    }
+
+    #[test]
+    fn a_recall_record_is_tagged_by_its_message() {
+        let key = space().revoked(7, "m:{1}");
+        assert_eq!(hash_tag(&key), "7:m%3A%7B1%7D");
+        assert_eq!(slot(&key), slot(&space().shown(7, "m:{1}")));
+        assert_ne!(key, space().revoked(8, "m:{1}"));
     }
 
     #[test]

@@ -2,12 +2,16 @@
 //! and the "already sent" records that deduplicate pushes.
 //!
 //! - impush-ingest writes state events with [`Store::register_device`],
-//!   [`Store::unregister_device`], [`Store::set_presence`] and [`Store::set_settings`]: each
+//!   [`Store::unregister_device`], [`Store::set_presence`], [`Store::set_settings`] and
+//!   [`Store::set_conversation_option`]: each
 //!   is one atomic script, last write wins by the event's `at_ms`, so duplicated and
 //!   reordered events converge (an event not newer than the stored state is [`Applied::Stale`]).
-//! - impush-router reads recipients with [`Store::fetch_recipients`] and counts badges with
-//!   [`Store::bump_badges`].
-//! - impush-sender deduplicates with [`Store::already_sent`] / [`Store::mark_sent`] and prunes
+//! - impush-router reads recipients with [`Store::fetch_recipients`] (or, with the recipients'
+//!   option for the message's conversation and whether it was recalled, with
+//!   [`Store::fetch_chunk`]), counts badges with [`Store::bump_badges`], and remembers
+//!   recalls with [`Store::remember_revoked`].
+//! - impush-sender deduplicates with [`Store::already_sent`] / [`Store::mark_sent`] (claiming
+//!   with [`Store::claim_unless_revoked`], which also says whether the message was recalled) and prunes
 //!   dead tokens with [`Store::remove_device_if_token`].
 //!
 //! Every batch call costs one round trip per Redis node (two for `fetch_recipients`). The
@@ -25,6 +29,7 @@ mod nodes;
 mod recipients;
 mod redirect;
 mod reply;
+mod revoked;
 mod scripts;
 mod state;
 mod tls;
@@ -39,7 +44,8 @@ pub use connection::Endpoint;
 pub use dedupe::SendClaim;
 pub use error::StoreError;
 pub use impush_config::ClientTls;
-pub use recipients::{DeviceRecord, RecipientState};
+pub use recipients::{ChunkState, DeviceRecord, RecipientState};
+pub use revoked::RecallTaken;
 
 use connection::{Batch, Connection};
 use keys::KeySpace;
@@ -85,6 +91,7 @@ struct Scripts {
     unregister_device: Script,
     set_presence: Script,
     set_settings: Script,
+    set_conversation_option: Script,
     bump_badges: Script,
     remove_device_if_token: Script,
     release_claims: Script,
@@ -97,18 +104,20 @@ impl Scripts {
             unregister_device: Script::new(scripts::UNREGISTER_DEVICE),
             set_presence: Script::new(scripts::SET_PRESENCE),
             set_settings: Script::new(scripts::SET_SETTINGS),
+            set_conversation_option: Script::new(scripts::SET_CONVERSATION_OPTION),
             bump_badges: Script::new(scripts::BUMP_BADGES),
             remove_device_if_token: Script::new(scripts::REMOVE_DEVICE_IF_TOKEN),
             release_claims: Script::new(scripts::RELEASE_CLAIMS),
         }
     }
 
-    fn all(&self) -> [&Script; 7] {
+    fn all(&self) -> [&Script; 8] {
         [
             &self.register_device,
             &self.unregister_device,
             &self.set_presence,
             &self.set_settings,
+            &self.set_conversation_option,
             &self.bump_badges,
             &self.release_claims,
             &self.remove_device_if_token,

@@ -1,12 +1,15 @@
 //! The router's read: every registered device of each recipient and the recipient's push
-//! settings, for a whole chunk of recipients in two round trips per Redis node.
+//! settings (quiet hours included) and receive option for the message's conversation, and
+//! whether the message was recalled, for a whole chunk of recipients in two round trips per
+//! Redis node. The conversation option is a field of the settings hash and is read by the
+//! same `HMGET`; the recall record is one more command in the first round trip.
 //!
 //! A stored record that cannot be read (unknown vendor number, non-numeric business id, ...)
 //! is skipped with a warning rather than failing the whole message: the other recipients
 //! still get their pushes.
 
 use impush_core::DeviceState;
-use impush_proto::v1::{PresenceState, PushSettings, Vendor};
+use impush_proto::v1::{PresenceState, PushSettings, ReceiveOption, Vendor};
 use redis::Value;
 
 use crate::connection::Batch;
@@ -28,8 +31,25 @@ pub struct RecipientState {
     pub user_id: String,
     /// Registered devices with a token, ordered by device id.
     pub devices: Vec<DeviceRecord>,
-    /// `None` when the user never sent settings (push on, default sounds).
+    /// `None` when the user never sent settings (push on, default sounds, no quiet hours).
     pub settings: Option<PushSettings>,
+    /// The user's receive option for the conversation asked about (`Unspecified` when
+    /// none is stored, or none was asked about).
+    pub conversation_option: ReceiveOption,
+}
+
+/// What [`Store::fetch_chunk`] read for one chunk of a message's recipients.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChunkState {
+    /// The message was recalled: `recipients` is left empty, nothing is to be sent.
+    pub revoked: bool,
+    pub recipients: Vec<RecipientState>,
+}
+
+/// Which message a chunk is read for: its recall record and its conversation.
+struct MessageContext<'a> {
+    msg_id: &'a str,
+    conversation: &'a str,
 }
 
 const CALL: &str = "fetch_recipients";
@@ -44,7 +64,17 @@ const DEVICE_FIELDS: [&str; 7] = [
     "unread",
     "unregistered",
 ];
-const SETTINGS_FIELDS: [&str; 4] = ["at", "open_push", "c2c_sound", "group_sound"];
+/// The settings hash fields the router reads, in the order `read_settings` takes them;
+/// the conversation option's field follows them when a conversation is asked about.
+const SETTINGS_FIELDS: [&str; 7] = [
+    "at",
+    "open_push",
+    "c2c_sound",
+    "group_sound",
+    "quiet_start",
+    "quiet_duration",
+    "quiet_option",
+];
 
 impl Store {
     /// All registered devices and the settings of each user, in the order of `user_ids`,
@@ -59,8 +89,41 @@ impl Store {
         sdk_app_id: u32,
         user_ids: &[String],
     ) -> Result<Vec<RecipientState>, StoreError> {
+        Ok(self.fetch(sdk_app_id, user_ids, None).await?.recipients)
+    }
+
+    /// [`Store::fetch_recipients`] for the recipients of message `msg_id` in
+    /// `conversation` (`c2c:<sender>` or `group:<group id>`): also each recipient's
+    /// receive option for that conversation, and whether the message was recalled, in the
+    /// same two round trips per Redis node (no more commands either: the option is read by
+    /// the settings' `HMGET`, the recall by one `EXISTS`). When it was recalled, the
+    /// second round trip is not made.
+    pub async fn fetch_chunk(
+        &self,
+        sdk_app_id: u32,
+        msg_id: &str,
+        conversation: &str,
+        user_ids: &[String],
+    ) -> Result<ChunkState, StoreError> {
+        let context = MessageContext {
+            msg_id,
+            conversation,
+        };
+        self.fetch(sdk_app_id, user_ids, Some(context)).await
+    }
+
+    async fn fetch(
+        &self,
+        sdk_app_id: u32,
+        user_ids: &[String],
+        context: Option<MessageContext<'_>>,
+    ) -> Result<ChunkState, StoreError> {
+        let mut state = ChunkState {
+            revoked: false,
+            recipients: Vec::new(),
+        };
         if user_ids.is_empty() {
-            return Ok(Vec::new());
+            return Ok(state);
         }
         let users: Vec<UserKeys> = user_ids
             .iter()
@@ -74,19 +137,39 @@ impl Store {
             cmd.arg(&key);
             members.add(&key, cmd);
         }
-        let device_ids = self
-            .run_batch(&members)
-            .await?
+        if let Some(context) = &context {
+            let key = self.keys.revoked(sdk_app_id, context.msg_id);
+            let mut cmd = redis::cmd("EXISTS");
+            cmd.arg(&key);
+            members.add(&key, cmd);
+        }
+        let mut member_replies = self.run_batch(&members).await?;
+        if context.is_some() {
+            let revoked = member_replies
+                .pop()
+                .ok_or_else(|| StoreError::unexpected(CALL, "no reply to EXISTS"))?;
+            if reply::int(CALL, &revoked)? > 0 {
+                state.revoked = true;
+                return Ok(state);
+            }
+        }
+        let device_ids = member_replies
             .into_iter()
             .zip(&users)
             .map(|(reply, user)| read_device_ids(user, reply))
             .collect::<Result<Vec<_>, _>>()?;
 
+        let conversation_field = context
+            .as_ref()
+            .map(|c| crate::state::conversation_field(c.conversation));
         let mut fields = Batch::new();
         for (user, ids) in users.iter().zip(&device_ids) {
             let key = user.settings();
             let mut cmd = redis::cmd("HMGET");
             cmd.arg(&key).arg(&SETTINGS_FIELDS[..]);
+            if let Some(field) = &conversation_field {
+                cmd.arg(field);
+            }
             fields.add(&key, cmd);
             for id in ids {
                 let key = user.device(id);
@@ -104,7 +187,8 @@ impl Store {
             ));
         }
         let mut replies = replies.into_iter();
-        let mut recipients = Vec::with_capacity(users.len());
+        let recipients = &mut state.recipients;
+        recipients.reserve(users.len());
         for ((user_id, user), ids) in user_ids.iter().zip(&users).zip(device_ids) {
             let settings = replies.next().unwrap_or(Value::Nil);
             let devices: Vec<(String, Value)> = ids
@@ -115,7 +199,7 @@ impl Store {
                 sdk_app_id, user_id, user, devices, settings,
             )?);
         }
-        Ok(recipients)
+        Ok(state)
     }
 }
 
@@ -156,7 +240,17 @@ fn read_recipient(
         }
     }
     records.sort_by(|a, b| a.state.device_id.cmp(&b.state.device_id));
-    let settings = match read_settings(sdk_app_id, user_id, reply::array(CALL, settings)?) {
+    let mut settings_fields = reply::array(CALL, settings)?;
+    let conversation_option = if settings_fields.len() > SETTINGS_FIELDS.len() {
+        let field = settings_fields.pop().unwrap_or(Value::Nil);
+        read_conversation_option(field).unwrap_or_else(|reason| {
+            tracing::warn!(key = %user.settings(), %reason, "ignoring a corrupt conversation option");
+            ReceiveOption::Unspecified
+        })
+    } else {
+        ReceiveOption::Unspecified
+    };
+    let settings = match read_settings(sdk_app_id, user_id, settings_fields) {
         Ok(settings) => settings,
         Err(reason) => {
             tracing::warn!(key = %user.settings(), %reason, "ignoring corrupt push settings");
@@ -167,6 +261,7 @@ fn read_recipient(
         user_id: user_id.to_owned(),
         devices: records,
         settings,
+        conversation_option,
     })
 }
 
@@ -229,10 +324,24 @@ fn read_settings(
     user_id: &str,
     fields: Vec<Value>,
 ) -> Result<Option<PushSettings>, String> {
-    let [at, open_push, c2c_sound, group_sound] =
-        <[Value; 4]>::try_from(fields).map_err(|f| format!("{} fields instead of 4", f.len()))?;
+    let [
+        at,
+        open_push,
+        c2c_sound,
+        group_sound,
+        quiet_start,
+        quiet_duration,
+        quiet_option,
+    ] = <[Value; 7]>::try_from(fields).map_err(|f| format!("{} fields instead of 7", f.len()))?;
     let Some(at) = reply::text(at)? else {
         return Ok(None);
+    };
+    // Settings stored before quiet hours existed have none.
+    let number_or_zero = |field: &str, value: Value| -> Result<u32, String> {
+        reply::text(value)?.map_or(Ok(0), |v| {
+            v.parse()
+                .map_err(|_| format!("{field} {v:?} is not a number"))
+        })
     };
     let at_ms: i64 = at
         .parse()
@@ -244,7 +353,22 @@ fn read_settings(
         c2c_sound: reply::text(c2c_sound)?.unwrap_or_default(),
         group_sound: reply::text(group_sound)?.unwrap_or_default(),
         at_ms,
+        quiet_start_s: number_or_zero("quiet_start", quiet_start)?,
+        quiet_duration_s: number_or_zero("quiet_duration", quiet_duration)?,
+        quiet_option: number_or_zero("quiet_option", quiet_option)? as i32,
     }))
+}
+
+/// A conversation option field: absent is `Unspecified` (the default, `NOTIFY`).
+fn read_conversation_option(field: Value) -> Result<ReceiveOption, String> {
+    let Some(number) = reply::text(field)? else {
+        return Ok(ReceiveOption::Unspecified);
+    };
+    number
+        .parse::<i32>()
+        .ok()
+        .and_then(|n| ReceiveOption::try_from(n).ok())
+        .ok_or_else(|| format!("conversation option {number:?} is not a known value"))
 }
 
 fn parse_required<T: std::str::FromStr>(field: &str, value: Option<String>) -> Result<T, String> {
@@ -315,7 +439,30 @@ mod tests {
 
     #[test]
     fn settings_never_written_are_none() {
-        let fields = vec![Value::Nil, Value::Nil, Value::Nil, Value::Nil];
+        let fields = vec![Value::Nil; SETTINGS_FIELDS.len()];
         assert_eq!(read_settings(1, "u", fields), Ok(None));
+    }
+
+    #[test]
+    fn settings_stored_before_quiet_hours_have_none() {
+        let mut fields = vec![Value::Nil; SETTINGS_FIELDS.len()];
+        fields[0] = bulk("5");
+        fields[1] = bulk("2");
+        let settings = read_settings(1, "u", fields).unwrap().unwrap();
+        assert_eq!(settings.quiet_duration_s, 0);
+        assert_eq!(settings.quiet_option(), ReceiveOption::Unspecified);
+    }
+
+    #[test]
+    fn a_conversation_option_reads_as_its_enum_and_absent_as_unspecified() {
+        assert_eq!(
+            read_conversation_option(bulk("2")),
+            Ok(ReceiveOption::NotNotify)
+        );
+        assert_eq!(
+            read_conversation_option(Value::Nil),
+            Ok(ReceiveOption::Unspecified)
+        );
+        assert!(read_conversation_option(bulk("x")).is_err());
     }
 }

@@ -21,11 +21,12 @@
 //! or newer, nothing changed) or -1 (the stored timestamp is not a number, nothing changed).
 
 /// Every script, to load on a node that has none.
-pub(crate) const ALL: [&str; 7] = [
+pub(crate) const ALL: [&str; 8] = [
     REGISTER_DEVICE,
     UNREGISTER_DEVICE,
     SET_PRESENCE,
     SET_SETTINGS,
+    SET_CONVERSATION_OPTION,
     BUMP_BADGES,
     REMOVE_DEVICE_IF_TOKEN,
     RELEASE_CLAIMS,
@@ -97,10 +98,12 @@ end
 return 1
 ";
 
-/// Stores a user's push settings, last write wins by their `at`.
+/// Stores a user's push settings (quiet hours included), last write wins by their `at`.
+/// Conversation options in the same hash are left alone.
 ///
 /// KEYS[1] the settings hash.
-/// ARGV[1] at_ms, ARGV[2] open_push (enum number), ARGV[3] c2c_sound, ARGV[4] group_sound.
+/// ARGV[1] at_ms, ARGV[2] open_push (enum number), ARGV[3] c2c_sound, ARGV[4] group_sound,
+/// ARGV[5] quiet_start_s, ARGV[6] quiet_duration_s, ARGV[7] quiet_option (enum number).
 pub(crate) const SET_SETTINGS: &str = r"
 local stored = redis.call('HGET', KEYS[1], 'at')
 if stored then
@@ -109,7 +112,26 @@ if stored then
   if stored_at >= tonumber(ARGV[1]) then return 0 end
 end
 redis.call('HSET', KEYS[1], 'at', ARGV[1], 'open_push', ARGV[2], 'c2c_sound', ARGV[3],
-  'group_sound', ARGV[4])
+  'group_sound', ARGV[4], 'quiet_start', ARGV[5], 'quiet_duration', ARGV[6],
+  'quiet_option', ARGV[7])
+return 1
+";
+
+/// Stores a user's receive option for one conversation, last write wins by its own
+/// timestamp. It lives in the settings hash (fields `c:<conversation>` and
+/// `ca:<conversation>`), so the router reads it with the settings, in the same command.
+///
+/// KEYS[1] the settings hash.
+/// ARGV[1] the option's field (`c:<conversation>`), ARGV[2] its timestamp field
+/// (`ca:<conversation>`), ARGV[3] at_ms, ARGV[4] the option (enum number).
+pub(crate) const SET_CONVERSATION_OPTION: &str = r"
+local stored = redis.call('HGET', KEYS[1], ARGV[2])
+if stored then
+  local stored_at = tonumber(stored)
+  if not stored_at then return -1 end
+  if stored_at >= tonumber(ARGV[3]) then return 0 end
+end
+redis.call('HSET', KEYS[1], ARGV[2], ARGV[3], ARGV[1], ARGV[4])
 return 1
 ";
 

@@ -1,9 +1,9 @@
-//! State writes: the ingest worker's device, presence and settings events (last write wins
-//! by `at_ms`) and the sender's removal of a registration whose token a vendor declared dead.
+//! State writes: the ingest worker's device, presence, settings and conversation option
+//! events (last write wins by `at_ms`) and the sender's removal of a registration whose token a vendor declared dead.
 
 use impush_proto::v1::{
-    DeviceRegistered, DeviceUnregistered, OpenPush, PresenceChanged, PresenceState, PushSettings,
-    Vendor,
+    ConversationPushOption, DeviceRegistered, DeviceUnregistered, OpenPush, PresenceChanged,
+    PresenceState, PushSettings, ReceiveOption, Vendor,
 };
 use redis::{ScriptInvocation, Value};
 
@@ -108,14 +108,47 @@ impl Store {
                 format!("open_push {} is not a known value", e.open_push),
             )
         })?;
+        let quiet_option = ReceiveOption::try_from(e.quiet_option).map_err(|_| {
+            StoreError::invalid(
+                WHAT,
+                format!("quiet_option {} is not a known value", e.quiet_option),
+            )
+        })?;
         let settings_key = self.keys.user(e.sdk_app_id, &e.user_id).settings();
         let mut call = self.scripts.set_settings.prepare_invoke();
         call.key(&settings_key)
             .arg(at_ms)
             .arg(open_push as i32)
             .arg(&e.c2c_sound)
-            .arg(&e.group_sound);
+            .arg(&e.group_sound)
+            .arg(e.quiet_start_s)
+            .arg(e.quiet_duration_s)
+            .arg(quiet_option as i32);
         self.last_write_wins(WHAT, &call, settings_key, "at").await
+    }
+
+    /// Stores one user's receive option for one conversation, last write wins by its own
+    /// `at_ms` (independent of the other conversations and of the settings).
+    pub async fn set_conversation_option(
+        &self,
+        e: &ConversationPushOption,
+    ) -> Result<Applied, StoreError> {
+        const WHAT: &str = "ConversationPushOption";
+        require_id(WHAT, "user_id", &e.user_id)?;
+        require_id(WHAT, "conversation", &e.conversation)?;
+        let at_ms = exact_at_ms(WHAT, e.at_ms)?;
+        let option = ReceiveOption::try_from(e.option).map_err(|_| {
+            StoreError::invalid(WHAT, format!("option {} is not a known value", e.option))
+        })?;
+        let settings_key = self.keys.user(e.sdk_app_id, &e.user_id).settings();
+        let mut call = self.scripts.set_conversation_option.prepare_invoke();
+        call.key(&settings_key)
+            .arg(conversation_field(&e.conversation))
+            .arg(conversation_at_field(&e.conversation))
+            .arg(at_ms)
+            .arg(option as i32);
+        self.last_write_wins(WHAT, &call, settings_key, "ca:<conversation>")
+            .await
     }
 
     /// Vendor said the token is dead: drops the device's registration only if it still
@@ -170,6 +203,16 @@ impl Store {
             other => Err(StoreError::unexpected(what, format!("result {other}"))),
         }
     }
+}
+
+/// The settings hash field holding a conversation's receive option.
+pub(crate) fn conversation_field(conversation: &str) -> String {
+    format!("c:{conversation}")
+}
+
+/// The settings hash field holding the `at_ms` of a conversation's receive option.
+fn conversation_at_field(conversation: &str) -> String {
+    format!("ca:{conversation}")
 }
 
 fn require_id(what: &'static str, field: &str, value: &str) -> Result<(), StoreError> {

@@ -36,6 +36,8 @@ use crate::util::short_token;
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const PRODUCTION_URL: &str = "https://api.push.apple.com";
+/// Tokens per second per sender process by default: Apple publishes no rate limit; HTTP/2 concurrency is the limit.
+pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = None;
 pub(crate) const SANDBOX_URL: &str = "https://api.sandbox.push.apple.com";
 /// A provider token is replaced once it is this old (Apple: after 20, before 60 minutes).
 pub(crate) const ROTATE_AFTER: Duration = Duration::from_secs(50 * 60);

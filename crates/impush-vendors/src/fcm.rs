@@ -30,6 +30,9 @@ use crate::http::{self, Answer};
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://fcm.googleapis.com";
+/// Tokens per second per sender process by default: 600,000 messages per minute per project
+/// (<https://firebase.google.com/docs/cloud-messaging/throttling-and-quotas>).
+pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = Some(10_000);
 pub(crate) const DEFAULT_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
 pub(crate) const SCOPE: &str = "https://www.googleapis.com/auth/firebase.messaging";
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";

@@ -48,6 +48,8 @@ use crate::http;
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://push-api.cloud.huawei.com";
+/// Tokens per second per sender process by default: Push Kit's flow control, 3,000 QPS per app.
+pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = Some(3_000);
 pub(crate) const DEFAULT_AUTH_URL: &str = "https://oauth-login.cloud.huawei.com/oauth2/v3/token";
 /// An access token is replaced this long before it expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);

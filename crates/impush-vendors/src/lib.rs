@@ -17,17 +17,9 @@
 //! nothing here panics on a vendor's answer. Tokens are logged as their first 8 characters
 //! and secrets never.
 
-mod apns;
 mod auth;
-mod fcm;
 mod http;
-mod huawei;
-mod meizu;
-mod oppo;
-mod tpns;
 mod util;
-mod vivo;
-mod xiaomi;
 
 pub use util::{china_day, until_china_midnight};
 
@@ -79,67 +71,80 @@ pub enum ClientError {
     UnsupportedVendor { vendor: &'static str },
 }
 
+/// Declares each vendor's client module and the [`Client`] enum over them; each line is
+/// `Variant => module` with the `impush_core::Vendor` variant the module serves. Every
+/// module has a `Client` with `async fn send`, `fn clients(&Config)` and
+/// `DEFAULT_RATE_PER_S`.
+macro_rules! vendors {
+    ($($variant:ident => $module:ident),+ $(,)?) => {
+        $(mod $module;)+
+
+        /// One credential's client, whichever the vendor.
+        enum Client {
+            $($variant($module::Client),)+
+        }
+
+        /// The vendors that have a client here.
+        pub const CLIENTS: &[Vendor] = &[$(Vendor::$variant),+];
+
+        /// Every credential's client of `vendor`, by business_id.
+        fn clients_of(
+            config: &Config,
+            vendor: Vendor,
+        ) -> Result<HashMap<u64, Client>, ClientError> {
+            match vendor {
+                $(Vendor::$variant => Ok($module::clients(config)?
+                    .into_iter()
+                    .map(|(id, c)| (id, Client::$variant(c)))
+                    .collect()),)+
+                other => Err(ClientError::UnsupportedVendor {
+                    vendor: impush_core::vendor::name(other),
+                }),
+            }
+        }
+
+        impl Client {
+            async fn send(&self, request: &VendorRequest, targets: &[PushTarget]) -> SendResult {
+                match self {
+                    $(Client::$variant(client) => client.send(request, targets).await,)+
+                }
+            }
+        }
+
+        /// The default rate of a vendor's credentials in tokens per second, per sender
+        /// process (the vendor's published limit, else a conservative figure); `None`:
+        /// unlimited.
+        pub fn default_rate_per_s(vendor: Vendor) -> Option<u32> {
+            match vendor {
+                $(Vendor::$variant => $module::DEFAULT_RATE_PER_S,)+
+                _ => None,
+            }
+        }
+    };
+}
+
+vendors! {
+    Apns => apns,
+    Fcm => fcm,
+    Huawei => huawei,
+    Xiaomi => xiaomi,
+    Oppo => oppo,
+    Vivo => vivo,
+    Meizu => meizu,
+    Tpns => tpns,
+}
+
 /// One client per business_id of one vendor.
 pub struct VendorClients {
     vendor: Vendor,
     clients: HashMap<u64, Client>,
 }
 
-/// One credential's client, whichever the vendor.
-enum Client {
-    Apns(apns::Client),
-    Fcm(fcm::Client),
-    Oppo(oppo::Client),
-    Vivo(vivo::Client),
-    Huawei(huawei::Client),
-    Xiaomi(xiaomi::Client),
-    Meizu(meizu::Client),
-    Tpns(tpns::Client),
-}
-
 impl VendorClients {
     /// Clients for every credential of `vendor` in the config; a malformed credential is an
     /// error naming its business_id and the field (missing key file, bad PEM, missing team_id…).
     pub fn from_config(config: &Config, vendor: Vendor) -> Result<VendorClients, ClientError> {
-        let clients: HashMap<u64, Client> = match vendor {
-            Vendor::Apns => apns::clients(config)?
-                .into_iter()
-                .map(|(id, c)| (id, Client::Apns(c)))
-                .collect(),
-            Vendor::Fcm => fcm::clients(config)?
-                .into_iter()
-                .map(|(id, c)| (id, Client::Fcm(c)))
-                .collect(),
-            Vendor::Oppo => oppo::clients(config)?
-                .into_iter()
-                .map(|(id, c)| (id, Client::Oppo(c)))
-                .collect(),
-            Vendor::Vivo => vivo::clients(config)?
-                .into_iter()
-                .map(|(id, c)| (id, Client::Vivo(c)))
-                .collect(),
-            Vendor::Huawei => huawei::clients(config)?
-                .into_iter()
-                .map(|(id, c)| (id, Client::Huawei(c)))
-                .collect(),
-            Vendor::Xiaomi => xiaomi::clients(config)?
-                .into_iter()
-                .map(|(id, c)| (id, Client::Xiaomi(c)))
-                .collect(),
-            Vendor::Meizu => meizu::clients(config)?
-                .into_iter()
-                .map(|(id, c)| (id, Client::Meizu(c)))
-                .collect(),
-            Vendor::Tpns => tpns::clients(config)?
-                .into_iter()
-                .map(|(id, c)| (id, Client::Tpns(c)))
-                .collect(),
-            other => {
-                return Err(ClientError::UnsupportedVendor {
-                    vendor: impush_core::vendor::name(other),
-                });
-            }
-        };
+        let clients = clients_of(config, vendor)?;
         tracing::info!(
             vendor = impush_core::vendor::name(vendor),
             credentials = clients.len(),
@@ -178,14 +183,7 @@ impl VendorClients {
         targets: &[PushTarget],
     ) -> SendResult {
         match self.clients.get(&business_id) {
-            Some(Client::Apns(client)) => client.send(request, targets).await,
-            Some(Client::Fcm(client)) => client.send(request, targets).await,
-            Some(Client::Oppo(client)) => client.send(request, targets).await,
-            Some(Client::Vivo(client)) => client.send(request, targets).await,
-            Some(Client::Huawei(client)) => client.send(request, targets).await,
-            Some(Client::Xiaomi(client)) => client.send(request, targets).await,
-            Some(Client::Meizu(client)) => client.send(request, targets).await,
-            Some(Client::Tpns(client)) => client.send(request, targets).await,
+            Some(client) => client.send(request, targets).await,
             None => http::all(
                 0,
                 targets.len(),
@@ -306,6 +304,24 @@ mod tests {
     fn clients_can_be_shared_by_the_senders_tasks() {
         fn send_sync<T: Send + Sync>() {}
         send_sync::<VendorClients>();
+    }
+
+    #[test]
+    fn every_vendor_has_a_client() {
+        let mut clients = CLIENTS.to_vec();
+        clients.sort();
+        let mut vendors = impush_core::vendor::ALL.to_vec();
+        vendors.sort();
+        assert_eq!(
+            clients, vendors,
+            "a vendor of impush_core::vendor::ALL has no client"
+        );
+        // And every one builds from the local stack's config.
+        let config = testing::local_config();
+        for vendor in impush_core::vendor::ALL {
+            let clients = VendorClients::from_config(&config, vendor).unwrap();
+            assert_eq!(clients.vendor, vendor);
+        }
     }
 
     #[test]

@@ -46,6 +46,8 @@ use crate::util::{md5_hex, until_china_midnight};
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://server-api-push.meizu.com";
+/// Tokens per second per sender process by default: No public figure: conservative.
+pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = Some(500);
 const FORM: &str = "application/x-www-form-urlencoded;charset=UTF-8";
 /// How long to wait after "too fast" when Meizu gives no `Retry-After` (it never does):
 /// its limits are per second.

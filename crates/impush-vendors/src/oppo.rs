@@ -38,6 +38,8 @@ use crate::util::{sha256_hex, until_china_midnight};
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.push.oppomobile.com";
+/// Tokens per second per sender process by default: The lowest tier of OPPO's QPS table (apps under 10 M users).
+pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = Some(5_000);
 pub(crate) const AUTH_PATH: &str = "/server/v1/auth";
 /// OPPO's auth_token lifetime.
 pub(crate) const AUTH_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);

@@ -34,6 +34,8 @@ use crate::http;
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.tpns.tencent.com";
+/// Tokens per second per sender process by default: No public figure: conservative.
+pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = Some(500);
 /// How long to wait after "request too fast" when TPNS gives no `Retry-After`.
 pub(crate) const RATE_LIMIT_BACKOFF: Duration = Duration::from_secs(1);
 

@@ -31,6 +31,8 @@ use crate::util::{md5_hex, until_china_midnight};
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api-push.vivo.com.cn";
+/// Tokens per second per sender process by default: No public figure for system messages: conservative.
+pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = Some(500);
 pub(crate) const AUTH_PATH: &str = "/message/auth";
 /// How long a token is used before a new one is fetched (vivo: "refresh every 1–2 h").
 pub(crate) const TOKEN_REUSE: Duration = Duration::from_secs(2 * 3600);

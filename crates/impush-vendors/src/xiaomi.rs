@@ -38,6 +38,8 @@ use crate::util::until_china_midnight;
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://api.xmpush.xiaomi.com";
+/// Tokens per second per sender process by default: No public figure; the same order as Huawei's.
+pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = Some(3_000);
 
 /// One Xiaomi credential's client.
 pub(crate) struct Client {

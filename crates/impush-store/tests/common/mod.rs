@@ -288,6 +288,7 @@ pub fn settings(user: &str, open_push: OpenPush, c2c_sound: &str, at_ms: i64) ->
         c2c_sound: c2c_sound.into(),
         group_sound: String::new(),
         at_ms,
+        ..Default::default()
     }
 }
 
