@@ -1229,3 +1229,174 @@ async fn harmony_503_and_429_are_retried_honouring_retry_after() {
 async fn harmony_jwt_expired_mid_stream_is_replaced_and_delivered_once() {
     channel_refreshes_auth_expired_mid_stream_and_delivers_once(Vendor::Harmony).await;
 }
+
+/// The seconds of a Google-style duration (`"20s"`) or a number of seconds.
+fn seconds_of(value: &Value) -> u64 {
+    match value {
+        Value::String(text) => text.trim_end_matches('s').parse().unwrap(),
+        other => other.as_u64().unwrap(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tpns_token_registered_with_business_id_0_goes_through_tpns_with_the_ios_rules() {
+    let fleet = Fleet::start(FleetOptions {
+        vendors: vec![Vendor::Apns, Vendor::Tpns],
+        ..FleetOptions::default()
+    })
+    .await;
+    let t = now_ms() - 10_000;
+    let tpns_token = "0608d1d2c1b5e7f3a9e0b1c2d3e4f5a6";
+    // As the seeds' TPNS integration reports it: setAPNS with businessID 0, isTPNSToken YES.
+    let mut iphone = register("vinson", "iphone", Vendor::Apns, tpns_token, t);
+    if let Event::DeviceRegistered(device) = &mut iphone {
+        device.business_id = 0;
+        device.is_tpns_token = true;
+    }
+    fleet
+        .publish(vec![
+            iphone,
+            presence("vinson", "iphone", PresenceState::Background, 2, t + 1),
+        ])
+        .await;
+    settle().await;
+    let mut message = text_message("m-tpns-ios", "denny", "vinson", "hello");
+    message.push_info = Some(impush_proto::v1::OfflinePushInfo {
+        ios_sound: "ring.caf".into(),
+        android_sound: "beep.mp3".into(),
+        ..Default::default()
+    });
+    fleet.publish(vec![Event::OfflineMessage(message)]).await;
+    fleet.wait_deliveries(WAIT, |d| !d.is_empty()).await;
+    settle().await;
+    let deliveries = fleet.deliveries(None).await;
+    assert_eq!(deliveries.len(), 1, "{deliveries:#?}");
+    let delivery = &deliveries[0];
+    assert_eq!(delivery["vendor"], "tpns");
+    assert_eq!(delivery["token"], tpns_token);
+    assert_eq!(
+        delivery["sound"], "ring.caf",
+        "the iOS sound, not Android's"
+    );
+    assert_eq!(delivery["badge"], 3, "unread 2 plus this push");
+    assert!(delivery["payload"]["message"].get("ios").is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_push_carries_the_ring_time_left_when_the_request_leaves() {
+    let fleet = Fleet::start(FleetOptions {
+        vendors: vec![Vendor::Fcm, Vendor::Huawei, Vendor::Xiaomi],
+        ..FleetOptions::default()
+    })
+    .await;
+    let t = now_ms() - 20_000;
+    let devices = [
+        ("pixel", Vendor::Fcm, "fcm:ring-left"),
+        (
+            "mate",
+            Vendor::Huawei,
+            "IQAAAACy0kYkAAC0fJ1Wg6xd+ring/left=",
+        ),
+        ("mi", Vendor::Xiaomi, "ZBfL1d4rX6y/RW+ringleft="),
+    ];
+    let mut events = Vec::new();
+    for (device, vendor, token) in devices {
+        events.push(register("vinson", device, vendor, token, t));
+        events.push(presence(
+            "vinson",
+            device,
+            PresenceState::Background,
+            0,
+            t + 1,
+        ));
+    }
+    fleet.publish(events).await;
+    settle().await;
+    // Sent 10 s ago, ringing for 30 s: at most 20 s are left by the time any request leaves.
+    let mut call = text_message("m-call-left", "denny", "vinson", "");
+    call.elems.clear();
+    call.send_time_ms = now_ms() - 10_000;
+    call.call = Some(impush_proto::v1::CallInvite {
+        call_id: "call-1".into(),
+        timeout_s: 30,
+        ..Default::default()
+    });
+    fleet.publish(vec![Event::OfflineMessage(call)]).await;
+    let deliveries = fleet.wait_deliveries(WAIT, |d| d.len() >= 3).await;
+    let ttl_of = |vendor: &str| {
+        let payload = &deliveries
+            .iter()
+            .find(|d| d["vendor"] == vendor)
+            .unwrap_or_else(|| panic!("no {vendor} delivery"))["payload"];
+        match vendor {
+            "fcm" => seconds_of(&payload["message"]["android"]["ttl"]),
+            "huawei" => seconds_of(&payload["message"]["android"]["ttl"]),
+            _ => {
+                payload["time_to_live"]
+                    .as_str()
+                    .unwrap()
+                    .parse::<u64>()
+                    .unwrap()
+                    / 1000
+            }
+        }
+    };
+    for vendor in ["fcm", "huawei", "xiaomi"] {
+        let ttl = ttl_of(vendor);
+        assert!(
+            (1..=20).contains(&ttl),
+            "{vendor}: {ttl} s, the ring had at most 20 s left"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_timed_out_but_was_accepted_is_retried_and_delivered_again() {
+    let fleet = Fleet::start(FleetOptions {
+        vendors: vec![Vendor::Fcm],
+        request_timeout_ms: 1_000,
+        ..FleetOptions::default()
+    })
+    .await;
+    let t = now_ms() - 10_000;
+    fleet
+        .publish(vec![
+            register("vinson", "pixel", Vendor::Fcm, "fcm:late-answer", t),
+            presence("vinson", "pixel", PresenceState::Background, 0, t + 1),
+        ])
+        .await;
+    settle().await;
+    // FCM takes the push, but answers only after the sender gave up on the request.
+    fleet
+        .fault(
+            json!({"vendor": "fcm", "token": "fcm:late-answer", "accepted": true,
+            "delay_ms": 4_000, "times": 1}),
+        )
+        .await;
+    fleet
+        .publish(vec![Event::OfflineMessage(text_message(
+            "m-late", "denny", "vinson", "hi",
+        ))])
+        .await;
+    fleet.wait_deliveries(WAIT, |d| d.len() >= 2).await;
+    settle().await;
+    let deliveries = fleet.deliveries(None).await;
+    assert_eq!(
+        tokens(&deliveries),
+        vec!["fcm:late-answer".to_owned(); 2],
+        "accepted once by the vendor, then again by the retry"
+    );
+    // The duplicate replaces the first on the device: both carry the message's tag.
+    let tag = |d: &Value| d["payload"]["message"]["android"]["notification"]["tag"].clone();
+    assert_eq!(tag(&deliveries[0]), json!("m-late"));
+    assert_eq!(tag(&deliveries[0]), tag(&deliveries[1]));
+    let metrics = fleet.metrics("sender-fcm").await;
+    assert!(
+        metrics
+            .lines()
+            .any(|line| line.starts_with("impush_vendor_responses_total{")
+                && line.contains("reason=\"timeout\"")
+                && line.contains("vendor=\"fcm\"")),
+        "the first request timed out: {metrics}"
+    );
+}

@@ -25,6 +25,8 @@ fn notification() -> Notification {
         is_group: true,
         sender_name: "Boss Denny".into(),
         group_name: "Team".into(),
+        // Read by TPNS only, whose local credential serves both platforms: an iPhone.
+        ios_device: true,
         ..Default::default()
     }
 }

@@ -257,6 +257,7 @@ async fn a_message_of_thousands_of_elems_and_huge_text_is_cut_to_the_vendor_limi
             data: vec![0xff, 0xfe, 0x00, 0xc3],
             desc: "card".into(),
             ext: String::new(),
+            sound: String::new(),
         })),
     });
     message.push_info = Some(OfflinePushInfo {

@@ -7,8 +7,8 @@
 use impush_config::Config;
 use impush_core::{Templates, badge_for, build_payload, payload, render_notification, vendor};
 use impush_proto::v1::{
-    CallInvite, CustomElem, Elem, ImageElem, OfflineMessage, OfflinePushInfo, PushTarget, TextElem,
-    elem::Content,
+    AndroidNotifyMode, CallInvite, CustomElem, Elem, ImageElem, OfflineMessage, OfflinePushInfo,
+    PushTarget, TextElem, elem::Content,
 };
 use proptest::prelude::*;
 
@@ -32,11 +32,14 @@ fn elem() -> impl Strategy<Value = Elem> {
         Just(Content::Image(ImageElem {
             url: "https://x/y.png".into()
         })),
-        (odd_text(40), odd_text(40)).prop_map(|(desc, ext)| Content::Custom(CustomElem {
-            data: vec![0xff, 0x00],
-            desc,
-            ext,
-        })),
+        (odd_text(40), odd_text(40), odd_text(8)).prop_map(|(desc, ext, sound)| Content::Custom(
+            CustomElem {
+                data: vec![0xff, 0x00],
+                desc,
+                ext,
+                sound,
+            }
+        )),
     ]
     .prop_map(|content| Elem {
         content: Some(content),
@@ -54,9 +57,23 @@ fn message() -> impl Strategy<Value = OfflineMessage> {
         odd_text(40),
         prop::option::of(0u32..120),
         prop::bool::ANY,
+        prop::bool::ANY,
+        (prop::bool::ANY, prop::bool::ANY),
     )
         .prop_map(
-            |(nickname, card, group_name, is_group, elems, title, ext, ttl, call)| OfflineMessage {
+            |(
+                nickname,
+                card,
+                group_name,
+                is_group,
+                elems,
+                title,
+                ext,
+                ttl,
+                call,
+                pass_through,
+                (content_available, mutable_content),
+            )| OfflineMessage {
                 msg_id: "m".into(),
                 sdk_app_id: 1,
                 sender_id: "s".into(),
@@ -70,6 +87,13 @@ fn message() -> impl Strategy<Value = OfflineMessage> {
                     title,
                     ext,
                     ttl_seconds: ttl.unwrap_or(0),
+                    android_notify_mode: if pass_through {
+                        AndroidNotifyMode::Custom
+                    } else {
+                        AndroidNotifyMode::Unspecified
+                    } as i32,
+                    ios_content_available: content_available,
+                    ios_mutable_content: mutable_content,
                     ..Default::default()
                 }),
                 send_time_ms: 1_700_000_000_000,

@@ -4,8 +4,8 @@
 
 use impush_config::Config;
 use impush_core::{
-    DeviceState, PushTarget, badge_for, build_payload, decide, decide_conversation, mention_of,
-    render_for_recipient,
+    DeviceState, PushTarget, badge_for, build_payload, channel, decide, decide_conversation,
+    mention_of, render_for_recipient,
 };
 use impush_proto::v1::{OfflineMessage, PresenceState, PushSettings, ReceiveOption, Vendor};
 use serde::Deserialize;
@@ -37,6 +37,9 @@ struct DeviceInput {
     presence: Option<String>,
     #[serde(default)]
     unread: u32,
+    /// The device registered a TPNS token: it is pushed through TPNS.
+    #[serde(default)]
+    is_tpns_token: bool,
 }
 
 /// One rendered input line: whom it was for, and the output object.
@@ -134,7 +137,7 @@ fn render_parts(
     if recipient_id.is_empty() {
         return Err("recipient_id is required for a group message".into());
     }
-    let device = DeviceState {
+    let mut device = DeviceState {
         device_id: input.device.device_id,
         vendor,
         business_id: input.device.business_id,
@@ -147,6 +150,16 @@ fn render_parts(
     } else {
         wall_clock()
     });
+    // A TPNS token goes through TPNS, with the iOS rules on an iPhone.
+    let channel = channel(
+        message.sdk_app_id,
+        &device,
+        input.device.is_tpns_token,
+        &config.credentials,
+    );
+    device.vendor = channel.vendor;
+    device.business_id = channel.business_id;
+    let vendor = channel.vendor;
 
     let credential = config.credentials.get(&device.business_id);
     if let Err(reason) = decide(
@@ -175,10 +188,17 @@ fn render_parts(
     };
     let templates = config.templates.for_app(message.sdk_app_id);
     let mention = mention_of(&message, &recipient_id);
-    let notification =
-        render_for_recipient(&message, vendor, settings.as_ref(), templates, mention);
+    let mut notification = render_for_recipient(
+        &message,
+        channel.platform,
+        settings.as_ref(),
+        templates,
+        mention,
+    );
+    // The request leaves now (`--now-ms`): the time to live shown is what is left then.
+    notification.request_at_ms = now;
     // The preview takes the message as the first push since the BACKGROUND report.
-    let badge = badge_for(vendor, &message, device.unread, 1);
+    let badge = badge_for(channel.platform, &message, device.unread, 1);
     let target = PushTarget {
         user_id: recipient_id.clone(),
         device_id: device.device_id.clone(),
@@ -333,6 +353,71 @@ mod tests {
         assert!(err(&APNS_LINE.replace(r#""msgId":"m1""#, r#""msgId":1"#)).contains("message:"));
         let group = APNS_LINE.replace(r#""receiverId":"vinson","#, r#""groupId":"g","#);
         assert!(err(&group).contains("recipient_id"));
+    }
+
+    #[test]
+    fn a_tpns_token_on_an_iphone_goes_through_tpns_with_the_ios_sound_and_badge() {
+        let line = APNS_LINE
+            .replace(
+                r#""pushInfo":{"ext":"jump to denny"}"#,
+                r#""pushInfo":{"ext":"jump to denny","iosSound":"ring.caf","androidSound":"beep.mp3"}"#,
+            )
+            .replace(r#""business_id":1"#, r#""business_id":0,"is_tpns_token":true"#);
+        let out = render_line(&line, &config(), None, || 0).unwrap();
+        assert_eq!(out.vendor, Vendor::Tpns);
+        assert_eq!(out.output["decision"], "push", "{}", out.output);
+        assert_eq!(out.output["notification"]["sound"], "ring.caf");
+        assert_eq!(out.output["notification"]["badge"], 4);
+        assert_eq!(
+            out.output["payload"]["message"]["ios"]["aps"]["sound"],
+            "ring.caf"
+        );
+        assert_eq!(
+            out.output["payload"]["message"]["ios"]["aps"]["badge_type"],
+            4
+        );
+    }
+
+    #[test]
+    fn new_push_options_show_in_the_preview_payload() {
+        // A silent iOS push, then a data-only FCM message.
+        let silent = APNS_LINE.replace(
+            r#""pushInfo":{"ext":"jump to denny"}"#,
+            r#""pushInfo":{"ext":"jump to denny","iosContentAvailable":true}"#,
+        );
+        let out = render(&silent);
+        assert_eq!(out["payload"]["aps"], json!({"content-available": 1}));
+        let data_only = APNS_LINE
+            .replace(
+                r#""pushInfo":{"ext":"jump to denny"}"#,
+                r#""pushInfo":{"ext":"jump to denny","androidNotifyMode":"ANDROID_NOTIFY_MODE_CUSTOM"}"#,
+            )
+            .replace("VENDOR_APNS", "VENDOR_FCM")
+            .replace(r#""business_id":1"#, r#""business_id":2"#);
+        let out = render(&data_only);
+        assert!(
+            out["payload"]["message"].get("notification").is_none(),
+            "{out}"
+        );
+        assert_eq!(out["payload"]["message"]["data"]["body"], "Denny: hello");
+    }
+
+    #[test]
+    fn the_preview_ttl_is_what_is_left_at_now_ms() {
+        let line = APNS_LINE
+            .replace(
+                r#""pushInfo":{"ext":"jump to denny"}"#,
+                r#""pushInfo":{"ext":"jump to denny","ttlSeconds":30}"#,
+            )
+            .replace("VENDOR_APNS", "VENDOR_FCM")
+            .replace(r#""business_id":1"#, r#""business_id":2"#);
+        // (now, ttl shown)
+        for (now, ttl) in [(1_700_000_000_000, "30s"), (1_700_000_010_000, "20s")] {
+            let out = render_line(&line, &config(), Some(now), || 0)
+                .unwrap()
+                .output;
+            assert_eq!(out["payload"]["message"]["android"]["ttl"], ttl, "{now}");
+        }
     }
 
     #[test]

@@ -74,6 +74,25 @@ pub struct CredentialProfile {
     /// channel, Xiaomi channel, FCM channel).
     #[serde(default)]
     pub default_channel_id: String,
+    /// The IM app (sdk_app_id) this credential belongs to; 0: not bound. A TPNS credential
+    /// bound to an app serves that app's devices registered with a TPNS token and
+    /// business_id 0 (the seeds tell apps to report 0 with a TPNS token).
+    #[serde(default)]
+    pub sdk_app_id: u32,
+}
+
+impl CredentialProfile {
+    /// Whether a TPNS credential sends to iPhones: it names a bundle ID. (A TPNS AccessID
+    /// belongs to one platform; a credential naming both a bundle ID and a package name
+    /// serves both, the device deciding.)
+    pub fn serves_ios(&self) -> bool {
+        !self.bundle_id.is_empty()
+    }
+
+    /// Whether a TPNS credential sends to Android phones: it names a package name.
+    pub fn serves_android(&self) -> bool {
+        !self.package_name.is_empty()
+    }
 }
 
 fn deserialize_vendor<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vendor, D::Error> {
@@ -110,6 +129,7 @@ impl CredentialProfile {
             click_action: String::new(),
             default_title: String::new(),
             default_channel_id: String::new(),
+            sdk_app_id: 0,
         }
     }
 }

@@ -4,7 +4,10 @@
 //! while the app is in the foreground (it shows the message itself); none when the user
 //! turned push off (`open_push = DISABLED`) or the sender did (`disable_push`), nor for
 //! `online_user_only` messages; none for a custom message with no desc, since there is
-//! nothing to show; none for a call invitation whose ring time has passed.
+//! nothing to show; none for a call invitation whose ring time has passed. [`channel`] says
+//! which vendor API and credential reach a device (a TPNS token goes through TPNS).
+
+use std::collections::HashMap;
 
 use impush_proto::v1::{
     OfflineMessage, OpenPush, PresenceState, PushSettings, Vendor, elem::Content,
@@ -22,6 +25,67 @@ pub struct DeviceState {
     pub presence: PresenceState,
     /// The unread count of the last BACKGROUND report.
     pub unread: u32,
+}
+
+/// How one device is reached: the vendor API that sends, the credential it sends with, and
+/// the platform whose rules (sound, badge) the push follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Channel {
+    /// TPNS for a device registered with a TPNS token, else the device's vendor.
+    pub vendor: Vendor,
+    /// The credential's business_id; for a TPNS token registered with business_id 0, the
+    /// TPNS credential bound to the message's sdk_app_id (0 when there is none).
+    pub business_id: u64,
+    /// `Vendor::Apns` for an iPhone (also one reached through TPNS), else `vendor`.
+    pub platform: Vendor,
+}
+
+/// The channel of `device`, registered with `is_tpns_token`, for a message of `sdk_app_id`.
+///
+/// A device registered with a TPNS token is pushed through TPNS whatever its `vendor`. Its
+/// `business_id` names a TPNS credential, or is 0, as the seeds tell apps to report: then
+/// the TPNS credential bound to the app (`sdk_app_id` in `[[credentials]]`) for the
+/// device's platform serves it, the lowest business_id first. The device's `vendor` tells
+/// the platform: APNs means an iPhone (`setAPNS`), anything else Android.
+pub fn channel(
+    sdk_app_id: u32,
+    device: &DeviceState,
+    is_tpns_token: bool,
+    credentials: &HashMap<u64, CredentialProfile>,
+) -> Channel {
+    if !is_tpns_token {
+        return Channel {
+            vendor: device.vendor,
+            business_id: device.business_id,
+            platform: device.vendor,
+        };
+    }
+    let ios = device.vendor == Vendor::Apns;
+    let platform = if ios { Vendor::Apns } else { Vendor::Tpns };
+    let named = credentials
+        .get(&device.business_id)
+        .filter(|c| c.vendor == Vendor::Tpns);
+    let business_id = match named {
+        Some(c) => c.business_id,
+        None => credentials
+            .values()
+            .filter(|c| c.vendor == Vendor::Tpns && c.sdk_app_id != 0 && c.sdk_app_id == sdk_app_id)
+            .filter(|c| {
+                if ios {
+                    c.serves_ios()
+                } else {
+                    c.serves_android()
+                }
+            })
+            .map(|c| c.business_id)
+            .min()
+            .unwrap_or(0),
+    };
+    Channel {
+        vendor: Vendor::Tpns,
+        business_id,
+        platform,
+    }
 }
 
 /// The user's push settings; absent settings mean push on, default sounds.

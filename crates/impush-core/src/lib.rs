@@ -26,7 +26,7 @@ pub mod vendor;
 
 pub use conversation::{Mention, decide_conversation, mention_of};
 pub use credential::{CredentialField, CredentialProfile, Environment};
-pub use decide::{DeviceState, SkipReason, UserSettings, decide, decide_message};
+pub use decide::{Channel, DeviceState, SkipReason, UserSettings, channel, decide, decide_message};
 pub use impush_proto::v1::{Notification, PushTarget, Vendor};
 pub use payload::{Body, BuildError, VendorRequest, build_payload};
 pub use render::{

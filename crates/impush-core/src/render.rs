@@ -5,8 +5,10 @@
 //!   The content is the texts of the elements joined (text as is, `[image]`, `[voice]`, …,
 //!   a custom element's desc), or `push_info.desc` when set, which replaces it.
 //! - Title: `push_info.title` ("added to the default push content").
-//! - Sound: the message's sound for the device's platform, else the user's c2c/group sound,
-//!   else the default; `push.no_sound` anywhere on that path means silence.
+//! - Sound: the message's sound for the device's platform, else the custom element's own
+//!   sound, else the user's c2c/group sound, else the default; `push.no_sound` anywhere on
+//!   that path means silence. The platform is the device's, not its channel's: a TPNS token
+//!   on an iPhone is rendered with the iOS rules (`ios_sound`, badge).
 //! - ext: `push_info.ext`, else the custom element's ext, passed unchanged.
 //! - Mention: a recipient mentioned by name gets `[@me] ` before the body, one mentioned
 //!   with the whole group `[@all] ` (templates `mention_me`, `mention_all`).
@@ -126,6 +128,11 @@ pub fn render_for_recipient(
         sender_name: sender_name.clone(),
         group_name: message.group_name.clone(),
         collapse_id: collapse_id(&message.msg_id),
+        android_notify_mode: info.android_notify_mode,
+        ios_content_available: info.ios_content_available,
+        ios_mutable_content: info.ios_mutable_content,
+        request_at_ms: 0,
+        ios_device: vendor::is_ios(device_vendor),
     }
 }
 
@@ -203,6 +210,18 @@ fn custom_ext(message: &OfflineMessage) -> &str {
         .iter()
         .find_map(|elem| match &elem.content {
             Some(Content::Custom(c)) if !c.ext.is_empty() => Some(c.ext.as_str()),
+            _ => None,
+        })
+        .unwrap_or("")
+}
+
+/// The first custom element's own sound (TIMCustomElem `sound`), `""` when none.
+fn custom_sound(message: &OfflineMessage) -> &str {
+    message
+        .elems
+        .iter()
+        .find_map(|elem| match &elem.content {
+            Some(Content::Custom(c)) if !c.sound.is_empty() => Some(c.sound.as_str()),
             _ => None,
         })
         .unwrap_or("")
@@ -307,7 +326,7 @@ fn resolve_sound(
         }
     });
     let user_sound = user_sound(settings, is_group);
-    let chosen = [message_sound, user_sound]
+    let chosen = [message_sound, custom_sound(message), user_sound]
         .into_iter()
         .find(|s| !s.is_empty())
         .unwrap_or(DEFAULT_SOUND);

@@ -7,8 +7,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::HashMap;
+
 use impush_core::{
-    CredentialProfile, DeviceState, SkipReason, Templates, badge_for, decide, render_notification,
+    Channel, CredentialProfile, DeviceState, SkipReason, Templates, badge_for, channel, decide,
+    render_notification,
 };
 use impush_proto::v1::{
     CallInvite, CallType, CustomElem, Elem, FaceElem, FileElem, ImageElem, IosPushType,
@@ -35,6 +38,15 @@ fn custom(desc: &str, ext: &str) -> Elem {
         data: b"{\"kind\":\"order\"}".to_vec(),
         desc: desc.into(),
         ext: ext.into(),
+        ..Default::default()
+    }))
+}
+
+fn custom_with_sound(desc: &str, sound: &str) -> Elem {
+    elem(Content::Custom(CustomElem {
+        desc: desc.into(),
+        sound: sound.into(),
+        ..Default::default()
     }))
 }
 
@@ -549,6 +561,240 @@ fn sound_rules() {
             expected,
             "{rule}"
         );
+    }
+}
+
+#[test]
+fn custom_elem_sound_rules() {
+    let settings = PushSettings {
+        c2c_sound: "c2c.caf".into(),
+        ..Default::default()
+    };
+    let ios_sound = OfflinePushInfo {
+        ios_sound: "ring.caf".into(),
+        ..Default::default()
+    };
+    let cases = [
+        (
+            "a custom element's own sound is the message's sound",
+            c2c(vec![custom_with_sound("order shipped", "order.caf")]),
+            Vendor::Apns,
+            "order.caf",
+        ),
+        (
+            "on Android too",
+            c2c(vec![custom_with_sound("order shipped", "order.mp3")]),
+            Vendor::Huawei,
+            "order.mp3",
+        ),
+        (
+            "before the user's own sound",
+            c2c(vec![
+                text("x"),
+                custom_with_sound("order shipped", "order.caf"),
+            ]),
+            Vendor::Apns,
+            "order.caf",
+        ),
+        (
+            "after push_info's sound for the platform",
+            with_info(
+                c2c(vec![custom_with_sound("order shipped", "order.caf")]),
+                ios_sound.clone(),
+            ),
+            Vendor::Apns,
+            "ring.caf",
+        ),
+        (
+            "push_info's iOS sound does not apply on Android: the element's does",
+            with_info(
+                c2c(vec![custom_with_sound("order shipped", "order.mp3")]),
+                ios_sound,
+            ),
+            Vendor::Xiaomi,
+            "order.mp3",
+        ),
+        (
+            "push.no_sound in the element mutes",
+            c2c(vec![custom_with_sound("order shipped", "push.no_sound")]),
+            Vendor::Apns,
+            "",
+        ),
+        (
+            "a custom element without a sound leaves the user's",
+            c2c(vec![custom("order shipped", "")]),
+            Vendor::Apns,
+            "c2c.caf",
+        ),
+    ];
+    for (rule, m, vendor, expected) in cases {
+        assert_eq!(
+            render_notification(&m, vendor, Some(&settings), &Templates::english()).sound,
+            expected,
+            "{rule}"
+        );
+    }
+}
+
+fn tpns(
+    business_id: u64,
+    sdk_app_id: u32,
+    bundle_id: &str,
+    package_name: &str,
+) -> CredentialProfile {
+    CredentialProfile {
+        sdk_app_id,
+        bundle_id: bundle_id.into(),
+        package_name: package_name.into(),
+        ..CredentialProfile::new(business_id, Vendor::Tpns)
+    }
+}
+
+#[test]
+fn tpns_token_routing_rules() {
+    let credentials: HashMap<u64, CredentialProfile> = [
+        CredentialProfile::new(1, Vendor::Apns),
+        CredentialProfile::new(4, Vendor::Xiaomi),
+        tpns(8, 1400000001, "com.example.im", ""),
+        tpns(18, 1400000001, "", "com.example.im"),
+        tpns(28, 1400000002, "com.example.other", "com.example.other"),
+        tpns(38, 0, "com.example.unbound", ""),
+    ]
+    .into_iter()
+    .map(|c| (c.business_id, c))
+    .collect();
+    let registered = |vendor: Vendor, business_id: u64| DeviceState {
+        business_id,
+        ..device(vendor, PresenceState::Background)
+    };
+    // (rule, sdk_app_id, device vendor, device business_id, is_tpns_token,
+    //  channel vendor, business_id, platform)
+    let cases = [
+        (
+            "a vendor token goes through its own vendor",
+            1400000001,
+            Vendor::Apns,
+            1,
+            false,
+            Vendor::Apns,
+            1,
+            Vendor::Apns,
+        ),
+        (
+            "an iPhone's TPNS token with business_id 0: the app's iOS TPNS credential, iOS rules",
+            1400000001,
+            Vendor::Apns,
+            0,
+            true,
+            Vendor::Tpns,
+            8,
+            Vendor::Apns,
+        ),
+        (
+            "an Android TPNS token with business_id 0: the app's Android TPNS credential",
+            1400000001,
+            Vendor::Xiaomi,
+            0,
+            true,
+            Vendor::Tpns,
+            18,
+            Vendor::Tpns,
+        ),
+        (
+            "whatever the device's vendor business_id names, a TPNS token goes through TPNS",
+            1400000001,
+            Vendor::Xiaomi,
+            4,
+            true,
+            Vendor::Tpns,
+            18,
+            Vendor::Tpns,
+        ),
+        (
+            "a business_id naming a TPNS credential is that credential",
+            1400000001,
+            Vendor::Apns,
+            28,
+            true,
+            Vendor::Tpns,
+            28,
+            Vendor::Apns,
+        ),
+        (
+            "a credential serving both platforms serves either",
+            1400000002,
+            Vendor::Oppo,
+            0,
+            true,
+            Vendor::Tpns,
+            28,
+            Vendor::Tpns,
+        ),
+        (
+            "an app without a TPNS credential: none (skipped as no_credential)",
+            1400000003,
+            Vendor::Apns,
+            0,
+            true,
+            Vendor::Tpns,
+            0,
+            Vendor::Apns,
+        ),
+    ];
+    for (rule, app, vendor, business_id, is_tpns, channel_vendor, channel_id, platform) in cases {
+        let device = registered(vendor, business_id);
+        let got = channel(app, &device, is_tpns, &credentials);
+        assert_eq!(
+            got,
+            Channel {
+                vendor: channel_vendor,
+                business_id: channel_id,
+                platform,
+            },
+            "{rule}"
+        );
+        let routed = DeviceState {
+            vendor: got.vendor,
+            business_id: got.business_id,
+            ..device
+        };
+        let decided = decide(
+            &c2c(vec![text("x")]),
+            "vinson",
+            &routed,
+            None,
+            credentials.get(&got.business_id),
+            NOW,
+        );
+        let expected = if channel_id == 0 {
+            Err(SkipReason::NoCredential)
+        } else {
+            Ok(())
+        };
+        assert_eq!(decided, expected, "{rule}");
+    }
+}
+
+#[test]
+fn tpns_on_an_iphone_follows_the_ios_rules() {
+    let m = with_info(
+        c2c(vec![text("x")]),
+        OfflinePushInfo {
+            ios_sound: "ring.caf".into(),
+            android_sound: "beep.mp3".into(),
+            ..Default::default()
+        },
+    );
+    // (platform of the TPNS device, sound, badge, ios_device)
+    let cases = [
+        (Vendor::Apns, "ring.caf", Some(4), true),
+        (Vendor::Tpns, "beep.mp3", None, false),
+    ];
+    for (platform, sound, badge, ios_device) in cases {
+        let n = render_notification(&m, platform, None, &Templates::english());
+        assert_eq!(n.sound, sound, "{platform:?}");
+        assert_eq!(n.ios_device, ios_device, "{platform:?}");
+        assert_eq!(badge_for(platform, &m, 3, 1), badge, "{platform:?}");
     }
 }
 

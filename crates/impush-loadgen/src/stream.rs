@@ -153,6 +153,7 @@ fn elem(kind: ElemKind, k: usize) -> Elem {
             data: b"{}".to_vec(),
             desc: "[order update]".into(),
             ext: String::new(),
+            sound: String::new(),
         }),
     };
     Elem {

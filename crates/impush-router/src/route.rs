@@ -2,6 +2,7 @@
 //! mentions and quiet hours included), badges, and the PushJobs; a MessageRevoked is taken in
 //! by recall.rs.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,7 +17,8 @@ use impush_config::Config;
 use impush_core::conversation::conversation_of;
 use impush_core::payload::max_batch;
 use impush_core::{
-    Renders, SkipReason, badge_for, decide, decide_conversation, decide_message, mention_of, vendor,
+    DeviceState, Renders, SkipReason, badge_for, channel, decide, decide_conversation,
+    decide_message, mention_of, vendor,
 };
 use impush_proto::v1::{OfflineMessage, PushJob, PushTarget, Vendor};
 use impush_proto::{Event, EventKind};
@@ -63,7 +65,10 @@ struct Pending {
     user_id: String,
     device_id: String,
     token: String,
+    /// The vendor API that sends (TPNS for a TPNS token).
     vendor: Vendor,
+    /// The platform whose rules apply: APNs for an iPhone, also one reached through TPNS.
+    platform: Vendor,
     business_id: u64,
     unread: u32,
     /// Its notification, in the message's `Renders`.
@@ -225,12 +230,27 @@ impl Router {
             );
             let mention = mention_of(message, &recipient.user_id);
             for device in &recipient.devices {
-                let state = &device.state;
+                let channel = channel(
+                    message.sdk_app_id,
+                    &device.state,
+                    device.is_tpns_token,
+                    &config.credentials,
+                );
+                // A TPNS token is decided as a device of its channel and credential.
+                let state = if device.is_tpns_token {
+                    Cow::Owned(DeviceState {
+                        vendor: channel.vendor,
+                        business_id: channel.business_id,
+                        ..device.state.clone()
+                    })
+                } else {
+                    Cow::Borrowed(&device.state)
+                };
                 let credential = config.credentials.get(&state.business_id);
                 if let Err(reason) = decide(
                     message,
                     &recipient.user_id,
-                    state,
+                    &state,
                     recipient.settings.as_ref(),
                     credential,
                     now,
@@ -244,10 +264,15 @@ impl Router {
                     user_id: recipient.user_id.clone(),
                     device_id: state.device_id.clone(),
                     token: state.token.clone(),
-                    vendor: state.vendor,
-                    business_id: state.business_id,
+                    vendor: channel.vendor,
+                    platform: channel.platform,
+                    business_id: channel.business_id,
                     unread: state.unread,
-                    render: renders.index_for(state.vendor, recipient.settings.as_ref(), mention),
+                    render: renders.index_for(
+                        channel.platform,
+                        recipient.settings.as_ref(),
+                        mention,
+                    ),
                 });
             }
         }
@@ -263,7 +288,7 @@ impl Router {
         pending: &[Pending],
     ) -> Result<Vec<Option<u32>>, Failure> {
         let counted: Vec<usize> = (0..pending.len())
-            .filter(|&i| badge_for(pending[i].vendor, message, 0, 1).is_some())
+            .filter(|&i| badge_for(pending[i].platform, message, 0, 1).is_some())
             .collect();
         let mut badges = vec![None; pending.len()];
         if counted.is_empty() {
@@ -283,7 +308,7 @@ impl Router {
             .await?;
         for (&i, pushes_since) in counted.iter().zip(since) {
             let p = &pending[i];
-            badges[i] = badge_for(p.vendor, message, p.unread, pushes_since);
+            badges[i] = badge_for(p.platform, message, p.unread, pushes_since);
         }
         Ok(badges)
     }

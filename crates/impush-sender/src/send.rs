@@ -233,6 +233,23 @@ impl Sender {
                 .await
                 .map_err(|e| e.to_string());
         }
+        credential.acquire(targets.len()).await;
+        // Time to live is what is left when the request leaves, not when it was rendered:
+        // the rate limit (and the retry ladder before it) may have used up the rest.
+        let mut notification = notification;
+        notification.request_at_ms = now_ms();
+        if expired_at(&job, &notification, notification.request_at_ms) {
+            tracing::info!(
+                targets = targets.len(),
+                "expired while waiting to be sent; dropped"
+            );
+            self.count("expired", job.business_id, targets.len());
+            self.release(&job, &targets).await;
+            return publisher
+                .publish_all(outgoing)
+                .await
+                .map_err(|e| e.to_string());
+        }
         let request = match build_payload(&notification, credential.profile, &targets) {
             Ok(request) => request,
             Err(err) => {
@@ -261,9 +278,7 @@ impl Sender {
 
     /// A job whose deadline or notification expiry has passed is dropped and counted.
     fn drop_if_expired(&self, job: &PushJob, notification: &Notification) -> bool {
-        let now = now_ms();
-        let expired = (job.deadline_ms > 0 && now >= job.deadline_ms)
-            || (notification.expires_at_ms > 0 && now >= notification.expires_at_ms);
+        let expired = expired_at(job, notification, now_ms());
         if expired {
             tracing::info!(
                 targets = job.targets.len(),
@@ -317,14 +332,13 @@ impl Sender {
         Ok((targets, outgoing))
     }
 
-    /// Sends within the credential's rate: the vendor's answer and when it came.
+    /// Sends the request (its rate already acquired): the vendor's answer and when it came.
     async fn call_vendor(
         &self,
         credential: &Credential<'_>,
         request: &VendorRequest,
         targets: &[PushTarget],
     ) -> (SendResult, i64) {
-        credential.acquire(targets.len()).await;
         let started = std::time::Instant::now();
         let result = credential.send(request, targets).await;
         let answered_ms = now_ms();
@@ -707,6 +721,13 @@ impl Sender {
     }
 }
 
+/// Whether the job is worthless at `now_ms`: past its deadline, or its notification's
+/// expiry (a call's ring time, a message's TTL).
+fn expired_at(job: &PushJob, notification: &Notification, now_ms: i64) -> bool {
+    (job.deadline_ms > 0 && now_ms >= job.deadline_ms)
+        || (notification.expires_at_ms > 0 && now_ms >= notification.expires_at_ms)
+}
+
 fn device_ref(target: &PushTarget) -> DeviceRef<'_> {
     DeviceRef {
         user_id: &target.user_id,
@@ -721,5 +742,40 @@ fn build_error_reason(err: &BuildError) -> &'static str {
         BuildError::MissingCredentialField { .. } => "credential_incomplete",
         BuildError::InvalidToken { .. } => "invalid_token_format",
         BuildError::PayloadTooLarge { .. } => "payload_too_large",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_push_whose_time_is_gone_when_the_request_leaves_is_not_sent() {
+        let sent = 1_700_000_000_000;
+        // (deadline, expiry, ms after the send time the request would leave, expired?)
+        let table = [
+            (0, 0, 3_600_000, false),
+            (0, sent + 30_000, 10_000, false),
+            (0, sent + 30_000, 30_000, true),
+            (0, sent + 30_000, 45_000, true),
+            (sent + 20_000, sent + 30_000, 25_000, true),
+            (sent + 60_000, 0, 59_999, false),
+        ];
+        for (deadline_ms, expires_at_ms, after_ms, expired) in table {
+            let job = PushJob {
+                deadline_ms,
+                ..PushJob::default()
+            };
+            let notification = Notification {
+                send_time_ms: sent,
+                expires_at_ms,
+                ..Notification::default()
+            };
+            assert_eq!(
+                expired_at(&job, &notification, sent + after_ms),
+                expired,
+                "{deadline_ms} {expires_at_ms} {after_ms}"
+            );
+        }
     }
 }

@@ -3,7 +3,9 @@
 //!
 //! - `GET /sim/deliveries[?vendor=V][&token=T]`: accepted pushes, oldest first, one record
 //!   per token; `DELETE /sim/deliveries` clears them.
-//! - `POST /sim/faults` (a [`Fault`]), `GET /sim/faults`, `DELETE /sim/faults`.
+//! - `POST /sim/faults` (a [`Fault`]), `GET /sim/faults`, `DELETE /sim/faults`. An
+//!   `accepted` fault lets the request through and holds only its answer (the vendor has
+//!   the push; the client times out).
 //! - `POST /sim/expire-auth`: every access token and provider token issued so far is expired.
 //! - `GET /sim/stats`: delivery counts and latency per vendor ([`crate::stats`]);
 //!   `DELETE /sim/stats` resets them.
@@ -53,6 +55,11 @@ pub struct Delivery {
 /// Makes the next `times` requests of `vendor` (to `token`, if given) fail with `status` and
 /// the vendor's own error body carrying `reason`, after hanging `delay_ms`. A fault with a
 /// delay and no status only slows those requests down.
+///
+/// With `accepted: true` (and a `delay_ms`, no `status`) the request is handled at once, so
+/// the push is accepted and recorded, and only the answer waits `delay_ms`: past the
+/// client's timeout the vendor has the push though the client never heard so, as a real
+/// vendor may. A client that retries then delivers it twice.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fault {
@@ -69,6 +76,8 @@ pub struct Fault {
     pub times: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub accepted: bool,
 }
 
 fn one() -> u32 {
@@ -87,6 +96,8 @@ pub enum FaultError {
     NoEffect,
     #[error("`times` must be at least 1")]
     ZeroTimes,
+    #[error("an `accepted` fault needs a `delay_ms` and no `status`: the request succeeds")]
+    AcceptedNeedsDelayOnly,
 }
 
 impl Fault {
@@ -96,6 +107,9 @@ impl Fault {
         }
         if self.times == 0 {
             return Err(FaultError::ZeroTimes);
+        }
+        if self.accepted && (self.status.is_some() || self.delay_ms.is_none()) {
+            return Err(FaultError::AcceptedNeedsDelayOnly);
         }
         match self.status {
             Some(status) if !(400..=599).contains(&status) => Err(FaultError::BadStatus(status)),
@@ -280,10 +294,14 @@ impl Control {
         count
     }
 
-    /// Takes one use of the first fault matching this request, if any.
+    /// Takes one use of the first fault matching this request, if any (`accepted` faults
+    /// excepted: they act on the answer, see [`Control::hold_answer`]).
     fn take_fault(&self, vendor: &str, token: &str) -> Option<Fault> {
         let mut inner = self.lock();
-        let index = inner.faults.iter().position(|f| f.matches(vendor, token))?;
+        let index = inner
+            .faults
+            .iter()
+            .position(|f| !f.accepted && f.matches(vendor, token))?;
         let fault = &mut inner.faults[index];
         fault.times -= 1;
         let struck = fault.clone();
@@ -316,6 +334,36 @@ impl Control {
             reason: fault.reason.unwrap_or_default(),
             retry_after_s: fault.retry_after_s,
         })
+    }
+
+    /// Whether an `accepted` fault waits for `vendor`: only then is a request's body read
+    /// twice to find its token.
+    pub fn has_accepted_fault(&self, vendor: &str) -> bool {
+        self.lock()
+            .faults
+            .iter()
+            .any(|f| f.accepted && f.vendor == vendor)
+    }
+
+    /// Takes one use of the first `accepted` fault of `vendor` whose token the request names
+    /// (`names_token`: in its path or body; a fault without a token matches any), and
+    /// returns how long to hold the answer.
+    pub fn hold_answer(
+        &self,
+        vendor: &str,
+        names_token: impl Fn(&str) -> bool,
+    ) -> Option<Duration> {
+        let mut inner = self.lock();
+        let index = inner.faults.iter().position(|f| {
+            f.accepted && f.vendor == vendor && f.token.as_deref().is_none_or(&names_token)
+        })?;
+        let fault = &mut inner.faults[index];
+        fault.times -= 1;
+        let delay = Duration::from_millis(fault.delay_ms.unwrap_or(0));
+        if fault.times == 0 {
+            inner.faults.remove(index);
+        }
+        Some(delay)
     }
 
     pub fn expire_auth(&self) {
@@ -445,6 +493,54 @@ mod tests {
             retry_after_s: None,
             times: 2,
             delay_ms: None,
+            accepted: false,
+        }
+    }
+
+    #[test]
+    fn an_accepted_fault_holds_only_the_answer_of_requests_naming_its_token() {
+        let control = Control::default();
+        let late = Fault {
+            token: Some("aa".into()),
+            status: None,
+            reason: None,
+            times: 1,
+            delay_ms: Some(5_000),
+            accepted: true,
+            ..fault("fcm")
+        };
+        control.add_fault(late).unwrap();
+        assert!(control.has_accepted_fault("fcm"));
+        assert!(!control.has_accepted_fault("apns"));
+        // The request itself is not struck: it is handled, and recorded, as usual.
+        assert!(control.take_fault("fcm", "aa").is_none());
+        assert_eq!(control.hold_answer("fcm", |t| t == "bb"), None);
+        assert_eq!(
+            control.hold_answer("fcm", |t| t == "aa"),
+            Some(Duration::from_millis(5_000))
+        );
+        assert_eq!(control.hold_answer("fcm", |t| t == "aa"), None, "used up");
+    }
+
+    #[test]
+    fn an_accepted_fault_needs_a_delay_and_no_status() {
+        let control = Control::default();
+        let with_status = Fault {
+            delay_ms: Some(10),
+            accepted: true,
+            ..fault("fcm")
+        };
+        let without_delay = Fault {
+            status: None,
+            reason: None,
+            accepted: true,
+            ..fault("fcm")
+        };
+        for bad in [with_status, without_delay] {
+            assert_eq!(
+                control.add_fault(bad),
+                Err(FaultError::AcceptedNeedsDelayOnly)
+            );
         }
     }
 

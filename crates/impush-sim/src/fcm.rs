@@ -992,8 +992,12 @@ fn check_value(value: &Value, path: &str, kind: Kind) -> Result<(), Violation> {
             value.as_i64().is_some_and(|n| i32::try_from(n).is_ok())
                 || value.as_str().is_some_and(|s| s.parse::<i32>().is_ok())
         }
+        // Google's JSON parser takes enum names in any case: its own admin SDKs send
+        // `"priority": "high"` (firebase-admin `AndroidConfig.priority`).
         Kind::Enum(_, names) => {
-            value.as_str().is_some_and(|s| names.contains(&s))
+            value
+                .as_str()
+                .is_some_and(|s| names.iter().any(|name| name.eq_ignore_ascii_case(s)))
                 || value
                     .as_u64()
                     .is_some_and(|n| usize::try_from(n).is_ok_and(|n| n < names.len()))
@@ -1092,6 +1096,26 @@ mod tests {
             "android": {"restrictedPackageName": "com.x", "notification": {"channelId": "c"}}}});
         let checked = check_request(&request).ok().unwrap();
         assert!(checked.validate_only);
+    }
+
+    #[test]
+    fn fcm_enum_values_are_accepted_in_any_case() {
+        // (android.priority, accepted?)
+        let table = [
+            ("HIGH", true),
+            ("high", true),
+            ("normal", true),
+            ("High", true),
+            (" high", false),
+            ("urgent", false),
+        ];
+        for (priority, accepted) in table {
+            let request = message(json!({"token": "t", "android": {"priority": priority}}));
+            assert_eq!(check_request(&request).is_ok(), accepted, "{priority:?}");
+        }
+        let request = message(json!({"token": "t",
+            "android": {"notification": {"visibility": "public", "notification_priority": "priority_high"}}}));
+        assert!(check_request(&request).is_ok());
     }
 
     #[test]

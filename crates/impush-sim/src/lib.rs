@@ -27,7 +27,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Request, State};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -396,7 +396,10 @@ personalities! {
 }
 
 fn router(sim: Arc<Sim>) -> Router {
-    let vendors = vendor_routes();
+    let vendors = vendor_routes().route_layer(middleware::from_fn_with_state(
+        Arc::clone(&sim),
+        answer_accepted_late,
+    ));
     let vendors = if sim.vendor_latency.is_zero() {
         vendors
     } else {
@@ -417,6 +420,59 @@ async fn vendor_round_trip(State(sim): State<Arc<Sim>>, request: Request, next: 
         _ = shutdown.wait_for(|stopped| *stopped) => {}
     }
     next.run(request).await
+}
+
+/// The largest vendor request body read while an `accepted` fault waits.
+const MAX_HELD_BODY_BYTES: usize = 16 << 20;
+
+/// An `accepted` fault ([`Fault`]): the request is handled as usual, so the vendor accepts
+/// and records the push, and only a successful answer is held back for the fault's delay,
+/// past the client's timeout. Bodies are read here only while such a fault waits for the
+/// request's vendor; a fault's token matches a request naming it in its path or body.
+async fn answer_accepted_late(
+    State(sim): State<Arc<Sim>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let vendor = request
+        .uri()
+        .path()
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .and_then(|first| VENDORS.iter().find(|v| **v == first));
+    let Some(vendor) = vendor.filter(|v| sim.control.has_accepted_fault(v)) else {
+        return next.run(request).await;
+    };
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_HELD_BODY_BYTES).await else {
+        return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
+    };
+    let path = parts.uri.path().to_owned();
+    let response = next
+        .run(Request::from_parts(
+            parts,
+            axum::body::Body::from(bytes.clone()),
+        ))
+        .await;
+    if !response.status().is_success() {
+        return response;
+    }
+    let names_token = |token: &str| {
+        path.contains(token)
+            || bytes
+                .windows(token.len().max(1))
+                .any(|window| window == token.as_bytes())
+    };
+    if let Some(delay) = sim.control.hold_answer(vendor, names_token) {
+        tracing::debug!(vendor, ?delay, "accepted; answering late");
+        let mut shutdown = sim.shutdown.clone();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = shutdown.wait_for(|stopped| *stopped) => {}
+        }
+    }
+    response
 }
 
 /// Serves the simulators on `listener` until `shutdown` completes.

@@ -138,6 +138,7 @@ async fn delay_fault_hangs_before_answering() {
         retry_after_s: None,
         times: 1,
         delay_ms: Some(300),
+        accepted: false,
     })
     .unwrap();
     let started = Instant::now();
@@ -164,6 +165,41 @@ async fn delay_fault_hangs_before_answering() {
     assert!(timed_out.is_err_and(|e| e.is_timeout()));
     assert!(started.elapsed() < Duration::from_millis(300));
     assert_eq!(sim.deliveries(None).len(), 1);
+}
+
+#[tokio::test]
+async fn an_accepted_fault_records_the_push_and_answers_after_the_client_gave_up() {
+    let sim = start().await;
+    let client = h2();
+    let jwt = apns_jwt(now_s());
+    add_fault(
+        &h1(),
+        &sim,
+        json!({"vendor": "apns", "token": APNS_TOKEN, "accepted": true, "delay_ms": 60_000}),
+    )
+    .await;
+    let gave_up = apns_request(&client, &sim, APNS_TOKEN, &jwt)
+        .json(&alert_body())
+        .timeout(Duration::from_millis(200))
+        .send()
+        .await;
+    assert!(gave_up.is_err_and(|e| e.is_timeout()));
+    let accepted = sim.deliveries(None);
+    assert_eq!(
+        accepted.len(),
+        1,
+        "the vendor has the push the client gave up on"
+    );
+    assert_eq!(accepted[0].token, APNS_TOKEN);
+
+    // The fault is used up: the client's retry is answered at once and recorded again.
+    let retry = apns_request(&client, &sim, APNS_TOKEN, &jwt)
+        .json(&alert_body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status(), 200);
+    assert_eq!(sim.deliveries(None).len(), 2);
 }
 
 #[tokio::test]
@@ -270,6 +306,7 @@ async fn shutdown_ends_the_server_and_a_hanging_request() {
         retry_after_s: None,
         times: 1,
         delay_ms: Some(60_000),
+        accepted: false,
     })
     .unwrap();
     let client = h2();

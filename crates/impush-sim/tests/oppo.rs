@@ -221,6 +221,7 @@ async fn faults_answer_with_oppos_code_per_token_or_for_the_request() {
         retry_after_s: Some(9),
         times: 1,
         delay_ms: None,
+        accepted: false,
     };
     sim.inject_fault(fault("reg-x", "10001")).unwrap();
     let batch = json!([message("reg-x"), message("reg-y")]);

@@ -8,12 +8,21 @@
 //! `aps` dictionary plus custom keys outside it: ours is `ext`, the key the IM SDK reads in
 //! `didReceiveRemoteNotification` (seeds, "Setting Custom Click-to-Redirect Logic").
 //! Size: 4096 bytes, 5120 for VoIP (413 `PayloadTooLarge` beyond). One token per request.
+//!
+//! - `ios_content_available`: a silent background notification (developer.apple.com/
+//!   documentation/usernotifications/pushing-background-updates-to-your-app): `aps` holds
+//!   only `content-available: 1`, `apns-push-type: background`, `apns-priority: 5`; the
+//!   text travels as the custom keys `title` and `body` beside `ext`. A VoIP push stays one.
+//! - `ios_mutable_content`: `mutable-content: 1` on an alert, so the app's Notification
+//!   Service Extension may change it before it is shown (developer.apple.com/documentation/
+//!   usernotifications/modifying-content-in-newly-delivered-notifications).
 
 use impush_proto::v1::{IosPushType, Notification, PushTarget, Vendor};
 use serde::Serialize;
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, required,
+    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, is_silent,
+    required,
 };
 use crate::credential::CredentialProfile;
 use crate::ids::is_header_safe;
@@ -57,6 +66,7 @@ impl VendorPayload for Payload {
         check_path_safe_token(Vendor::Apns, &target.token)?;
         let bundle_id = required(credential, "bundle_id", &credential.bundle_id)?;
         let voip = is_voip(notification);
+        let silent = is_silent(notification);
 
         let mut headers = vec![
             (
@@ -69,9 +79,17 @@ impl VendorPayload for Payload {
             ),
             (
                 "apns-push-type",
-                if voip { "voip" } else { "alert" }.to_owned(),
+                if voip {
+                    "voip"
+                } else if silent {
+                    "background"
+                } else {
+                    "alert"
+                }
+                .to_owned(),
             ),
-            ("apns-priority", "10".to_owned()),
+            // Apple: a background notification must have priority 5 (10 is refused).
+            ("apns-priority", if silent { "5" } else { "10" }.to_owned()),
         ];
         if !notification.collapse_id.is_empty()
             && notification.collapse_id.len() <= 64
@@ -100,15 +118,26 @@ fn is_voip(notification: &Notification) -> bool {
 #[derive(Serialize)]
 struct ApnsBody<'a> {
     aps: Aps<'a>,
+    /// A silent push's text, for the app to use when it wakes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    body: Option<&'a str>,
     #[serde(skip_serializing_if = "str::is_empty")]
     ext: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    title: Option<&'a str>,
 }
 
 #[derive(Serialize)]
 struct Aps<'a> {
-    alert: Alert<'a>,
+    /// Absent in a silent push, whose text travels outside `aps` (see [`ApnsBody`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert: Option<Alert<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     badge: Option<u32>,
+    #[serde(rename = "content-available", skip_serializing_if = "Option::is_none")]
+    content_available: Option<u8>,
+    #[serde(rename = "mutable-content", skip_serializing_if = "Option::is_none")]
+    mutable_content: Option<u8>,
     #[serde(skip_serializing_if = "str::is_empty")]
     sound: &'a str,
     #[serde(rename = "thread-id", skip_serializing_if = "str::is_empty")]
@@ -127,6 +156,22 @@ enum Alert<'a> {
 }
 
 fn body(notification: &Notification, badge: Option<u32>) -> ApnsBody<'_> {
+    if is_silent(notification) {
+        // "include only the content-available key" in `aps`: no alert, sound or badge.
+        return ApnsBody {
+            aps: Aps {
+                alert: None,
+                badge: None,
+                content_available: Some(1),
+                mutable_content: None,
+                sound: "",
+                thread_id: "",
+            },
+            body: Some(&notification.body),
+            ext: &notification.ext,
+            title: (!notification.title.is_empty()).then_some(notification.title.as_str()),
+        };
+    }
     let alert = if notification.title.is_empty() {
         Alert::Body(&notification.body)
     } else {
@@ -137,18 +182,75 @@ fn body(notification: &Notification, badge: Option<u32>) -> ApnsBody<'_> {
     };
     ApnsBody {
         aps: Aps {
-            alert,
+            alert: Some(alert),
             badge,
+            content_available: None,
+            mutable_content: notification.ios_mutable_content.then_some(1),
             sound: &notification.sound,
             thread_id: &notification.conversation,
         },
+        body: None,
         ext: &notification.ext,
+        title: None,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ios_content_available_is_a_silent_background_push_and_mutable_content_marks_the_alert() {
+        // (content-available, mutable-content, push type, priority, aps keys)
+        let table = [
+            (
+                false,
+                false,
+                "alert",
+                "10",
+                vec!["alert", "badge", "sound", "thread-id"],
+            ),
+            (
+                false,
+                true,
+                "alert",
+                "10",
+                vec!["alert", "badge", "mutable-content", "sound", "thread-id"],
+            ),
+            (true, false, "background", "5", vec!["content-available"]),
+            (true, true, "background", "5", vec!["content-available"]),
+        ];
+        for (available, mutable, push_type, priority, keys) in table {
+            let mut n = notification();
+            n.ios_content_available = available;
+            n.ios_mutable_content = mutable;
+            let req = build_payload(&n, &credential(), &[target("abcd01")]).unwrap();
+            assert_eq!(req.header("apns-push-type"), Some(push_type));
+            assert_eq!(req.header("apns-priority"), Some(priority));
+            let Body::Json(body) = &req.body else {
+                panic!("APNs takes JSON")
+            };
+            let body: serde_json::Value = serde_json::from_str(body).unwrap();
+            let mut sent: Vec<&str> = body["aps"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
+            sent.sort_unstable();
+            assert_eq!(sent, keys, "{available} {mutable}");
+            for key in ["content-available", "mutable-content"] {
+                if keys.contains(&key) {
+                    assert_eq!(body["aps"][key], 1);
+                }
+            }
+            assert_eq!(body["ext"], n.ext.as_str());
+            if available {
+                assert_eq!(body["body"], "Denny: see you at 5");
+                assert_eq!(body["title"], "Team chat");
+            }
+        }
+    }
     use crate::payload::build_payload;
     use crate::payload::testing::{notification, target};
     use serde_json::json;

@@ -21,6 +21,11 @@
 //!   own setting applies (on Android 8+ only the channel decides).
 //! - Expiry: `android.ttl`, a duration string such as `"30s"`, 0 to 28 days; `"0s"` means
 //!   "now or never", which is right for a call that has already expired.
+//! - Notify mode: `android_notify_mode` CUSTOM sends a data-only message (no `notification`,
+//!   no `android.notification`): `data` then holds `title`, `body` and `ext` as strings and
+//!   the app's `FirebaseMessagingService.onMessageReceived` shows it itself, also in the
+//!   background ("Firebase Cloud Messaging message types", firebase.google.com/docs/
+//!   cloud-messaging/concept-options).
 //! - No `collapse_key`: it would let one message replace another. `tag` is the message's
 //!   own `collapse_id`, so only a second copy of the same message replaces the first.
 //!
@@ -35,8 +40,8 @@ use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde::Serialize;
 
 use super::{
-    Body, BuildError, ExtMap, Limits, Seconds, VendorPayload, VendorRequest, check_path_safe_token,
-    raw_resource_name, required, ttl_seconds,
+    Body, BuildError, ExtMap, Limits, PassThrough, Seconds, VendorPayload, VendorRequest,
+    check_path_safe_token, is_pass_through, raw_resource_name, required, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 
@@ -91,9 +96,19 @@ struct Request<'a> {
 struct Message<'a> {
     android: Android<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<ExtMap<'a>>,
-    notification: Display<'a>,
+    data: Option<Data<'a>>,
+    /// Absent for a data-only message (notify mode CUSTOM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification: Option<Display<'a>>,
     token: &'a str,
+}
+
+/// `data`: only `ext` beside a notification; the text too in a data-only message.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Data<'a> {
+    Ext(ExtMap<'a>),
+    PassThrough(PassThrough<'a>),
 }
 
 #[derive(Serialize)]
@@ -105,8 +120,8 @@ struct Display<'a> {
 
 #[derive(Serialize)]
 struct Android<'a> {
-    #[serde(skip_serializing_if = "AndroidNotification::is_empty")]
-    notification: AndroidNotification<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification: Option<AndroidNotification<'a>>,
     priority: &'static str,
     #[serde(skip_serializing_if = "str::is_empty")]
     restricted_package_name: &'a str,
@@ -141,30 +156,43 @@ fn message<'a>(
     credential: &'a CredentialProfile,
     token: &'a str,
 ) -> Message<'a> {
+    if is_pass_through(notification) {
+        return Message {
+            android: android(notification, credential, false),
+            data: Some(Data::PassThrough(PassThrough::of(notification))),
+            notification: None,
+            token,
+        };
+    }
     Message {
-        android: android(notification, credential),
-        data: (!notification.ext.is_empty()).then_some(ExtMap {
+        android: android(notification, credential, true),
+        data: (!notification.ext.is_empty()).then_some(Data::Ext(ExtMap {
             ext: &notification.ext,
-        }),
-        notification: Display {
+        })),
+        notification: Some(Display {
             body: &notification.body,
             title: &notification.title,
-        },
+        }),
         token,
     }
 }
 
-fn android<'a>(notification: &'a Notification, credential: &'a CredentialProfile) -> Android<'a> {
+fn android<'a>(
+    notification: &'a Notification,
+    credential: &'a CredentialProfile,
+    shown: bool,
+) -> Android<'a> {
+    let display = AndroidNotification {
+        channel_id: first_non_empty(&[
+            &notification.android_fcm_channel_id,
+            &credential.default_channel_id,
+        ]),
+        click_action: &credential.click_action,
+        sound: sound(&notification.sound),
+        tag: &notification.collapse_id,
+    };
     Android {
-        notification: AndroidNotification {
-            channel_id: first_non_empty(&[
-                &notification.android_fcm_channel_id,
-                &credential.default_channel_id,
-            ]),
-            click_action: &credential.click_action,
-            sound: sound(&notification.sound),
-            tag: &notification.collapse_id,
-        },
+        notification: (shown && !display.is_empty()).then_some(display),
         priority: "HIGH",
         // FCM then refuses tokens of another app instead of showing our text in it.
         restricted_package_name: &credential.package_name,
@@ -190,6 +218,7 @@ mod tests {
     use super::*;
     use crate::payload::build_payload;
     use crate::payload::testing::{notification, target};
+    use impush_proto::v1::AndroidNotifyMode;
     use serde_json::{Value, json};
 
     const TOKEN: &str = "fcm:APA91b_x-y.z";
@@ -307,6 +336,49 @@ mod tests {
         n.expires_at_ms = n.send_time_ms + 90 * 24 * 3600 * 1000;
         let req = build_payload(&n, &credential(), &[target(TOKEN)]).unwrap();
         assert_eq!(body(&req)["message"]["android"]["ttl"], "2419200s");
+    }
+
+    #[test]
+    fn ttl_is_what_is_left_of_the_ring_when_the_request_leaves() {
+        // (ms after the send time the request leaves, ttl sent)
+        for (after_ms, ttl) in [(0, "30s"), (10_000, "20s"), (29_001, "1s")] {
+            let mut n = notification();
+            n.expires_at_ms = n.send_time_ms + 30_000;
+            n.request_at_ms = n.send_time_ms + after_ms;
+            let req = build_payload(&n, &credential(), &[target(TOKEN)]).unwrap();
+            assert_eq!(body(&req)["message"]["android"]["ttl"], ttl, "{after_ms}");
+        }
+    }
+
+    #[test]
+    fn notify_mode_custom_is_a_data_only_message() {
+        // (notify mode, notification shown by the system?)
+        let table = [
+            (AndroidNotifyMode::Unspecified, true),
+            (AndroidNotifyMode::Normal, true),
+            (AndroidNotifyMode::Custom, false),
+        ];
+        for (mode, shown) in table {
+            let mut n = notification();
+            n.set_android_notify_mode(mode);
+            let message =
+                body(&build_payload(&n, &credential(), &[target(TOKEN)]).unwrap())["message"]
+                    .clone();
+            assert_eq!(message.get("notification").is_some(), shown, "{mode:?}");
+            assert_eq!(
+                message["android"].get("notification").is_some(),
+                shown,
+                "{mode:?}"
+            );
+            assert_eq!(message["data"]["ext"], n.ext.as_str());
+            if !shown {
+                assert_eq!(
+                    message["data"],
+                    json!({"title": "Team chat", "body": "Denny: see you at 5", "ext": n.ext})
+                );
+                assert_eq!(message["android"]["priority"], "HIGH");
+            }
+        }
     }
 
     #[test]

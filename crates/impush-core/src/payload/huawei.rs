@@ -34,6 +34,10 @@
 //!   device instead of only the newest (archived "push-server-send" reference), so
 //!   different messages are never collapsed. Each message gets its own notification id
 //!   (Huawei's default).
+//! - Notify mode: `android_notify_mode` CUSTOM sends a data message: no
+//!   `android.notification`, and `data` holds `{"body","ext","title"}` as a JSON string,
+//!   which Push Kit hands to the app's `HmsMessageService.onMessageReceived` ("Sending
+//!   Messages", data messages); the app shows it itself. The IM category is left out there.
 //! - Badge: not sent. Huawei's badge needs the launcher class and a number per device,
 //!   and a batch shares one payload.
 
@@ -42,8 +46,9 @@ use serde::Serialize;
 use serde::de::IgnoredAny;
 
 use super::{
-    Body, BuildError, ExtMap, Limits, Seconds, Tokens, VendorPayload, VendorRequest,
-    check_path_safe_token, json_member, json_string, raw_resource_name, required, ttl_seconds,
+    Body, BuildError, ExtMap, Limits, PassThrough, Seconds, Tokens, VendorPayload, VendorRequest,
+    check_path_safe_token, is_pass_through, json_member, json_string, raw_resource_name, required,
+    ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 use crate::render::DEFAULT_SOUND;
@@ -99,8 +104,14 @@ impl VendorPayload for Payload {
             check_path_safe_token(Vendor::Huawei, &target.token)?;
         }
 
-        let request = Request {
-            message: Message {
+        let message = if is_pass_through(notification) {
+            Message {
+                android: data_android(notification),
+                data: Some(json_string(&PassThrough::of(notification))),
+                token: Tokens(targets),
+            }
+        } else {
+            Message {
                 android: android(notification, credential),
                 data: (!notification.ext.is_empty()).then(|| {
                     json_string(&ExtMap {
@@ -108,7 +119,10 @@ impl VendorPayload for Payload {
                     })
                 }),
                 token: Tokens(targets),
-            },
+            }
+        };
+        let request = Request {
+            message,
             validate_only: false,
         };
         Ok(VendorRequest {
@@ -150,9 +164,12 @@ struct Message<'a> {
 
 #[derive(Serialize)]
 struct Android<'a> {
+    #[serde(skip_serializing_if = "str::is_empty")]
     category: &'a str,
     collapse_key: i32,
-    notification: AndroidNotification<'a>,
+    /// Absent for a data message (notify mode CUSTOM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification: Option<AndroidNotification<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ttl: Option<Seconds>,
 }
@@ -185,7 +202,19 @@ fn android<'a>(notification: &'a Notification, credential: &'a CredentialProfile
     Android {
         category,
         collapse_key: KEEP_ALL_CACHED,
-        notification: android_notification(notification, credential),
+        notification: Some(android_notification(notification, credential)),
+        ttl: ttl_seconds(notification, 1).map(|ttl| Seconds(ttl.min(MAX_TTL_SECONDS))),
+    }
+}
+
+/// `android` of a data message: no notification; `category` only when the sender named one
+/// (Push Kit takes `VOIP` and `PLAY_VOICE` for data messages, not the notification
+/// categories such as `IM`).
+fn data_android(notification: &Notification) -> Android<'_> {
+    Android {
+        category: &notification.android_huawei_category,
+        collapse_key: KEEP_ALL_CACHED,
+        notification: None,
         ttl: ttl_seconds(notification, 1).map(|ttl| Seconds(ttl.min(MAX_TTL_SECONDS))),
     }
 }
@@ -222,6 +251,36 @@ fn android_notification<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use impush_proto::v1::AndroidNotifyMode;
+
+    #[test]
+    fn notify_mode_custom_is_a_data_message() {
+        // (notify mode, android.notification sent?, category)
+        let table = [
+            (AndroidNotifyMode::Unspecified, true, Some("IM")),
+            (AndroidNotifyMode::Normal, true, Some("IM")),
+            (AndroidNotifyMode::Custom, false, None),
+        ];
+        for (mode, shown, category) in table {
+            let mut n = notification();
+            n.set_android_notify_mode(mode);
+            let message =
+                body(&build_payload(&n, &credential(), &[target("tok-1")]).unwrap())["message"]
+                    .clone();
+            assert_eq!(
+                message["android"].get("notification").is_some(),
+                shown,
+                "{mode:?}"
+            );
+            assert_eq!(message["android"]["category"].as_str(), category);
+            let data: Value = serde_json::from_str(message["data"].as_str().unwrap()).unwrap();
+            assert_eq!(data["ext"], n.ext.as_str());
+            if !shown {
+                assert_eq!(data["title"], "Team chat");
+                assert_eq!(data["body"], "Denny: see you at 5");
+            }
+        }
+    }
     use crate::payload::build_payload;
     use crate::payload::testing::{notification, target};
     use serde_json::{Value, json};

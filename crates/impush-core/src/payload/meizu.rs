@@ -29,6 +29,9 @@
 //! - `advanceInfo.notificationType{vibrate, lights, sound}`: all on, or sound and vibration
 //!   off for a silent notification. A custom sound file cannot be named, so it plays the
 //!   default. No `notifyKey`: it would replace earlier messages of a chat with the last one.
+//! - Notify mode: Meizu's pass-through messages go to another endpoint
+//!   (`/garcia/api/server/push/unvarnished/pushByPushId`) that impush does not call yet, so
+//!   `android_notify_mode` CUSTOM still goes out as a notification.
 //!
 //! No badge (Meizu's API has none; `PushTarget.badge` is an iOS number). No documented size
 //! limit on `messageJson` beyond the per-field ones, so [`Limits::max_bytes`] is unbounded.

@@ -17,7 +17,7 @@
 //! the bytes sent stay the ones reviewed: that matters most for JSON nested in a form field
 //! (OPPO `message`, Meizu `messageJson`), which is text, compared and signed as such.
 
-use impush_proto::v1::{Notification, PushTarget, Vendor};
+use impush_proto::v1::{AndroidNotifyMode, IosPushType, Notification, PushTarget, Vendor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -509,14 +509,69 @@ pub fn required<'a>(
     }
 }
 
-/// Seconds left until `expires_at_ms`, for vendors that take a relative TTL; `None` when the
-/// notification never expires. Never less than `min`.
+/// Seconds left until `expires_at_ms` when the request leaves (`request_at_ms`, set by the
+/// sender; `send_time_ms` in previews), for vendors that take a relative TTL: a call push
+/// sent 10 s into a 30 s ring carries 20 s. `None` when the notification never expires.
+/// Never less than `min`.
 pub fn ttl_seconds(notification: &Notification, min: u64) -> Option<u64> {
     if notification.expires_at_ms <= 0 {
         return None;
     }
-    let left_ms = notification.expires_at_ms - notification.send_time_ms;
+    let left_ms = notification.expires_at_ms - request_at_ms(notification);
     Some(((left_ms.max(0) as u64).div_ceil(1000)).max(min))
+}
+
+/// When the request leaves: `request_at_ms`, or `send_time_ms` before a sender set it.
+pub fn request_at_ms(notification: &Notification) -> i64 {
+    if notification.request_at_ms > 0 {
+        notification.request_at_ms
+    } else {
+        notification.send_time_ms
+    }
+}
+
+/// Whether the sender asked for a silent iOS push (`ios_content_available`): a background
+/// notification with no alert, sound or badge. A VoIP push stays one: it always rings.
+pub fn is_silent(notification: &Notification) -> bool {
+    notification.ios_content_available && notification.ios_push_type() != IosPushType::Voip
+}
+
+/// Whether the sender asked for a pass-through (data) message the app shows itself
+/// (`android_notify_mode` CUSTOM) instead of a system notification.
+pub fn is_pass_through(notification: &Notification) -> bool {
+    notification.android_notify_mode() == AndroidNotifyMode::Custom
+}
+
+/// The vendor idempotency or replacement key of one message, optionally for one device:
+/// derived from the message's `collapse_id` (its `msg_id`, or a digest of it), so two
+/// different messages never share one, whatever their conversation and send time, and a
+/// repeat of the same message always gets the same one.
+pub fn message_key(notification: &Notification, token: Option<&str>) -> u64 {
+    match token {
+        Some(token) => stable_hash(&[notification.collapse_id.as_bytes(), token.as_bytes()]),
+        None => stable_hash(&[notification.collapse_id.as_bytes()]),
+    }
+}
+
+/// What a pass-through (data) message carries for the app to show: the rendered text and
+/// `ext`, as string values (every vendor's data map takes strings).
+#[derive(Serialize)]
+pub struct PassThrough<'a> {
+    pub body: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub ext: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub title: &'a str,
+}
+
+impl<'a> PassThrough<'a> {
+    pub fn of(notification: &'a Notification) -> PassThrough<'a> {
+        PassThrough {
+            body: &notification.body,
+            ext: &notification.ext,
+            title: &notification.title,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -603,5 +658,49 @@ mod tests {
         n.expires_at_ms = n.send_time_ms + 30_500;
         assert_eq!(ttl_seconds(&n, 0), Some(31));
         assert_eq!(ttl_seconds(&n, 60), Some(60));
+    }
+
+    #[test]
+    fn ttl_is_what_is_left_when_the_request_leaves() {
+        // (ms since send when the request leaves, ring or TTL in ms, seconds sent)
+        let table = [
+            (0, 30_000, 30),
+            (10_000, 30_000, 20),
+            (29_500, 30_000, 1),
+            (60_000, 3_600_000, 3_540),
+        ];
+        for (after_ms, ttl_ms, expected) in table {
+            let mut n = notification();
+            n.expires_at_ms = n.send_time_ms + ttl_ms;
+            n.request_at_ms = n.send_time_ms + after_ms;
+            assert_eq!(
+                ttl_seconds(&n, 0),
+                Some(expected),
+                "{after_ms} ms into {ttl_ms} ms"
+            );
+        }
+    }
+
+    #[test]
+    fn message_keys_come_from_the_message_id_not_its_conversation_or_time() {
+        let first = Notification {
+            collapse_id: "msg-1".into(),
+            ..notification()
+        };
+        let second = Notification {
+            collapse_id: "msg-2".into(),
+            ..notification()
+        };
+        let repeat = first.clone();
+        assert_ne!(message_key(&first, None), message_key(&second, None));
+        assert_eq!(message_key(&first, None), message_key(&repeat, None));
+        assert_ne!(
+            message_key(&first, Some("token-a")),
+            message_key(&first, Some("token-b"))
+        );
+        assert_eq!(
+            message_key(&first, Some("token-a")),
+            message_key(&repeat, Some("token-a"))
+        );
     }
 }

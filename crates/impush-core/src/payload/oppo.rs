@@ -32,6 +32,8 @@
 //!   delivered up to an hour late on OPPO.
 //! - Size: OPPO publishes no byte limit we could verify; we keep each message's
 //!   `notification` object within 4096 bytes [M] ([`Payload::measure`]).
+//! - Notify mode: OPPO's server API sends notification-bar messages only, so
+//!   `android_notify_mode` CUSTOM still goes out as a notification.
 //! - Badge: not sent (ColorOS has no server-set badge). Each message gets its own
 //!   notification (OPPO's default), so different messages are never collapsed.
 

@@ -9,12 +9,20 @@
 //!   with `ignore_invalid_token: 1` so one dead token does not fail the whole batch (the
 //!   reply then lists it in `invalid_targe_list`, sic).
 //! - The platform is not a request field: a TPNS AccessID belongs to one platform. This
-//!   module takes a credential with a `bundle_id` as iOS (credential.rs: "TPNS iOS") and one
-//!   with only a `package_name` as Android, and needs one of the two to know which message
-//!   shape to send. (The older Xinge v3 doc, xingePush/xinge-docs
+//!   module takes a credential with only a `bundle_id` as iOS and one with only a
+//!   `package_name` as Android; one naming both serves both, and the device decides
+//!   (`Notification.ios_device`: a TPNS token registered from an iPhone). It needs one of
+//!   the two to know which message shape to send. An iPhone's push follows the iOS rules:
+//!   `ios_sound`, the badge (the router renders it as for APNs). (The older Xinge v3 doc, xingePush/xinge-docs
 //!   `server_api/rest-api-v3ban-ben-shi-yong-zhi-nan.md`, still had a required `platform`;
 //!   the TPNS doc and SDK examples no longer send it.)
-//! - `message_type: "notify"`; `title` and `content` are both required. The title falls back
+//! - `message_type: "notify"`, or `"message"` (TPNS's pass-through / silent message,
+//!   cloud.tencent.com/document/product/548/39064) for Android's notify mode CUSTOM and for
+//!   an iOS silent push (`ios_content_available`: `aps` holds only `content-available: 1`).
+//!   `ios_mutable_content` sets `aps.mutable-content: 1` on an iOS notification. TPNS
+//!   forwards `aps` to APNs; the two keys are Apple's own names, which we could not see
+//!   confirmed in TPNS's own field table [unverified]. `title` and `content` are both
+//!   required. The title falls back
 //!   to the credential's `default_title`, then the sender's name, then the group's name.
 //! - `ext` reaches the app as `custom_content`, a JSON string: TPNS's Android SDK hands it
 //!   to the opened activity (intent extra `custom_content`, or the `customContent` query
@@ -49,7 +57,7 @@ use serde::de::IgnoredAny;
 
 use super::{
     Body, BuildError, ExtMap, Limits, Tokens, VendorPayload, VendorRequest, check_path_safe_token,
-    json_member, json_string, raw_resource_name, ttl_seconds,
+    is_pass_through, is_silent, json_member, json_string, raw_resource_name, ttl_seconds,
 };
 use crate::credential::{CredentialProfile, Environment};
 
@@ -93,7 +101,7 @@ impl VendorPayload for Payload {
         for target in targets {
             check_path_safe_token(Vendor::Tpns, &target.token)?;
         }
-        let platform = Platform::of(credential)?;
+        let platform = Platform::of(credential, notification)?;
 
         let (audience_type, ignore_invalid_token) = match targets {
             [_] => ("token", None),
@@ -109,13 +117,19 @@ impl VendorPayload for Payload {
                 ios_message(notification, common_badge(targets)?),
             ),
         };
+        // "message": TPNS's pass-through / silent message (Push API, `message_type`).
+        let message_type = match platform {
+            Platform::Android if is_pass_through(notification) => "message",
+            Platform::Ios if is_silent(notification) => "message",
+            Platform::Android | Platform::Ios => "notify",
+        };
         let root = Push {
             audience_type,
             environment,
             expire_time: expire_time(notification),
             ignore_invalid_token,
             message,
-            message_type: "notify",
+            message_type,
             token_list: Tokens(targets),
         };
 
@@ -204,9 +218,14 @@ struct Ios<'a> {
 
 #[derive(Serialize)]
 struct Aps<'a> {
-    alert: EmptyObject,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    alert: Option<EmptyObject>,
     #[serde(skip_serializing_if = "Option::is_none")]
     badge_type: Option<u32>,
+    #[serde(rename = "content-available", skip_serializing_if = "Option::is_none")]
+    content_available: Option<u8>,
+    #[serde(rename = "mutable-content", skip_serializing_if = "Option::is_none")]
+    mutable_content: Option<u8>,
     #[serde(skip_serializing_if = "str::is_empty")]
     sound: &'a str,
 }
@@ -222,17 +241,22 @@ enum Platform {
 }
 
 impl Platform {
-    fn of(credential: &CredentialProfile) -> Result<Platform, BuildError> {
-        if !credential.bundle_id.is_empty() {
-            Ok(Platform::Ios)
-        } else if !credential.package_name.is_empty() {
-            Ok(Platform::Android)
-        } else {
-            Err(BuildError::MissingCredentialField {
+    /// The credential's platform; one naming both serves both, and the device decides
+    /// (`ios_device`, set for a TPNS token registered from an iPhone).
+    fn of(
+        credential: &CredentialProfile,
+        notification: &Notification,
+    ) -> Result<Platform, BuildError> {
+        match (credential.serves_ios(), credential.serves_android()) {
+            (true, true) if notification.ios_device => Ok(Platform::Ios),
+            (true, true) => Ok(Platform::Android),
+            (true, false) => Ok(Platform::Ios),
+            (false, true) => Ok(Platform::Android),
+            (false, false) => Err(BuildError::MissingCredentialField {
                 business_id: credential.business_id,
                 vendor: <Payload as VendorPayload>::NAME,
                 field: "bundle_id or package_name",
-            })
+            }),
         }
     }
 }
@@ -259,12 +283,8 @@ fn android_message<'a>(
         "" => "IM",
         category => category,
     };
-    // proto3 cannot tell "unset" from vivo's 0 (operational); an IM push is never
-    // operational, so 0 takes the IM default, 1 (system).
-    let vivo = match notification.android_vivo_classification {
-        0 => 1,
-        classification => classification,
-    };
+    // Unset takes the IM default, 1 (system); an explicit 0 (operational) is passed on.
+    let vivo = notification.android_vivo_classification.unwrap_or(1);
     let (ring, ring_raw) = match notification.sound.as_str() {
         "" => (0, None),
         "default" => (1, None),
@@ -291,16 +311,30 @@ fn android_message<'a>(
 }
 
 fn ios_message(notification: &Notification, badge: Option<u32>) -> Message<'_> {
+    let silent = is_silent(notification);
+    let aps = if silent {
+        Aps {
+            alert: None,
+            badge_type: None,
+            content_available: Some(1),
+            mutable_content: None,
+            sound: "",
+        }
+    } else {
+        // `alert` is required; TPNS fills its title and body from the message's own.
+        Aps {
+            alert: Some(EmptyObject {}),
+            badge_type: badge,
+            content_available: None,
+            mutable_content: notification.ios_mutable_content.then_some(1),
+            sound: &notification.sound,
+        }
+    };
     Message {
         android: None,
         content: &notification.body,
         ios: Some(Ios {
-            // `alert` is required; TPNS fills its title and body from the message's own.
-            aps: Aps {
-                alert: EmptyObject {},
-                badge_type: badge,
-                sound: &notification.sound,
-            },
+            aps,
             custom_content: custom_content(&notification.ext),
         }),
         thread_id: &notification.conversation,
@@ -416,6 +450,7 @@ mod tests {
     use super::*;
     use crate::payload::build_payload;
     use crate::payload::testing::{notification, target};
+    use impush_proto::v1::AndroidNotifyMode;
     use serde_json::{Value, json};
 
     const TOKEN: &str = "005c28bf60e29f9a1c2052ce96f43019a0b7";
@@ -442,6 +477,104 @@ mod tests {
             panic!("TPNS takes JSON")
         };
         serde_json::from_str(body).unwrap()
+    }
+
+    #[test]
+    fn tpns_on_an_iphone_follows_the_ios_rules() {
+        let both = CredentialProfile {
+            package_name: "com.example.im".into(),
+            ..ios_credential()
+        };
+        // (credential, ios_device, platform object sent)
+        let table = [
+            (&both, true, "ios"),
+            (&both, false, "android"),
+            (&ios_credential(), false, "ios"),
+            (&android_credential(), true, "android"),
+        ];
+        for (credential, ios_device, platform) in table {
+            let mut n = notification();
+            n.ios_device = ios_device;
+            n.sound = "ring.caf".into();
+            let message =
+                body(&build_payload(&n, credential, &[target(TOKEN)]).unwrap())["message"].clone();
+            assert!(message.get(platform).is_some(), "{ios_device} {message}");
+            if platform == "ios" {
+                assert_eq!(message["ios"]["aps"]["sound"], "ring.caf");
+                assert_eq!(message["ios"]["aps"]["badge_type"], 4);
+            }
+        }
+    }
+
+    #[test]
+    fn notify_mode_and_silent_pushes_are_tpns_messages() {
+        // (credential, notify mode, content-available, mutable-content, message_type, aps)
+        let table = [
+            (
+                android_credential(),
+                AndroidNotifyMode::Normal,
+                false,
+                false,
+                "notify",
+                None,
+            ),
+            (
+                android_credential(),
+                AndroidNotifyMode::Custom,
+                false,
+                false,
+                "message",
+                None,
+            ),
+            (
+                ios_credential(),
+                AndroidNotifyMode::Custom,
+                false,
+                false,
+                "notify",
+                Some(json!({"alert": {}, "badge_type": 4, "sound": "default"})),
+            ),
+            (
+                ios_credential(),
+                AndroidNotifyMode::Unspecified,
+                false,
+                true,
+                "notify",
+                Some(
+                    json!({"alert": {}, "badge_type": 4, "sound": "default", "mutable-content": 1}),
+                ),
+            ),
+            (
+                ios_credential(),
+                AndroidNotifyMode::Unspecified,
+                true,
+                false,
+                "message",
+                Some(json!({"content-available": 1})),
+            ),
+        ];
+        for (credential, mode, available, mutable, message_type, aps) in table {
+            let mut n = notification();
+            n.set_android_notify_mode(mode);
+            n.ios_content_available = available;
+            n.ios_mutable_content = mutable;
+            let sent = body(&build_payload(&n, &credential, &[target(TOKEN)]).unwrap());
+            assert_eq!(sent["message_type"], message_type, "{mode:?} {available}");
+            if let Some(aps) = aps {
+                assert_eq!(sent["message"]["ios"]["aps"], aps);
+            }
+        }
+    }
+
+    #[test]
+    fn vivo_classification_0_is_passed_to_tpns() {
+        // (android_vivo_classification, vivo_ch_id)
+        for (asked, sent) in [(None, "1"), (Some(0), "0"), (Some(1), "1")] {
+            let mut n = notification();
+            n.android_vivo_classification = asked;
+            let body = body(&build_payload(&n, &android_credential(), &[target(TOKEN)]).unwrap());
+            assert_eq!(body["message"]["android"]["vivo_ch_id"], sent, "{asked:?}");
+        }
     }
 
     #[test]

@@ -22,17 +22,22 @@
 //! - `classification` 1 (system message) and `category` "IM": operational messages (0) are
 //!   capped at a few per user per day and held back between 23:00 and 07:00; IM is a system
 //!   category (vivo doc 359). Sources disagree on the default when classification is absent
-//!   (modood/pushapi: 0; docs.goeasy.io channel_category: 1), so we always send it. The proto
-//!   default 0 of `android_vivo_classification` is read as "unset", as the Tencent IM SDK's
-//!   own default for `androidVIVOClassification` is 1; any other value is passed through.
+//!   (modood/pushapi: 0; docs.goeasy.io channel_category: 1), so we always send it. An absent
+//!   `android_vivo_classification` means 1, the Tencent IM SDK's own default for
+//!   `androidVIVOClassification`; an explicit value, 0 included, is passed through (0 without
+//!   the IM category, which is a system category).
 //! - `clientCustomMap` `{"ext": <ext>}`: vivo puts the pairs into the launched activity's
 //!   intent extras, where the IM SDK reads `ext` with `getIntent().getExtras()`. At most 10
 //!   pairs and 1024 characters for keys and values together: that is the size [`measure`]
 //!   reports, so an oversized `ext` becomes [`BuildError::PayloadTooLarge`].
-//! - `requestId` (≤ 64 characters, vivo's idempotency key): a 64-bit FNV-1a hash of
-//!   `send_time_ms`, `conversation`, `ext` and the token. The notification has no message id;
-//!   `ext` usually carries one, and the send time and conversation separate the rest, while a
-//!   retry of the same job hashes to the same id so vivo drops the duplicate.
+//! - `requestId` (≤ 64 characters, vivo's idempotency key): a 64-bit FNV-1a hash of the
+//!   message's `collapse_id` (its `msg_id`) and the token, so two different messages of one
+//!   conversation sent in the same millisecond never share one (vivo would drop the second
+//!   as a duplicate), while a retry of the same message hashes to the same id and vivo drops
+//!   the duplicate.
+//! - Notify mode: vivo's server API sends notification messages only (its pass-through
+//!   message was withdrawn), so `android_notify_mode` CUSTOM still goes out as a
+//!   notification.
 //!
 //! No badge: vivo's API has none, and `PushTarget.badge` is an iOS number. `pushMode` (test
 //! push) is left at production; the credential's environment only applies to APNs and TPNS.
@@ -51,7 +56,7 @@ use serde::{Deserialize, Deserializer, Serialize, de};
 
 use super::{
     Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest, check_path_safe_token,
-    json_member, required, stable_hash, ttl_seconds,
+    json_member, message_key, required, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 
@@ -100,10 +105,9 @@ impl VendorPayload for Payload {
         check_path_safe_token(Vendor::Vivo, &target.token)?;
         let app_id = required(credential, "app_id", &credential.app_id)?;
 
-        let classification = match notification.android_vivo_classification {
-            0 => CLASSIFICATION_SYSTEM,
-            explicit => explicit,
-        };
+        let classification = notification
+            .android_vivo_classification
+            .unwrap_or(CLASSIFICATION_SYSTEM);
         let body = Send {
             app_id,
             category: if classification == CLASSIFICATION_SYSTEM {
@@ -235,13 +239,7 @@ fn notify_type(notification: &Notification) -> u8 {
 }
 
 fn request_id(notification: &Notification, token: &str) -> String {
-    let hash = stable_hash(&[
-        &notification.send_time_ms.to_le_bytes(),
-        notification.conversation.as_bytes(),
-        notification.ext.as_bytes(),
-        token.as_bytes(),
-    ]);
-    format!("impush-{hash:016x}")
+    format!("impush-{:016x}", message_key(notification, Some(token)))
 }
 
 #[cfg(test)]
@@ -290,32 +288,27 @@ mod tests {
                     "ext": r#"{"entity":{"action":1,"chatType":1,"sender":"denny"}}"#
                 },
                 // Pinned: a new hash would defeat dedupe for jobs retried across a deploy.
-                "requestId": "impush-0b730b26623555f7",
+                "requestId": "impush-5cb2503b5211b975",
             })
         );
     }
 
     #[test]
-    fn im_messages_are_system_classification() {
-        let mut n = notification();
-        n.android_vivo_classification = 0;
-        let body = body_of(&build_payload(&n, &credential(), &[target("r1")]).unwrap());
-        assert_eq!(body["classification"], 1);
-        assert_eq!(body["category"], "IM");
-
-        n.android_vivo_classification = 1;
-        let body = body_of(&build_payload(&n, &credential(), &[target("r1")]).unwrap());
-        assert_eq!(body["classification"], 1);
-        assert_eq!(body["category"], "IM");
-    }
-
-    #[test]
-    fn an_explicit_other_classification_is_passed_through_without_the_im_category() {
-        let mut n = notification();
-        n.android_vivo_classification = 2;
-        let body = body_of(&build_payload(&n, &credential(), &[target("r1")]).unwrap());
-        assert_eq!(body["classification"], 2);
-        assert!(body.get("category").is_none());
+    fn vivo_classification_0_is_expressible_and_absent_means_system() {
+        // (android_vivo_classification, classification sent, category sent)
+        let table = [
+            (None, 1, Some("IM")),
+            (Some(1), 1, Some("IM")),
+            (Some(0), 0, None),
+            (Some(2), 2, None),
+        ];
+        for (asked, classification, category) in table {
+            let mut n = notification();
+            n.android_vivo_classification = asked;
+            let body = body_of(&build_payload(&n, &credential(), &[target("r1")]).unwrap());
+            assert_eq!(body["classification"], classification, "{asked:?}");
+            assert_eq!(body["category"].as_str(), category, "{asked:?}");
+        }
     }
 
     #[test]
@@ -384,21 +377,27 @@ mod tests {
     }
 
     #[test]
-    fn request_id_is_stable_per_job_and_differs_per_message_and_device() {
-        let n = notification();
+    fn request_id_comes_from_msg_id_and_device() {
+        let n = Notification {
+            collapse_id: "msg-1".into(),
+            ..notification()
+        };
         let id = request_id(&n, "r1");
-        assert_eq!(id, request_id(&n, "r1"));
         assert!(id.len() <= 64);
-        assert_ne!(id, request_id(&n, "r2"));
-        let mut later = n.clone();
-        later.send_time_ms += 1;
-        assert_ne!(id, request_id(&later, "r1"));
-        let mut other_conv = n.clone();
-        other_conv.conversation = "group:g1".into();
-        assert_ne!(id, request_id(&other_conv, "r1"));
-        let mut other_ext = n.clone();
-        other_ext.ext = r#"{"seq":2}"#.into();
-        assert_ne!(id, request_id(&other_ext, "r1"));
+        // (the other notification, the other device, same requestId?)
+        let mut second_same_time = n.clone();
+        second_same_time.collapse_id = "msg-2".into();
+        let mut repeat_later = n.clone();
+        repeat_later.request_at_ms = n.send_time_ms + 60_000;
+        let table = [
+            (n.clone(), "r1", true),
+            (n.clone(), "r2", false),
+            (second_same_time, "r1", false),
+            (repeat_later, "r1", true),
+        ];
+        for (other, token, same) in table {
+            assert_eq!(id == request_id(&other, token), same, "{other:?} {token}");
+        }
     }
 
     #[test]

@@ -31,8 +31,13 @@
 //!   most 10 days since 2024-09-03, dev.mi.com pId=1854).
 //! - `notify_id`: MiPush shows one notification per app unless messages carry different
 //!   notify ids ("相同notify_id的通知栏消息会覆盖之前的", default 0). Each message gets a
-//!   stable id hashed from its conversation, send time, text and ext, so different messages
-//!   never replace each other and a redelivered one replaces itself.
+//!   stable id hashed from its `collapse_id` (its `msg_id`), so different messages never
+//!   replace each other, even in one conversation at one send time, and a redelivered one
+//!   replaces itself.
+//! - Notify mode: `android_notify_mode` CUSTOM sends `pass_through=1` with `payload`, a JSON
+//!   string `{"body","ext","title"}` the app's `PushMessageReceiver.onReceivePassThroughMessage`
+//!   reads (`MiPushMessage.getContent()`); the title and description stay, as the API
+//!   requires them.
 //! - Size: Xiaomi publishes no byte limit we could verify (error 10018 "request body too
 //!   long" exists). We keep the message fields, `registration_id` excluded, within 4096 raw
 //!   bytes, the figure Tencent's push service gives for every Android channel [S]; see
@@ -42,8 +47,8 @@
 use impush_proto::v1::{Notification, PushTarget, Vendor};
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token,
-    raw_resource_name, required, stable_hash, ttl_seconds,
+    Body, BuildError, Limits, PassThrough, VendorPayload, VendorRequest, check_path_safe_token,
+    is_pass_through, json_string, message_key, raw_resource_name, required, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 use crate::render::DEFAULT_SOUND;
@@ -129,7 +134,13 @@ impl VendorPayload for Payload {
                 NOTIFY_ALL
             },
         );
-        form.add("pass_through", "0");
+        if is_pass_through(notification) {
+            // Handed to the app's `onReceivePassThroughMessage`, never shown by MIUI.
+            form.add("pass_through", "1");
+            form.add("payload", json_string(&PassThrough::of(notification)));
+        } else {
+            form.add("pass_through", "0");
+        }
         form.add("notify_id", notify_id(notification).to_string());
         let channel = if notification.android_xiaomi_channel_id.is_empty() {
             &credential.default_channel_id
@@ -190,16 +201,11 @@ impl Form {
     }
 }
 
-/// A stable id per message (FNV-1a, 31 bits): the same notification always gets the same
-/// id, different ones almost never share one.
+/// A stable id per message (FNV-1a of its `collapse_id`, i.e. its `msg_id`, in 31 bits): a
+/// repeat of the message always gets the same id, different messages almost never share
+/// one, whatever their conversation, send time and text.
 fn notify_id(notification: &Notification) -> u32 {
-    let hash = stable_hash(&[
-        notification.conversation.as_bytes(),
-        &notification.send_time_ms.to_be_bytes(),
-        notification.title.as_bytes(),
-        notification.body.as_bytes(),
-        notification.ext.as_bytes(),
-    ]);
+    let hash = message_key(notification, None);
     ((hash ^ (hash >> 32)) as u32) & 0x7fff_ffff
 }
 
@@ -209,6 +215,7 @@ mod tests {
     use crate::payload::build_payload;
     use crate::payload::testing::{notification, target};
     use crate::text;
+    use impush_proto::v1::AndroidNotifyMode;
     use serde_json::json;
 
     const INTENT: &str = "intent://com.tencent.qcloud/detail#Intent;scheme=pushscheme;\
@@ -325,16 +332,49 @@ mod tests {
     }
 
     #[test]
-    fn different_messages_get_different_notify_ids() {
-        let a = notification();
-        let mut b = notification();
-        b.body = "Denny: on my way".into();
-        let mut c = notification();
-        c.send_time_ms += 1;
-        assert_eq!(notify_id(&a), notify_id(&notification()));
-        assert_ne!(notify_id(&a), notify_id(&b));
-        assert_ne!(notify_id(&a), notify_id(&c));
-        assert!(notify_id(&a) <= i32::MAX as u32);
+    fn notify_id_comes_from_msg_id() {
+        let first = Notification {
+            collapse_id: "msg-1".into(),
+            ..notification()
+        };
+        // Same conversation, same send time, same text: only the message id differs.
+        let second = Notification {
+            collapse_id: "msg-2".into(),
+            ..first.clone()
+        };
+        let repeat_later = Notification {
+            request_at_ms: first.send_time_ms + 60_000,
+            ..first.clone()
+        };
+        // (other notification, same notify_id?)
+        for (other, same) in [(&second, false), (&repeat_later, true), (&first, true)] {
+            assert_eq!(notify_id(&first) == notify_id(other), same, "{other:?}");
+        }
+        assert!(notify_id(&first) <= i32::MAX as u32);
+    }
+
+    #[test]
+    fn notify_mode_custom_is_a_pass_through_message() {
+        // (notify mode, pass_through, payload present)
+        let table = [
+            (AndroidNotifyMode::Unspecified, "0", false),
+            (AndroidNotifyMode::Normal, "0", false),
+            (AndroidNotifyMode::Custom, "1", true),
+        ];
+        for (mode, pass_through, payload) in table {
+            let mut n = notification();
+            n.set_android_notify_mode(mode);
+            let req = build_payload(&n, &credential(), &[target("regid-1")]).unwrap();
+            assert_eq!(req.body.form_field("pass_through"), Some(pass_through));
+            let sent = req.body.form_field("payload");
+            assert_eq!(sent.is_some(), payload, "{mode:?}");
+            if let Some(sent) = sent {
+                let sent: serde_json::Value = serde_json::from_str(sent).unwrap();
+                assert_eq!(sent["body"], "Denny: see you at 5");
+                assert_eq!(sent["title"], "Team chat");
+                assert_eq!(sent["ext"], n.ext.as_str());
+            }
+        }
     }
 
     #[test]

@@ -119,6 +119,7 @@ pub fn fault(vendor: &str, token: &str) -> Fault {
         retry_after_s: None,
         times: 1,
         delay_ms: None,
+        accepted: false,
     }
 }
 

@@ -24,7 +24,15 @@ async fn stack() -> (Stack, VendorClients) {
 async fn tpns_push_is_delivered_once() {
     let (stack, clients) = stack().await;
     let token = device(1);
-    let result = stack.send(&clients, TPNS, &token).await;
+    // To an iPhone (the local credential serves both platforms): the badge is shown.
+    let targets = [target(&token)];
+    let iphone = impush_core::Notification {
+        ios_device: true,
+        ..notification()
+    };
+    let request =
+        impush_core::build_payload(&iphone, &stack.config.credentials[&TPNS], &targets).unwrap();
+    let result = clients.send(TPNS, &request, &targets).await;
     assert_eq!(
         result,
         SendResult {
