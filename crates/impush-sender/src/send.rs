@@ -275,7 +275,8 @@ impl Sender {
     }
 
     /// Claims the job's targets for this send: the ones claimed, and the job's own requeue
-    /// of those another sender holds right now. Already delivered ones are counted and left.
+    /// of those another sender holds right now. Already delivered ones are counted and left;
+    /// a recalled message claims none.
     async fn claim_targets(
         &self,
         job: &PushJob,
@@ -293,7 +294,7 @@ impl Sender {
                 "recalled before delivery; dropped"
             );
             self.count("revoked", job.business_id, job.targets.len());
-            return Ok(());
+            return Ok((Vec::new(), Vec::new()));
         };
         let mut targets = Vec::with_capacity(job.targets.len());
         let mut busy = Vec::new();
