@@ -290,7 +290,8 @@ impl Sender {
     }
 
     /// Claims the job's targets for this send: the ones claimed, and the job's own requeue
-    /// of those another sender holds right now. Already delivered ones are counted and left.
+    /// of those another sender holds right now. Already delivered ones are counted and left;
+    /// a recalled message claims none.
     async fn claim_targets(
         &self,
         job: &PushJob,
