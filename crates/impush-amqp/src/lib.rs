@@ -6,12 +6,14 @@
 
 mod consumer;
 mod depth;
+mod events;
 mod publisher;
 mod settle;
 mod topology;
 
 pub use consumer::{ConsumeError, Handled, HandlerFn, RunOptions, run_consumer};
 pub use depth::watch_queue_depths;
+pub use events::{EventDeadLetter, check_event_size, dead_letter_event};
 pub use impush_config::ClientTls;
 pub use lapin::message::Delivery;
 pub use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use impush_amqp::{
-    DeadLetterReason, Delivery, Handled, Publisher, RunOptions, Topology, dead_letter, run_consumer,
+    Delivery, EventDeadLetter, Handled, Publisher, RunOptions, Topology, check_event_size,
+    dead_letter_event, run_consumer,
 };
 use impush_core::{conversation, vendor};
 use impush_proto::v1::Vendor;
@@ -119,13 +120,7 @@ enum Refused {
 impl Ingest {
     async fn handle(&self, delivery: Delivery, publisher: Publisher) -> Handled {
         let type_name = delivery.properties.kind().as_ref().map(|t| t.as_str());
-        // Refused before decoding, so an oversized body never costs its decoded size too.
-        if delivery.data.len() > self.max_event_bytes {
-            let detail = format!(
-                "{} bytes, the limit is {} ([amqp] max_event_bytes)",
-                delivery.data.len(),
-                self.max_event_bytes
-            );
+        if let Err(detail) = check_event_size(&delivery, self.max_event_bytes) {
             // The label is a known type name or `unknown`, never the publisher's raw text.
             let kind = type_name
                 .and_then(|name| EventKind::from_type_name(name).ok())
@@ -269,29 +264,12 @@ impl Ingest {
         detail: &str,
         kind: &str,
     ) -> Handled {
-        let message = dead_letter(
-            &self.events_dlq,
-            delivery.data.clone(),
-            &delivery.properties,
-            &self.queue,
-            DeadLetterReason {
-                reason,
-                detail,
-                ..DeadLetterReason::default()
-            },
-            now_ms(),
-        );
-        match publisher.publish(message).await {
-            Ok(()) => {
-                tracing::warn!(reason, detail, "event dead-lettered");
-                metrics::counter!("impush_events_consumed_total", "type" => kind.to_owned(), "outcome" => "dead_lettered").increment(1);
-                metrics::counter!("impush_dead_letters_total", "queue" => "events", "reason" => reason.to_owned()).increment(1);
-                Handled::Ack
-            }
-            Err(err) => {
-                tracing::warn!(error = %err, "could not dead-letter; the event will be retried");
-                Handled::Requeue
-            }
-        }
+        let to = EventDeadLetter {
+            dlq: &self.events_dlq,
+            source_queue: &self.queue,
+            kind,
+            now_ms: now_ms(),
+        };
+        dead_letter_event(&publisher, delivery, to, reason, detail).await
     }
 }

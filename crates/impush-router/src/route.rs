@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 
 use impush_amqp::{
-    DeadLetterReason, Delivery, Handled, Outgoing, Publisher, Topology, dead_letter,
-    protobuf_properties,
+    Delivery, EventDeadLetter, Handled, Outgoing, Publisher, Topology, check_event_size,
+    dead_letter_event, protobuf_properties,
 };
 use impush_config::Config;
 use impush_core::conversation::conversation_of;
@@ -119,30 +119,13 @@ impl Router {
                 Handled::Requeue
             }
             Err(Failure::Bad(reason, detail)) => {
-                let message = dead_letter(
-                    &self.topology.events_dlq(),
-                    delivery.data.clone(),
-                    &delivery.properties,
-                    &self.topology.messages_queue(),
-                    DeadLetterReason {
-                        reason,
-                        detail: &detail,
-                        ..DeadLetterReason::default()
-                    },
-                    now_ms(),
-                );
-                match publisher.publish(message).await {
-                    Ok(()) => {
-                        tracing::warn!(reason, detail, "message dead-lettered");
-                        metrics::counter!("impush_events_consumed_total", "type" => "OfflineMessage", "outcome" => "dead_lettered").increment(1);
-                        metrics::counter!("impush_dead_letters_total", "queue" => "events", "reason" => reason).increment(1);
-                        Handled::Ack
-                    }
-                    Err(err) => {
-                        tracing::warn!(error = %err, "could not dead-letter; the message will be retried");
-                        Handled::Requeue
-                    }
-                }
+                let to = EventDeadLetter {
+                    dlq: &self.topology.events_dlq(),
+                    source_queue: &self.topology.messages_queue(),
+                    kind: "OfflineMessage",
+                    now_ms: now_ms(),
+                };
+                dead_letter_event(&publisher, &delivery, to, reason, &detail).await
             }
         }
     }
@@ -155,16 +138,8 @@ impl Router {
     ) -> Result<&'static str, Failure> {
         // Checked before decoding: a huge body would cost its size again in decoded form,
         // times the prefetch, before anything could refuse it.
-        let max_event_bytes = self.config.load().amqp.max_event_bytes;
-        if delivery.data.len() > max_event_bytes {
-            return Err(Failure::Bad(
-                "too_large",
-                format!(
-                    "{} bytes, the limit is {max_event_bytes} ([amqp] max_event_bytes)",
-                    delivery.data.len()
-                ),
-            ));
-        }
+        check_event_size(delivery, self.config.load().amqp.max_event_bytes)
+            .map_err(|detail| Failure::Bad("too_large", detail))?;
         let type_name = delivery.properties.kind().as_ref().map(|t| t.as_str());
         let message = match Event::decode(type_name, &delivery.data) {
             Ok(Event::OfflineMessage(message)) => message,

@@ -12,11 +12,11 @@ use impush_amqp::{
 };
 use impush_config::Config;
 use impush_core::text::short_token;
-use impush_core::{BuildError, build_payload, vendor};
-use impush_proto::v1::{PushJob, PushJobs, PushTarget, TokenInvalidated, Vendor};
+use impush_core::{BuildError, CredentialProfile, VendorRequest, build_payload, vendor};
+use impush_proto::v1::{Notification, PushJob, PushJobs, PushTarget, TokenInvalidated, Vendor};
 use impush_runtime::now_ms;
 use impush_store::{DeviceRef, SendClaim, Store, StoreError};
-use impush_vendors::{Outcome, VendorClients};
+use impush_vendors::{Outcome, SendResult, VendorClients};
 use prost::Message;
 use tokio::sync::Semaphore;
 use tracing::Instrument;
@@ -40,6 +40,55 @@ pub struct State {
     pub config: Arc<Config>,
     pub clients: VendorClients,
     pub limits: Limits,
+}
+
+impl State {
+    /// Everything known about one credential, looked up once; `None` when the config or
+    /// the clients do not know it.
+    fn credential(&self, business_id: u64) -> Option<Credential<'_>> {
+        let profile = self.config.credentials.get(&business_id)?;
+        self.clients.has(business_id).then_some(Credential {
+            business_id,
+            profile,
+            state: self,
+        })
+    }
+}
+
+/// One credential of a job: its public profile, its client, its rate limit and quota.
+struct Credential<'a> {
+    business_id: u64,
+    profile: &'a CredentialProfile,
+    state: &'a State,
+}
+
+impl Credential<'_> {
+    /// How long its vendor quota is still used up, if it is.
+    fn paused_for(&self) -> Option<std::time::Duration> {
+        self.state.limits.paused_for(self.business_id)
+    }
+
+    /// Waits until `tokens` device tokens may be sent within its rate.
+    async fn acquire(&self, tokens: usize) {
+        self.state.limits.acquire(self.business_id, tokens).await;
+    }
+
+    async fn send(&self, request: &VendorRequest, targets: &[PushTarget]) -> SendResult {
+        self.state
+            .clients
+            .send(self.business_id, request, targets)
+            .await
+    }
+
+    /// Counts `n` delivered pushes against its daily quota.
+    fn used(&self, n: usize) {
+        self.state.limits.used(self.business_id, n);
+    }
+
+    /// Stops sending with it for `for_` (its vendor quota is used up).
+    fn pause(&self, for_: std::time::Duration) {
+        self.state.limits.pause(self.business_id, for_);
+    }
 }
 
 /// Targets sorted by what the vendor said.
@@ -151,22 +200,11 @@ impl Sender {
     /// thanks to the deduplication records).
     async fn send(&self, publisher: &Publisher, job: PushJob) -> Result<(), String> {
         let state = self.state.load_full();
-        let now = now_ms();
         let notification = job.notification.clone().unwrap_or_default();
-        let expired = (job.deadline_ms > 0 && now >= job.deadline_ms)
-            || (notification.expires_at_ms > 0 && now >= notification.expires_at_ms);
-        if expired {
-            tracing::info!(
-                targets = job.targets.len(),
-                "expired before delivery; dropped"
-            );
-            self.count("expired", job.business_id, job.targets.len());
+        if self.drop_if_expired(&job, &notification) {
             return Ok(());
         }
-        let (Some(profile), true) = (
-            state.config.credentials.get(&job.business_id),
-            state.clients.has(job.business_id),
-        ) else {
+        let Some(credential) = state.credential(job.business_id) else {
             let detail = format!(
                 "no {} credential with business_id {}",
                 self.vendor_name(),
@@ -183,12 +221,65 @@ impl Sender {
                 )
                 .await;
         };
-
-        if let Some(left) = state.limits.paused_for(job.business_id) {
+        if let Some(left) = credential.paused_for() {
             // The credential's quota is used up: the job waits, without using an attempt.
             let wait = self.requeue_later(&job, job.targets.clone(), Some(left), "quota_paused");
             return publisher.publish(wait).await.map_err(|e| e.to_string());
         }
+        let (targets, mut outgoing) = self.claim_targets(&job).await?;
+        if targets.is_empty() {
+            return publisher
+                .publish_all(outgoing)
+                .await
+                .map_err(|e| e.to_string());
+        }
+        let request = match build_payload(&notification, credential.profile, &targets) {
+            Ok(request) => request,
+            Err(err) => {
+                let reason = build_error_reason(&err);
+                return self
+                    .dead_letter_job(publisher, &job, &targets, reason, &err.to_string(), None)
+                    .await;
+            }
+        };
+        let (result, answered_ms) = self.call_vendor(&credential, &request, &targets).await;
+        let sorted = self.sort_outcomes(targets, result.outcomes);
+        self.act_on_outcomes(
+            &job,
+            &credential,
+            sorted,
+            result.status,
+            answered_ms,
+            &mut outgoing,
+        )
+        .await?;
+        publisher
+            .publish_all(outgoing)
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// A job whose deadline or notification expiry has passed is dropped and counted.
+    fn drop_if_expired(&self, job: &PushJob, notification: &Notification) -> bool {
+        let now = now_ms();
+        let expired = (job.deadline_ms > 0 && now >= job.deadline_ms)
+            || (notification.expires_at_ms > 0 && now >= notification.expires_at_ms);
+        if expired {
+            tracing::info!(
+                targets = job.targets.len(),
+                "expired before delivery; dropped"
+            );
+            self.count("expired", job.business_id, job.targets.len());
+        }
+        expired
+    }
+
+    /// Claims the job's targets for this send: the ones claimed, and the job's own requeue
+    /// of those another sender holds right now. Already delivered ones are counted and left.
+    async fn claim_targets(
+        &self,
+        job: &PushJob,
+    ) -> Result<(Vec<PushTarget>, Vec<Outgoing>), String> {
         let refs: Vec<DeviceRef<'_>> = job.targets.iter().map(device_ref).collect();
         let Some(claims) = self
             .store
@@ -221,38 +312,33 @@ impl Sender {
         }
         let mut outgoing = Vec::new();
         if !busy.is_empty() {
-            outgoing.push(self.requeue_later(&job, busy, None, "claimed_elsewhere"));
+            outgoing.push(self.requeue_later(job, busy, None, "claimed_elsewhere"));
         }
-        if targets.is_empty() {
-            return publisher
-                .publish_all(outgoing)
-                .await
-                .map_err(|e| e.to_string());
-        }
+        Ok((targets, outgoing))
+    }
 
-        let request = match build_payload(&notification, profile, &targets) {
-            Ok(request) => request,
-            Err(err) => {
-                let reason = build_error_reason(&err);
-                return self
-                    .dead_letter_job(publisher, &job, &targets, reason, &err.to_string(), None)
-                    .await;
-            }
-        };
-        state.limits.acquire(job.business_id, targets.len()).await;
+    /// Sends within the credential's rate: the vendor's answer and when it came.
+    async fn call_vendor(
+        &self,
+        credential: &Credential<'_>,
+        request: &VendorRequest,
+        targets: &[PushTarget],
+    ) -> (SendResult, i64) {
+        credential.acquire(targets.len()).await;
         let started = std::time::Instant::now();
-        let result = state
-            .clients
-            .send(job.business_id, &request, &targets)
-            .await;
+        let result = credential.send(request, targets).await;
         let answered_ms = now_ms();
         metrics::histogram!("impush_vendor_request_duration_seconds", "vendor" => self.vendor_name()).record(started.elapsed().as_secs_f64());
+        (result, answered_ms)
+    }
 
+    /// Sorts the targets by what the vendor said about each, counting the answers.
+    fn sort_outcomes(&self, targets: Vec<PushTarget>, outcomes: Vec<Outcome>) -> Sorted {
         let mut sorted = Sorted::default();
         // Counted per reason, then recorded once each: a batch answers for up to 1,000
         // tokens, and each metrics call looks its labels up.
         let mut answers: Vec<(String, u64)> = Vec::new();
-        for (target, outcome) in targets.into_iter().zip(result.outcomes) {
+        for (target, outcome) in targets.into_iter().zip(outcomes) {
             let reason_label = match &outcome {
                 Outcome::Delivered => "ok".into(),
                 Outcome::Retry { reason, .. }
@@ -283,13 +369,26 @@ impl Sender {
                 Outcome::Rejected { reason } => sorted.rejected.push((target, reason)),
             }
         }
-
         for (reason, n) in answers {
             metrics::counter!("impush_vendor_responses_total", "vendor" => self.vendor_name(), "reason" => reason).increment(n);
         }
+        sorted
+    }
+
+    /// Records deliveries, releases the claims of the rest, prunes invalid tokens, and adds
+    /// the retries, quota pauses and dead letters to `outgoing`.
+    async fn act_on_outcomes(
+        &self,
+        job: &PushJob,
+        credential: &Credential<'_>,
+        mut sorted: Sorted,
+        status: u16,
+        answered_ms: i64,
+        outgoing: &mut Vec<Outgoing>,
+    ) -> Result<(), String> {
         if !sorted.delivered.is_empty() {
-            state.limits.used(job.business_id, sorted.delivered.len());
-            self.record_delivered(&job, &sorted.delivered, answered_ms)
+            credential.used(sorted.delivered.len());
+            self.record_delivered(job, &sorted.delivered, answered_ms)
                 .await;
         }
         let undelivered: Vec<PushTarget> = sorted
@@ -300,19 +399,19 @@ impl Sender {
             .chain(sorted.quota_paused.iter().cloned())
             .chain(sorted.rejected.iter().map(|(t, _)| t.clone()))
             .collect();
-        self.release(&job, &undelivered).await;
+        self.release(job, &undelivered).await;
         for (target, reason) in &sorted.invalid {
-            self.prune(&job, target, reason).await?;
-            outgoing.push(self.token_invalidated(&job, target, reason));
+            self.prune(job, target, reason).await?;
+            outgoing.push(self.token_invalidated(job, target, reason));
         }
         if !sorted.retry.is_empty() {
-            outgoing.push(self.retry_or_dead_letter(&job, &sorted, result.status));
+            outgoing.push(self.retry_or_dead_letter(job, &sorted, status));
         }
         if let Some(pause) = sorted.pause_for {
             tracing::warn!(pause_s = pause.as_secs(), reason = %sorted.retry_reason, "vendor quota used up; credential paused");
-            state.limits.pause(job.business_id, pause);
+            credential.pause(pause);
             let parked = std::mem::take(&mut sorted.quota_paused);
-            outgoing.push(self.requeue_later(&job, parked, Some(pause), "quota_paused"));
+            outgoing.push(self.requeue_later(job, parked, Some(pause), "quota_paused"));
         }
         let mut rejected_by_reason: Vec<(String, Vec<PushTarget>)> = Vec::new();
         // Dead letters by bounded reason; the vendor's full text goes to their detail.
@@ -325,17 +424,14 @@ impl Sender {
         for (reason, targets) in &rejected_by_reason {
             self.count("rejected", job.business_id, targets.len());
             outgoing.push(self.dead_letter_message(
-                &job,
+                job,
                 targets,
                 &impush_core::reason::label(reason),
                 &format!("the vendor rejected the push: {reason}"),
-                Some(result.status),
+                Some(status),
             ));
         }
-        publisher
-            .publish_all(outgoing)
-            .await
-            .map_err(|e| e.to_string())
+        Ok(())
     }
 
     /// How long a send claim holds: longer than one vendor request can take.

@@ -1,7 +1,9 @@
 //! The Apple APNs personality: the HTTP/2 provider API, `POST /apns/3/device/<token>`.
 //!
 //! Checked like Apple (developer.apple.com "Sending notification requests to APNs" and
-//! "Handling notification responses from APNs"; `shared/reference/vendors.md` §1):
+//! "Handling notification responses from APNs",
+//! <https://developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns>,
+//! <https://developer.apple.com/documentation/usernotifications/handling-notification-responses-from-apns>):
 //! - HTTP/2 only: APNs has no HTTP/1.1, so a client that would not speak HTTP/2 to Apple is
 //!   refused here too (505, not an Apple answer, since Apple would not answer at all);
 //! - `POST` only (405 `MethodNotAllowed`), path `/3/device/<token>` (404 `BadPath`, 400

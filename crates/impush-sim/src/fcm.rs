@@ -19,8 +19,8 @@
 //!   `{"name":"projects/<p>/messages/<id>"}`.
 //!
 //! Sources: firebase.google.com/docs/reference/fcm/rest/v1/projects.messages and ErrorCode,
-//! developers.google.com/identity/protocols/oauth2/service-account, and
-//! `shared/reference/vendors.md` §2; error texts as Google sends them.
+//! developers.google.com/identity/protocols/oauth2/service-account; error texts as Google
+//! sends them.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};

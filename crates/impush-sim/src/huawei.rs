@@ -10,7 +10,7 @@
 //! - `POST /huawei/v1/<appId>/messages:send` with `Authorization: Bearer <token>` issued here
 //!   for that app (`src/push/constant/urlfmt.go` of HMS-Core/hms-push-serverdemo-go: format
 //!   `"%s/v1/%s/messages:send"`). Every answer is `{"code":"<8 digits>","msg","requestId"}`
-//!   (vendors.md §3.3):
+//!   (https://developer.huawei.com/consumer/en/doc/HMSCore-References/https-send-api-0000001050986197):
 //!   - 401 `80200001` missing, unknown or other-app token; 401 `80200003` expired token
 //!     (its lifetime or `/sim/expire-auth`);
 //!   - 400 `80100003` not a JSON `{"message":{…}}` body, 400 `80100001` a notification
@@ -18,14 +18,15 @@
 //!     than 1000 tokens; 400 `80300008` over 4096 bytes without the token list;
 //!   - 200 `80000000` success; 200 `80100000` partial success whose `msg` is the JSON
 //!     string `{"success":N,"failure":M,"illegal_tokens":[…]}`; 200 `80300007` when every
-//!     token is invalid (tokens starting `invalid-`, vendors.md §0.2). The HTTP status of
-//!     `80300007` is 200 per vendors.md §0.2; Huawei's v3 response page maps parameter
+//!     token is invalid (tokens starting `invalid-`, the simulator's invalid tokens). The HTTP
+//!     status of `80300007` is 200 as third-party clients report it; Huawei's v3 response page maps parameter
 //!     errors to 400, so real servers may differ [M].
 //! - Injected faults answer with their status and `{"code":<reason>,"msg","requestId"}`,
 //!   the reason being a Huawei code (`80600003`, `81000001`…), plus `Retry-After` if given.
 //!   A fault for any token of a batch fails the whole request, as Huawei's errors do.
 //!
-//! Sources: vendors.md §3; HMS-Core/hms-push-serverdemo-go `src/push/core/pushclient.go`
+//! Sources: Huawei's Push Kit server API
+//! (<https://developer.huawei.com/consumer/en/doc/HMSCore-References/https-send-api-0000001050986197>); HMS-Core/hms-push-serverdemo-go `src/push/core/pushclient.go`
 //! (refresh and resend once on `80200001`/`80200003`), `src/push/constant/constants.go`.
 
 use std::collections::HashMap;

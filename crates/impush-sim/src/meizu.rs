@@ -19,7 +19,8 @@
 //! The trusted apps are the config's Meizu credentials (appId and `meizu.app_secret`).
 //!
 //! Sources: MEIZUPUSH/PushAPI `README.md` (signature, request, answers and code tables) and
-//! MEIZUPUSH/JavaSdk `server/constant/{ErrorCode,PushResponseCode}.java`; vendors.md §7.
+//! MEIZUPUSH/JavaSdk `server/constant/{ErrorCode,PushResponseCode}.java`
+//! (<https://github.com/MEIZUPUSH/PushAPI>, <https://github.com/MEIZUPUSH/JavaSdk>).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;

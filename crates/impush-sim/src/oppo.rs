@@ -19,7 +19,8 @@
 //!   A body that is not a form has no fields, so it is 29 like at OPPO. Missing `message(s)`
 //!   or notification `title`/`content`/`target_value` 40; bad JSON, `target_type` not 2 or 5,
 //!   or more than 1000 messages 41.
-//! - Tokens starting `invalid-` get code 10000 "Invalid Registration_id" (vendors.md §0.2):
+//! - Tokens starting `invalid-` get code 10000 "Invalid Registration_id" (OPPO's answer to an
+//!   unregistered token):
 //!   the whole answer of a unicast, the token's item of a batch.
 //! - Faults: `reason` is OPPO's code (`"33"`, `"-2"`, `"10000"`…). Every error of OPPO comes
 //!   with HTTP 200 in production; a fault answers with its own HTTP status and
@@ -29,7 +30,7 @@
 //!
 //! Sources: OPPO open platform "调用地址，公共参数和返回码" and "单点推送"/"批量单推"
 //! (open.oppomobile.com/new/developmentDoc/info?id=11234, 11236), curltech/go-push-sdk
-//! `push/oppo_channel/{auth_token,message_push}.go`, and `shared/reference/vendors.md` §5.
+//! `push/oppo_channel/{auth_token,message_push}.go`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,7 +56,8 @@ const MAX_BATCH: usize = 1000;
 /// How far the auth `timestamp` may be from the simulator's clock [M].
 const TIMESTAMP_SKEW_MS: u64 = 10 * 60 * 1000;
 
-/// OPPO's return codes this personality answers with (vendors.md §5.3).
+/// OPPO's return codes this personality answers with ("调用地址，公共参数和返回码",
+/// <https://open.oppomobile.com/new/developmentDoc/info?id=11234>).
 pub(crate) mod code {
     pub const SUCCESS: i64 = 0;
     pub const INVALID_AUTH_TOKEN: i64 = 11;

@@ -9,7 +9,7 @@
 //!   tokens of at most 36 characters); anything else is `1008007` (invalid parameter).
 //! - Tokens starting `invalid-`: with `ignore_invalid_token: 1` they are left out and listed
 //!   in `invalid_targe_list` (sic) of a success, the others delivered; without it the whole
-//!   request fails with `1008029` (token is not valid), as vendors.md §0.2 gives it.
+//!   request fails with `1008029` (token is not valid, /1024/33763).
 //! - Success: `{"seq","push_id","ret_code":0,"err_msg":"NO_ERROR","environment"}`, plus
 //!   `invalid_targe_list` when `ignore_invalid_token` is 1 (even when empty, as the PHP SDK
 //!   example shows it). Every answer is HTTP 200 with `ret_code`; a fault with a non-numeric
@@ -21,7 +21,7 @@
 //! The trusted apps are the config's TPNS credentials (`app_id` = AccessID, `tpns.app_secret`
 //! = SecretKey). Sources: tencentcloud.com/document/api/1024/33764 (push API and its answer),
 //! /1024/33763 (error codes), xingePush/xinge-docs `server_api/rest-api-v3ban-ben-shi-yong-
-//! zhi-nan.md` (Basic auth); vendors.md §8.
+//! zhi-nan.md` (Basic auth).
 
 use std::collections::HashMap;
 use std::sync::Arc;

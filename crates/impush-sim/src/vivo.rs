@@ -4,20 +4,21 @@
 //! - `POST /vivo/message/auth`, JSON `{appId, appKey, timestamp (ms), sign}` with `sign` =
 //!   lowercase hex `md5(appId + appKey + timestamp + appSecret)`: `{"result":0,"desc":"请求成功",
 //!   "authToken"}`, valid 24 h. An unknown app, a wrong key or sign, or a timestamp more than
-//!   10 minutes off is refused with result 10000 (auth failure, vendors.md §6.2 [S]; vivo's
+//!   10 minutes off is refused with result 10000 (auth failure [S]; vivo's
 //!   finer auth codes were not retrievable, and the 10-minute window is [M]).
 //! - `POST /vivo/message/send`, JSON, header `authToken`: missing, unknown or expired
 //!   (24 h, or `/sim/expire-auth`) 10000; `appId` not the token's app 10094 [V]; a body that
 //!   is not a JSON object, or without `regId`, `title` or `content`, 10055 (parameter error,
 //!   [M]: the simulator's stand-in for vivo's per-field "xxx不合法" codes).
 //!   Success `{"result":0,"desc":"请求成功","taskId"}`. Errors come with HTTP 200 like vivo.
-//! - Tokens starting `invalid-` get `{"result":10302,"desc":"regId不合法"}` (vendors.md §0.2).
+//! - Tokens starting `invalid-` get `{"result":10302,"desc":"regId不合法"}` (vivo's answer to
+//!   an invalid regId).
 //! - Faults: `reason` is vivo's result code (`"10070"`, `"10072"`…), answered with the fault's
 //!   HTTP status and `{"result":<reason>,"desc"}`.
 //!
 //! Sources: vivo "PUSH-UPS-API接口文档" v2.9.2 (dev.vivo.com.cn/documentCenter/doc/362, read
 //! through the mirror app.applebyme.cn/cloud/appshangjia/2017.html), curltech/go-push-sdk
-//! `push/vivo_channel/auth_token.go`, and `shared/reference/vendors.md` §6.
+//! `push/vivo_channel/auth_token.go`.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,7 +41,8 @@ pub(crate) const AUTH_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 const TIMESTAMP_SKEW_MS: u64 = 10 * 60 * 1000;
 const READ_LIMIT: usize = 64 * 1024;
 
-/// vivo's result codes this personality answers with (vendors.md §6.2).
+/// vivo's result codes this personality answers with (vivo server API v2.9.2,
+/// <https://dev.vivo.com.cn/documentCenter/doc/362>).
 pub(crate) mod code {
     pub const SUCCESS: i64 = 0;
     pub const AUTH_FAILED: i64 = 10000;

@@ -3,24 +3,24 @@
 //! - `POST /xiaomi/v3/message/regid` (and `/v2/message/regid`), form-urlencoded, with
 //!   `Authorization: key=<AppSecret>` of an app of the config's Xiaomi credentials; no token
 //!   exchange, so `/sim/expire-auth` has nothing to expire here.
-//! - Every answer is HTTP 200 with Xiaomi's body (vendors.md §4.3):
+//! - Every answer is HTTP 200 with Xiaomi's body:
 //!   - success `{"result":"ok","code":0,"data":{"id":"<msgid>","bad_regids":"r1,r2"},
 //!     "description":"成功","info":"Received push messages for N REGID","trace_id"}`;
-//!     regids starting `invalid-` are listed in `bad_regids` (vendors.md §0.2), even when
+//!     regids starting `invalid-` (the simulator's invalid tokens) are listed in `bad_regids`, even when
 //!     all are, and the others recorded;
 //!   - error `{"result":"error","code":<int>,"reason","description","trace_id"}`: `21301`
 //!     wrong or missing key [S: third-party clients]; `10007` not a form body; `10016` a
 //!     missing `registration_id`, `restricted_package_name`, or `title`/`description` of a
 //!     notification (`payload` of a pass-through); `10017` more than 1000 regids or a bad
 //!     `notify_type`/`pass_through`/`time_to_live`; `22022` a package other than the
-//!     app's. Codes from the official SDK's `ErrorCode.java` (vendors.md §4.3).
+//!     app's. Codes from the official SDK's `ErrorCode.java`.
 //! - Injected faults whose reason is a Xiaomi code (`10027`, `200001`…) answer 200 with that
 //!   code, as Xiaomi reports every API error; a non-numeric reason (say `Bad Gateway`)
 //!   answers the fault's own status, like a failing front end. `Retry-After` if given. A
 //!   fault for any regid of a batch fails the whole request.
 //!
-//! Sources: vendors.md §4; the official Java SDK (ggg17226/xmpush-server-api-http2,
-//! `Constants.java`, `ErrorCode.java`).
+//! Sources: Xiaomi's server API (<https://dev.mi.com/xiaomihyperos/documentation/detail?pId=1696>);
+//! the official Java SDK (ggg17226/xmpush-server-api-http2, `Constants.java`, `ErrorCode.java`).
 
 use std::collections::HashMap;
 use std::sync::Arc;

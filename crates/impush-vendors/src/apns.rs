@@ -1,4 +1,6 @@
-//! Apple APNs client: HTTP/2 provider API (vendors.md §1), provider-token (p8) or
+//! Apple APNs client: HTTP/2 provider API
+//! (<https://developer.apple.com/documentation/usernotifications/sending-notification-requests-to-apns>),
+//! provider-token (p8) or
 //! certificate (p12) authentication, and the classification of every APNs reason.
 //!
 //! - **Connection**: HTTP/2 only. `https://…` negotiates h2 by ALPN (TLS); `http://…` (the
@@ -464,8 +466,8 @@ impl ProviderKey {
     }
 
     /// A new token issued at `unix`, or one second after the token it replaces if that is
-    /// later: ES256 signatures are deterministic here (RFC 6979), so a token re-signed within
-    /// the same second would be the very token being replaced.
+    /// later: a deterministic ES256 signer (RFC 6979) would re-sign the very token being
+    /// replaced within the same second, so the replacement always differs in its claims.
     fn issue(
         &self,
         now: Instant,
@@ -543,7 +545,8 @@ impl ProviderKey {
     }
 }
 
-/// Every reason APNs documents (vendors.md §1.4).
+/// Every reason APNs documents
+/// (<https://developer.apple.com/documentation/usernotifications/handling-notification-responses-from-apns>).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reason {
     // 400
@@ -1046,7 +1049,7 @@ mod tests {
         assert_eq!(fresh.iat, 1001);
         assert_ne!(
             fresh.jwt, first.jwt,
-            "ES256 here is deterministic: same iat, same token"
+            "a deterministic ES256 signer gives the same token for the same iat"
         );
     }
 

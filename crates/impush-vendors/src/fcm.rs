@@ -1,4 +1,6 @@
-//! Google FCM client: HTTP v1 API (vendors.md §2), OAuth2 access tokens from a service
+//! Google FCM client: HTTP v1 API
+//! (<https://firebase.google.com/docs/reference/fcm/rest/v1/projects.messages/send>, errors
+//! <https://firebase.google.com/docs/reference/fcm/rest/v1/ErrorCode>), OAuth2 access tokens from a service
 //! account, and the classification of every FCM error.
 //!
 //! - **Endpoint**: `base_url` + `/v1/projects/<p>/messages:send` (empty `base_url`:

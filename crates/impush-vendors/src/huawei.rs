@@ -1,4 +1,4 @@
-//! Huawei Push Kit client (HMS Core, Android, REST API v1; vendors.md §3): OAuth 2.0
+//! Huawei Push Kit client (HMS Core, Android, REST API v1; <https://developer.huawei.com/consumer/en/doc/HMSCore-References/https-send-api-0000001050986197>): OAuth 2.0
 //! client-credentials access tokens, batch sends of up to 1000 tokens, and the
 //! classification of every Push Kit code per token.
 //!
@@ -31,7 +31,7 @@
 //! `Retry` keeps the `Retry-After` of the answer when there is one. Push Kit has no daily
 //! quota code for the IM (service and communication) category impush sends, so none is
 //! classified here. Codes `80100001`, `80200001`, `80200003`, `80300007`, `80300010` are
-//! verified in Huawei's docs and demo; the others are [M] in vendors.md §3.3; the
+//! verified in Huawei's docs and demo; the others are [M] (third-party clients); the
 //! `illegal_tokens` shape of `80100000` is [M] (parsed the way third-party clients do).
 
 use std::collections::{HashMap, HashSet};

@@ -1,5 +1,5 @@
 //! Meizu (Flyme) Push client: notification-bar push by pushId, signed per request
-//! (vendors.md §7).
+//! (<https://github.com/MEIZUPUSH/PushAPI>).
 //!
 //! Sources: the official API doc, MEIZUPUSH/PushAPI `README.md` ("接口签名规范", "pushId推送接口
 //! （通知栏消息）", the return-code tables), and the official Java SDK, MEIZUPUSH/JavaSdk
@@ -22,7 +22,7 @@
 //!     (more than 5 messages to the device within a minute were folded); the SDK says the
 //!     same device got the same message several times. Either way the device already shows
 //!     the app's notification and a resend would be folded again, so it is `Delivered`
-//!     (neither retried nor an error), as vendors.md §0.2 ("drop, do not retry") asks.
+//!     (neither retried nor an error): a folded message is dropped, never retried.
 //!   - `110010` is "app requests too fast" at the top level (README, SDK `ErrorCode`), but
 //!     "pushId失效(消息开关关闭)" (pushId dead, notifications switched off) per pushId (SDK
 //!     `PushResponseCode`). Both are honoured in their own place.

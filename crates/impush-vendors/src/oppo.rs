@@ -1,4 +1,5 @@
-//! OPPO PUSH (HeyTap) client: server API v1 (vendors.md §5), a cached `auth_token`, and the
+//! OPPO PUSH (HeyTap) client: server API v1
+//! (<https://open.oppomobile.com/new/developmentDoc/info?id=11234>), a cached `auth_token`, and the
 //! classification of every OPPO return code, per registration id.
 //!
 //! - **Endpoints**: `base_url` (empty: `https://api.push.oppomobile.com`) + the request's
@@ -20,8 +21,8 @@
 //!   no `errorCode` is delivered, `errorCode` 10000 an invalid token. See [`classify_code`]
 //!   for the table; unknown codes fall back to the HTTP status (5xx/429 retry, else rejected).
 //! - **Daily quota (33)**: OPPO counts messages per calendar day in China (UTC+8), so it is
-//!   `Retry` until the next midnight there (third-party production handling in vendors.md
-//!   §5.3: "stop sending to OPPO for the rest of the day").
+//!   `Retry` until the next midnight there (as third-party production clients handle it:
+//!   "stop sending to OPPO for the rest of the day").
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -271,7 +272,7 @@ impl FetchToken for AuthCall {
     }
 }
 
-/// One OPPO return code (vendors.md §5.3), whoever it is about; `None` for a code OPPO's
+/// One OPPO return code ("调用地址，公共参数和返回码"), whoever it is about; `None` for a code OPPO's
 /// table does not have.
 pub(crate) fn classify_code(
     code: i64,

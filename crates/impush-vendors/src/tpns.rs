@@ -1,4 +1,5 @@
-//! Tencent TPNS client: REST API v3 `POST /v3/push/app` with HTTP Basic auth (vendors.md §8).
+//! Tencent TPNS client: REST API v3 `POST /v3/push/app` with HTTP Basic auth
+//! (<https://www.tencentcloud.com/document/api/1024/33764>).
 //!
 //! Sources: tencentcloud.com/document/api/1024/33764 (Push API: `invalid_targe_list`, sic, "is
 //! returned only when the push target is a token list or a single token and the value of

@@ -1,4 +1,5 @@
-//! vivo Push client: `/message/send` (vendors.md §6), a cached `authToken`, and the
+//! vivo Push client: `/message/send` (<https://dev.vivo.com.cn/documentCenter/doc/362>), a
+//! cached `authToken`, and the
 //! classification of vivo's result codes.
 //!
 //! - **Endpoint**: `base_url` (empty: `https://api-push.vivo.com.cn`) + `/message/send`, the
@@ -254,7 +255,7 @@ impl FetchToken for AuthCall {
     }
 }
 
-/// One vivo result code (vendors.md §6.2); `None` for a code not in that table.
+/// One vivo result code (vivo server API v2.9.2); `None` for a code not in its table.
 pub(crate) fn classify_code(
     code: i64,
     retry_after: Option<Duration>,

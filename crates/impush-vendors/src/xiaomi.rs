@@ -1,4 +1,5 @@
-//! Xiaomi MiPush client (server API v3; vendors.md §4): a static app-secret header, batch
+//! Xiaomi MiPush client (server API v3,
+//! <https://dev.mi.com/xiaomihyperos/documentation/detail?pId=1696>): a static app-secret header, batch
 //! sends of up to 1000 regids, and the classification of every MiPush code per regid.
 //!
 //! - **Endpoint**: `base_url` + the request's `/v3/message/regid` (empty `base_url`:
@@ -22,7 +23,7 @@
 //!
 //! Sources: the official Java SDK's `ErrorCode.java` and `Constants.java`
 //! (ggg17226/xmpush-server-api-http2); `20301`, `21301`, `200001`, `10037` and `bad_regids`
-//! from third-party PHP/Node/Go clients [S], as vendors.md §4.3 records. The SDK itself
+//! from third-party PHP/Node/Go clients [S]. The SDK itself
 //! retries on none of the codes; the retry set is the third-party consensus (10002, 10003,
 //! 10027, 10037) widened by the SDK's own "system busy/error" meanings.
 

@@ -4,8 +4,8 @@
 //! 参数"; field names and order from Xiaomi's Java server SDK, ggg17226/xmpush-server-api-http2
 //! `Constants.java` and `Sender.buildFormDataFromMessage`): `POST /v3/message/regid`, form
 //! fields, the `Authorization: key=<AppSecret>` header added by the client. Many devices share
-//! one request as a comma-separated `registration_id` (up to 1000, vendors.md [M]; the SDK's
-//! `unionSend` joins with `,`).
+//! one request as a comma-separated `registration_id` (up to 1000 [M]: the SDK's `unionSend`
+//! joins with `,`; <https://dev.mi.com/xiaomihyperos/documentation/detail?pId=1696>).
 //!
 //! - Title and description are required and may not be blank. Title: the notification's,
 //!   else `credential.default_title`, else the sender's name, else the group's name; with
