@@ -293,7 +293,7 @@ impl Sender {
                 "recalled before delivery; dropped"
             );
             self.count("revoked", job.business_id, job.targets.len());
-            return Ok(());
+            return Ok((Vec::new(), Vec::new()));
         };
         let mut targets = Vec::with_capacity(job.targets.len());
         let mut busy = Vec::new();
