@@ -245,5 +245,9 @@ impl Drop for RedisCluster {
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);
+        // The script's lock file sits beside the directory.
+        let mut lock = self.dir.clone().into_os_string();
+        lock.push(".lock");
+        let _ = std::fs::remove_file(lock);
     }
 }

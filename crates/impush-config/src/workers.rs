@@ -257,13 +257,14 @@ macro_rules! vendor_settings {
             /// The vendor's API root; empty means the vendor's production host.
             #[serde(default)]
             pub base_url: String,
-            /// Tokens per second this credential may send from one sender process (default:
-            /// the vendor's published limit, see `impush-sender`'s `limits` module).
+            /// Tokens per second this credential may send, for the whole fleet of sender
+            /// processes (shared through Redis; default: the vendor's published limit, see
+            /// `impush-sender`'s `limits` module).
             #[serde(default)]
             pub rate_per_s: Option<u32>,
             /// The vendor's daily push quota for this app, if it has one (Xiaomi, OPPO,
-            /// vivo…): only reported, as `impush_quota_remaining`; the vendor's own answers
-            /// enforce it.
+            /// vivo…): only reported, as `impush_quota_remaining` (the fleet's count, kept
+            /// in Redis); the vendor's own answers enforce it.
             #[serde(default)]
             pub daily_quota: Option<u64>,
             #[serde(default)]

@@ -1,10 +1,15 @@
-//! Sending within each credential's limits: a token bucket per credential (one token per
-//! device token sent), and pauses when a vendor says its quota is used up.
+//! Sending within each credential's limits: a rate (one token per device token sent), a
+//! count of the pushes accepted today against a configured `daily_quota`, and pauses when a
+//! vendor says its quota is used up.
 //!
-//! The rate is per sender process: with N processes for a vendor, set `rate_per_s` to the
-//! vendor's limit divided by N. Defaults are the vendors' published figures where there is
-//! one, conservative otherwise (configurable, because OEM quotas depend on the app's user
-//! count and change often):
+//! The rate and the day's count are the fleet's: they live in Redis
+//! (`Store::take_rate`, a GCRA on Redis's clock, and `Store::count_quota`), so `rate_per_s`
+//! is what all sender processes of a vendor send together, however many there are, and
+//! `impush_quota_remaining` is the fleet's figure on every process. While Redis cannot be
+//! reached, each process falls back to a bucket of its own at the same rate (the fleet may
+//! then send up to N times the rate for that while) and to its own count. Defaults are the
+//! vendors' published figures where there is one, conservative otherwise (configurable,
+//! because OEM quotas depend on the app's user count and change often):
 //!
 //! | vendor | default tokens/s | source |
 //! |---|---|---|
@@ -25,6 +30,7 @@ use std::time::{Duration, Instant};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use impush_config::Config;
 use impush_core::Vendor;
+use impush_store::Store;
 
 /// The default rate of a vendor's credentials, tokens per second; `None`: unlimited. Each
 /// vendor's client module states its own (`DEFAULT_RATE_PER_S`).
@@ -33,6 +39,11 @@ pub fn default_rate_per_s(vendor: Vendor) -> Option<u32> {
 }
 
 pub struct Limits {
+    /// Where the fleet's rates and counts are kept; `None`: this process's own only.
+    store: Option<Store>,
+    /// The fleet-wide rate and burst of each rate-limited credential.
+    rates: HashMap<u64, (u32, u32)>,
+    /// This process's own buckets, used while Redis cannot be reached.
     buckets: HashMap<u64, DefaultDirectRateLimiter>,
     paused_until: Mutex<HashMap<u64, Instant>>,
     /// Pushes accepted today per credential with a configured `daily_quota`.
@@ -55,6 +66,7 @@ fn quota_day(now_ms: i64) -> i64 {
 impl Limits {
     pub fn new(config: &Config, vendor: Vendor) -> Limits {
         let mut buckets = HashMap::new();
+        let mut rates = HashMap::new();
         for (business_id, credential) in &config.credentials {
             if credential.vendor != vendor {
                 continue;
@@ -66,6 +78,9 @@ impl Limits {
                 .or_else(|| default_rate_per_s(vendor))
                 .and_then(NonZeroU32::new);
             if let Some(rate) = rate {
+                // The fleet's burst: one second's worth (a larger batch waits for a full
+                // allowance, then passes).
+                rates.insert(*business_id, (rate.get(), rate.get()));
                 // A burst of at least one full batch, so a 1000-token request can pass.
                 let burst = NonZeroU32::new(rate.get().max(1_000)).unwrap_or(rate);
                 buckets.insert(
@@ -96,11 +111,19 @@ impl Limits {
             })
             .collect();
         Limits {
+            store: None,
+            rates,
             buckets,
             paused_until: Mutex::new(HashMap::new()),
             quotas,
             vendor,
         }
+    }
+
+    /// Shares the rates and the day's counts with the other processes through `store`.
+    pub fn shared_through(mut self, store: Store) -> Limits {
+        self.store = Some(store);
+        self
     }
 
     /// Takes over the pauses and today's counts of the limits this one replaces.
@@ -117,27 +140,57 @@ impl Limits {
         }
     }
 
-    /// Sets `impush_quota_remaining` for every credential with a daily quota.
+    /// Sets `impush_quota_remaining` for every credential with a daily quota: this
+    /// process's count at once, the fleet's as soon as Redis answers.
     pub fn report_quotas(&self, config: &Config) {
-        for id in self.quotas.keys() {
-            if config.credentials.contains_key(id) {
-                self.set_remaining(*id, impush_runtime::now_ms());
+        for (id, quota) in &self.quotas {
+            if !config.credentials.contains_key(id) {
+                continue;
             }
+            self.set_remaining(*id, impush_runtime::now_ms());
+            let Some(store) = self.store.clone() else {
+                continue;
+            };
+            let (id, limit, vendor) = (*id, quota.limit, self.vendor);
+            tokio::spawn(async move {
+                let day = quota_day(impush_runtime::now_ms());
+                if let Ok(used) = store.count_quota(id, day, 0).await {
+                    report_remaining(vendor, id, limit.saturating_sub(used));
+                }
+            });
         }
     }
 
-    /// Counts `n` pushes the vendor accepted with this credential.
-    pub fn used(&self, business_id: u64, n: usize) {
+    /// Counts `n` pushes the vendor accepted with this credential, in the fleet's count
+    /// (and this process's own, the fallback).
+    pub async fn used(&self, business_id: u64, n: usize) {
         let Some(quota) = self.quotas.get(&business_id) else {
             return;
         };
         let now = impush_runtime::now_ms();
+        let day = quota_day(now);
         if let Ok(mut state) = quota.state.lock() {
-            let day = quota_day(now);
             if state.0 != day {
                 *state = (day, 0);
             }
             state.1 = state.1.saturating_add(n as u64);
+        }
+        if let Some(store) = &self.store {
+            match store.count_quota(business_id, day, n as u64).await {
+                Ok(used) => {
+                    if self.paused_for(business_id).is_none() {
+                        report_remaining(
+                            self.vendor,
+                            business_id,
+                            quota.limit.saturating_sub(used),
+                        );
+                    }
+                    return;
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, business_id, "fleet quota count unavailable; reporting this process's count");
+                }
+            }
         }
         self.set_remaining(business_id, now);
     }
@@ -160,12 +213,25 @@ impl Limits {
         } else {
             quota.limit.saturating_sub(used_today)
         };
-        metrics::gauge!("impush_quota_remaining", "vendor" => impush_core::vendor::name(self.vendor), "business_id" => business_id.to_string())
-            .set(remaining as f64);
+        report_remaining(self.vendor, business_id, remaining);
     }
 
-    /// Waits until `tokens` more may be sent with this credential.
+    /// Waits until `tokens` more may be sent with this credential, by the fleet's rate
+    /// (this process's own bucket while Redis cannot be reached).
     pub async fn acquire(&self, business_id: u64, tokens: usize) {
+        if let (Some(store), Some((rate, burst))) = (&self.store, self.rates.get(&business_id)) {
+            let tokens = u32::try_from(tokens).unwrap_or(u32::MAX);
+            loop {
+                match store.take_rate(business_id, tokens, *rate, *burst).await {
+                    Ok(wait) if wait.is_zero() => return,
+                    Ok(wait) => tokio::time::sleep(wait).await,
+                    Err(err) => {
+                        tracing::warn!(error = %err, business_id, "fleet rate limit unavailable; limiting this process alone");
+                        break;
+                    }
+                }
+            }
+        }
         let Some(bucket) = self.buckets.get(&business_id) else {
             return;
         };
@@ -202,6 +268,12 @@ impl Limits {
         // The vendor says the quota is used up, whatever impush counted.
         self.set_remaining(business_id, impush_runtime::now_ms());
     }
+}
+
+/// Sets `impush_quota_remaining` of one credential.
+fn report_remaining(vendor: Vendor, business_id: u64, remaining: u64) {
+    metrics::gauge!("impush_quota_remaining", "vendor" => impush_core::vendor::name(vendor), "business_id" => business_id.to_string())
+        .set(remaining as f64);
 }
 
 #[cfg(test)]

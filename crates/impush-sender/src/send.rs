@@ -81,8 +81,8 @@ impl Credential<'_> {
     }
 
     /// Counts `n` delivered pushes against its daily quota.
-    fn used(&self, n: usize) {
-        self.state.limits.used(self.business_id, n);
+    async fn used(&self, n: usize) {
+        self.state.limits.used(self.business_id, n).await;
     }
 
     /// Stops sending with it for `for_` (its vendor quota is used up).
@@ -114,7 +114,7 @@ impl Sender {
         topology: Topology,
         redis_ready: Arc<AtomicBool>,
     ) -> Sender {
-        let limits = Limits::new(&config, vendor);
+        let limits = Limits::new(&config, vendor).shared_through(store.clone());
         limits.report_quotas(&config);
         let config_concurrency = config.sender.concurrency.max(1);
         Sender {
@@ -136,7 +136,7 @@ impl Sender {
     pub fn reload(&self, config: Config, clients: VendorClients) {
         let config = Arc::new(config);
         let old = self.state.load_full();
-        let limits = Limits::new(&config, self.vendor);
+        let limits = Limits::new(&config, self.vendor).shared_through(self.store.clone());
         limits.carry_over(&old.limits);
         limits.report_quotas(&config);
         self.state.store(Arc::new(State {
@@ -387,7 +387,7 @@ impl Sender {
         outgoing: &mut Vec<Outgoing>,
     ) -> Result<(), String> {
         if !sorted.delivered.is_empty() {
-            credential.used(sorted.delivered.len());
+            credential.used(sorted.delivered.len()).await;
             self.record_delivered(job, &sorted.delivered, answered_ms)
                 .await;
         }

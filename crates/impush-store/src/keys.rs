@@ -23,6 +23,13 @@
 //! `b:<msg>:<device_id>` ambiguous. The device id is always the last component, so it is
 //! written as is: nothing follows it that it could be confused with.
 //!
+//! A credential's fleet-wide limits (limits.rs) live under `{cred:<business_id>}`:
+//!
+//! ```text
+//! <prefix>:{cred:<business_id>}:rate          the rate limit's theoretical arrival time, µs
+//! <prefix>:{cred:<business_id>}:quota:<day>   pushes the vendor accepted that day
+//! ```
+//!
 //! On Redis Cluster a user's keys all live in the slot of that tag ([`slot`]); the store
 //! groups batches by it.
 
@@ -110,6 +117,34 @@ impl KeySpace {
                 escape_component(user_id)
             ),
         }
+    }
+}
+
+impl KeySpace {
+    /// The keys of one credential's fleet-wide limits, all under the hash tag
+    /// `{cred:<business_id>}`, so one script may touch them on a cluster:
+    /// `<prefix>:{cred:<id>}:rate` (the rate limit's state) and
+    /// `<prefix>:{cred:<id>}:quota:<day>` (pushes accepted that day).
+    pub(crate) fn credential(&self, business_id: u64) -> CredentialKeys {
+        CredentialKeys {
+            base: format!("{}:{{cred:{business_id}}}", self.prefix),
+        }
+    }
+}
+
+/// The keys of one credential's limits; all in the same cluster slot.
+#[derive(Debug, Clone)]
+pub(crate) struct CredentialKeys {
+    base: String,
+}
+
+impl CredentialKeys {
+    pub(crate) fn rate(&self) -> String {
+        format!("{}:rate", self.base)
+    }
+
+    pub(crate) fn quota(&self, day: i64) -> String {
+        format!("{}:quota:{day}", self.base)
     }
 }
 

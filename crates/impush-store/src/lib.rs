@@ -11,8 +11,10 @@
 //!   [`Store::fetch_chunk`]), counts badges with [`Store::bump_badges`], and remembers
 //!   recalls with [`Store::remember_revoked`].
 //! - impush-sender deduplicates with [`Store::already_sent`] / [`Store::mark_sent`] (claiming
-//!   with [`Store::claim_unless_revoked`], which also says whether the message was recalled) and prunes
-//!   dead tokens with [`Store::remove_device_if_token`].
+//!   with [`Store::claim_unless_revoked`], which also says whether the message was recalled),
+//!   prunes dead tokens with [`Store::remove_device_if_token`], and shares each credential's
+//!   rate limit and daily quota count with the whole fleet ([`Store::take_rate`],
+//!   [`Store::count_quota`]).
 //!
 //! Every batch call costs one round trip per Redis node (two for `fetch_recipients`). The
 //! store runs on one Redis server or on a Redis Cluster ([`Endpoint`], `connection.rs` and
@@ -25,6 +27,7 @@ mod connection;
 mod dedupe;
 mod error;
 mod keys;
+mod limits;
 mod nodes;
 mod recipients;
 mod redirect;
@@ -95,6 +98,8 @@ struct Scripts {
     bump_badges: Script,
     remove_device_if_token: Script,
     release_claims: Script,
+    take_rate: Script,
+    count_quota: Script,
 }
 
 impl Scripts {
@@ -108,10 +113,12 @@ impl Scripts {
             bump_badges: Script::new(scripts::BUMP_BADGES),
             remove_device_if_token: Script::new(scripts::REMOVE_DEVICE_IF_TOKEN),
             release_claims: Script::new(scripts::RELEASE_CLAIMS),
+            take_rate: Script::new(scripts::TAKE_RATE),
+            count_quota: Script::new(scripts::COUNT_QUOTA),
         }
     }
 
-    fn all(&self) -> [&Script; 8] {
+    fn all(&self) -> [&Script; 10] {
         [
             &self.register_device,
             &self.unregister_device,
@@ -121,6 +128,8 @@ impl Scripts {
             &self.bump_badges,
             &self.release_claims,
             &self.remove_device_if_token,
+            &self.take_rate,
+            &self.count_quota,
         ]
     }
 }

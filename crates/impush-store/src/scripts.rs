@@ -200,3 +200,40 @@ for i = 1, #KEYS do
 end
 return released
 ";
+
+/// A credential's rate limit for the whole fleet, as a generic cell rate algorithm (GCRA):
+/// the key holds the theoretical arrival time (TAT, µs on Redis's own clock, so the
+/// processes' clocks do not matter). `tokens` may pass when the TAT they would push to is no
+/// further ahead of now than the burst allows; then the TAT moves, else nothing changes
+/// and the reply is how long to wait, in µs (0: taken).
+///
+/// KEYS[1] the credential's rate key; ARGV[1] µs per token, ARGV[2] the burst in µs
+/// (tokens × µs per token), ARGV[3] tokens wanted.
+pub(crate) const TAKE_RATE: &str = r"
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000000 + tonumber(time[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local tokens = tonumber(ARGV[3])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then
+  tat = now
+end
+local new_tat = tat + tokens * interval
+local allow_at = new_tat - burst
+if allow_at > now then
+  return allow_at - now
+end
+redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.floor((new_tat - now) / 1000) + 1000)
+return 0
+";
+
+/// Adds pushes the vendor accepted to a credential's count for the day and returns the
+/// day's total for the fleet; the count outlives its day by one so late readers see it.
+///
+/// KEYS[1] the day's quota key; ARGV[1] pushes to add (0: only read), ARGV[2] TTL in seconds.
+pub(crate) const COUNT_QUOTA: &str = r"
+local used = redis.call('INCRBY', KEYS[1], ARGV[1])
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+return used
+";
