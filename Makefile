@@ -49,12 +49,12 @@ check-deploy:
 ## time; the audit table goes to target/faults-report.md (docs/faults.md).
 FAULTS_REPORT ?= target/faults-report.md
 faults: services build
-	rm -f $(FAULTS_REPORT)
+	rm -f $(FAULTS_REPORT) $(FAULTS_REPORT).notes
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 		run="$(CARGO) nextest run --no-fail-fast"; else run="$(CARGO) test --no-fail-fast"; fi; \
 	IMPUSH_FAULTS=full IMPUSH_TEST_LOG=error IMPUSH_FAULTS_REPORT=$(abspath $(FAULTS_REPORT)) \
 		$$run -p impush-tests --test faults; status=$$?; \
-	cat $(FAULTS_REPORT) 2>/dev/null; exit $$status
+	cat $(FAULTS_REPORT) $(FAULTS_REPORT).notes 2>/dev/null; exit $$status
 
 ## failover: the failover suite in full (10,000 notifications a scenario): a RabbitMQ node
 ## killed and cut off, a Redis primary killed, both at once, each on private three-node

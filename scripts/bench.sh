@@ -5,9 +5,12 @@
 #   c2c     C2C messages to offline iOS devices (APNs, with badges)
 #   group   group messages to 1,000 members across the eight vendors, half of them offline
 #   mixed   C2C messages to offline devices of all eight vendors
-# each stream first as fast as possible, then at half that rate for latency. Writes
-# benches/results/<date>.csv, .md (the table) and .png, and the CPU use of each process
-# during the fastest runs (<date>-top.txt). Needs the release binaries (make bench builds them).
+# each stream first as fast as possible, then at half that rate for latency. Each flat-out
+# run also reads the CPU time (user + system, /proc/<pid>/stat) of every worker, the broker
+# (beam.smp), Redis, the simulator and the load generator before and after, divided by the
+# notifications delivered. Writes benches/results/<date>.csv, .md (the rate table and the CPU
+# table) and .png, and `top` samples of the fastest runs (<date>-top.txt). Needs the release
+# binaries (make bench builds them). FLEET_SENDERS picks the sender layout (scripts/fleet.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -35,6 +38,16 @@ fleet_start
 echo "fleet up (prefix $IMPUSH__AMQP__PREFIX, $QUEUE_TYPE queues, simulator $SIM_URL)"
 "$LOADGEN" register --config "$CONFIG" --users "$USERS"
 
+# The processes whose CPU time each flat-out run reports, as `--cpu name=pid`: the fleet's,
+# and the broker and Redis found by the port they listen on (other brokers may run here).
+listener_pid() { ss -Hltnp "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
+CPU_ARGS=(--cpu loadgen=self)
+for entry in "${FLEET_PIDS[@]}"; do CPU_ARGS+=(--cpu "$entry"); done
+for service in rabbitmq=5672 redis=6379; do
+  pid=$(listener_pid "${service#*=}" || true)
+  if [ -n "$pid" ]; then CPU_ARGS+=(--cpu "${service%=*}=$pid"); else echo "no process listens on ${service#*=}; its CPU is left out" >&2; fi
+done
+
 # CPU of every process, sampled over 3 s while the fleet runs flat out.
 sample_top() {
   { echo "== $1"; top -b -n 2 -d 3 -w 200 | awk '/^top -/{n++} n==2' | head -25; } >>"$TOP" 2>&1 &
@@ -47,7 +60,7 @@ run() {
   sample_top "$name rep $rep, as fast as possible"
   local line rate count
   line=$("$LOADGEN" run --config "$CONFIG" --users "$USERS" --sim "$SIM_URL" --name "$name" \
-    --kind "$kind" --messages "$messages" --rep "$rep" --out "$RESULTS" "$@")
+    --kind "$kind" --messages "$messages" --rep "$rep" --out "$RESULTS" "${CPU_ARGS[@]}" "$@")
   wait "$TOP_PID" || true
   rate=$(python3 -c 'import json,sys; print(max(1.0, json.loads(sys.argv[1])["messages_per_s"] / 2))' "$line")
   count=$(python3 -c "import sys; print(max(10, int(float(sys.argv[1]) * $RATE_SECONDS)))" "$rate")
@@ -57,7 +70,8 @@ run() {
 
 for rep in $(seq 1 "$REPS"); do
   echo "== repetition $rep of $REPS"
-  "$LOADGEN" relay --config "$CONFIG" --messages "$RELAY_MESSAGES" --rep "$rep" --out "$RESULTS" >/dev/null
+  "$LOADGEN" relay --config "$CONFIG" --messages "$RELAY_MESSAGES" --rep "$rep" --out "$RESULTS" \
+    --cpu loadgen=self --cpu "rabbitmq=$(listener_pid 5672)" >/dev/null
   run c2c "$rep" c2c "$C2C_MESSAGES" --to apns
   run group "$rep" group "$GROUP_MESSAGES" --group-size 1000
   run mixed "$rep" c2c "$C2C_MESSAGES"
@@ -67,5 +81,6 @@ rabbitmq=$(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo unk
 "$LOADGEN" report --results "$RESULTS" --csv "$OUT/$DATE.csv" --png "$OUT/$DATE.png" \
   --title "impush end to end, $DATE UTC: $(nproc) cores, RabbitMQ ${rabbitmq%%-*}, $QUEUE_TYPE queues, $REPS repetitions" \
   --context "date=$DATE" --context "cores=$(nproc)" --context "rabbitmq=${rabbitmq%%-*}" \
-  --context "queue_type=$QUEUE_TYPE" | tee "$OUT/$DATE.md"
+  --context "queue_type=$QUEUE_TYPE" --context "senders=$FLEET_SENDERS" \
+  --context "commit=$(git rev-parse --short HEAD)" | tee "$OUT/$DATE.md"
 echo "wrote $OUT/$DATE.csv, $OUT/$DATE.md, $OUT/$DATE.png and $TOP"

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
 # The fleet as make bench and make soak run it, sourced by scripts/bench.sh and
 # scripts/soak.sh: release binaries, impush-sim counting deliveries instead of keeping them,
-# one router and one sender per vendor, all under a queue and key prefix of their own (the
-# broker and Redis are shared with others), and everything removed again on exit.
+# one router and the senders, all under a queue and key prefix of their own (the broker and
+# Redis are shared with others), and everything removed again on exit.
+#
+# FLEET_SENDERS: `one` (the default, the recommended small deployment) runs a single
+# `impush-sender --vendor all` serving every vendor queue; `per-vendor` runs one sender
+# process per vendor, as a large deployment scales them.
 #
 # Sets FLEET_DIR, CONFIG, SIM_URL, LOADGEN and the pids in FLEET_PIDS (name=pid).
 
@@ -21,6 +25,7 @@ export IMPUSH__REDIS__DEDUPE_TTL_S=3600
 export IMPUSH__AMQP__PREFETCH=${FLEET_PREFETCH:-64}
 export IMPUSH__SENDER__CONCURRENCY=${FLEET_CONCURRENCY:-64}
 export RUST_LOG=${RUST_LOG:-warn}
+FLEET_SENDERS=${FLEET_SENDERS:-one}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_url() {
@@ -58,7 +63,11 @@ fleet_start() {
   port=$(free_port)
   "$BIN/impush-router" --config "$CONFIG" --metrics-addr "127.0.0.1:$port" >"$FLEET_DIR/router.log" 2>&1 &
   FLEET_PIDS+=("router=$!"); ports+=("$port")
-  for vendor in apns fcm huawei xiaomi oppo vivo meizu tpns honor harmony; do
+  local vendors=(all)
+  if [ "$FLEET_SENDERS" = per-vendor ]; then
+    vendors=(apns fcm huawei xiaomi oppo vivo meizu tpns honor harmony)
+  fi
+  for vendor in "${vendors[@]}"; do
     port=$(free_port)
     "$BIN/impush-sender" --vendor "$vendor" --config "$CONFIG" --metrics-addr "127.0.0.1:$port" >"$FLEET_DIR/sender-$vendor.log" 2>&1 &
     FLEET_PIDS+=("sender-$vendor=$!"); ports+=("$port")

@@ -523,6 +523,92 @@ pub async fn audit(
     audit
 }
 
+/// The duplicates a run's sender kills caused, kill by kill: each repeated notification is
+/// put on the first sender kill at or after its first copy's acceptance (that kill lost
+/// its delivery record), with how long before the kill the vendor accepted it.
+#[derive(Debug, Default)]
+pub struct DuplicatesByKill {
+    /// Per kill, in order: repeats, and the earliest and latest first copy (ms before it).
+    pub kills: Vec<(usize, Option<(i64, i64)>)>,
+    /// Repeats with no sender kill after their first copy.
+    pub unattributed: usize,
+}
+
+impl DuplicatesByKill {
+    pub fn max_per_kill(&self) -> usize {
+        self.kills.iter().map(|(n, _)| *n).max().unwrap_or(0)
+    }
+
+    /// One line for the report: the count per kill and the accepted-before window.
+    pub fn note(&self, scenario: &str) -> String {
+        let counts: Vec<String> = self.kills.iter().map(|(n, _)| n.to_string()).collect();
+        let (earliest, latest) = self
+            .kills
+            .iter()
+            .filter_map(|(_, window)| *window)
+            .fold((i64::MIN, i64::MAX), |(hi, lo), (a, b)| (hi.max(a), lo.min(b)));
+        let window = if earliest == i64::MIN {
+            "no repeats".to_owned()
+        } else {
+            format!("first copies accepted {latest}–{earliest} ms before their kill")
+        };
+        format!(
+            "{scenario}: {} sender kills, duplicates per kill {} (max {}); {window}; {} not after a kill",
+            self.kills.len(),
+            counts.join(", "),
+            self.max_per_kill(),
+            self.unattributed,
+        )
+    }
+}
+
+/// Sorts the simulator's repeated deliveries by the sender kill (Unix ms, ascending)
+/// that followed their first copy.
+pub async fn duplicates_by_kill(fleet: &Fleet, kills_ms: &[i64]) -> DuplicatesByKill {
+    let mut copies: HashMap<(String, String), Vec<i64>> = HashMap::new();
+    for record in fleet.deliveries(None).await {
+        let msg_id = record["ext"].as_str().unwrap_or_default().to_owned();
+        let token = record["token"].as_str().unwrap_or_default().to_owned();
+        let at = record["received_at_ms"].as_i64().unwrap_or_default();
+        copies.entry((msg_id, token)).or_default().push(at);
+    }
+    let mut result = DuplicatesByKill {
+        kills: vec![(0, None); kills_ms.len()],
+        unattributed: 0,
+    };
+    for times in copies.values().filter(|t| t.len() > 1) {
+        let first = times.iter().copied().min().unwrap_or_default();
+        let repeats = times.len() - 1;
+        match kills_ms.iter().position(|kill| *kill >= first) {
+            Some(i) => {
+                let before = kills_ms[i] - first;
+                let (n, window) = &mut result.kills[i];
+                *n += repeats;
+                *window = Some(match *window {
+                    Some((earliest, latest)) => (earliest.max(before), latest.min(before)),
+                    None => (before, before),
+                });
+            }
+            None => result.unattributed += repeats,
+        }
+    }
+    result
+}
+
+/// Appends `note` to `IMPUSH_FAULTS_REPORT` + `.notes` when set.
+pub fn write_note(note: &str) {
+    if let Ok(path) = std::env::var("IMPUSH_FAULTS_REPORT") {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(format!("{path}.notes"))
+        {
+            let _ = writeln!(file, "{note}");
+        }
+    }
+}
+
 /// Every worker is still running: none crashed, none gave up.
 pub fn assert_workers_running(fleet: &mut Fleet) {
     for name in fleet.worker_names() {

@@ -8,6 +8,7 @@
 //! - `soak-plot`: the PNG of a soak run's samples.
 //! - `cleanup`: removes the Redis keys and queues of the config's prefixes.
 
+mod cpu;
 mod measure;
 mod population;
 mod relay;
@@ -69,6 +70,9 @@ enum Command {
         /// Appends the JSON result line to this file too.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// A process whose CPU time per relayed message is reported, `name=pid`.
+        #[arg(long = "cpu", value_parser = cpu::parse_watched)]
+        cpu: Vec<cpu::Watched>,
     },
     /// Prints the summary table of a results file, writes its CSV and PNG.
     Report {
@@ -158,6 +162,10 @@ struct RunArgs {
     /// Appends the JSON result line to this file too.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// A process whose CPU time per notification this run reports, `name=pid` (`self` for
+    /// the load generator); repeatable.
+    #[arg(long = "cpu", value_parser = cpu::parse_watched)]
+    cpu: Vec<cpu::Watched>,
 }
 
 fn vendors(text: &str) -> Result<VendorList, String> {
@@ -279,6 +287,7 @@ async fn main() -> anyhow::Result<()> {
                 },
                 sim: &sim,
                 settle: Duration::from_secs(args.settle_s),
+                watched: args.cpu,
             }
             .measure()
             .await?;
@@ -291,6 +300,7 @@ async fn main() -> anyhow::Result<()> {
             bytes,
             rep,
             out,
+            cpu: watched,
         } => {
             let config = base.load()?;
             let message_bytes = bytes.unwrap_or_else(|| {
@@ -301,6 +311,7 @@ async fn main() -> anyhow::Result<()> {
                 stream::message_bytes(&audience, &reference_plan(run_id()))
             });
             let bar = ProgressBar::new(messages as u64).with_style(bar_style());
+            let cpu_before = cpu::snapshot(&watched);
             let rate = relay::relay(
                 &relay::RelayPlan {
                     url: config.amqp.url.clone(),
@@ -314,6 +325,7 @@ async fn main() -> anyhow::Result<()> {
                 &bar,
             )
             .await?;
+            let cpu_after = cpu::snapshot(&watched);
             bar.finish_and_clear();
             eprintln!("relay: {message_bytes}-byte messages, prefetch {prefetch}");
             emit(
@@ -331,6 +343,12 @@ async fn main() -> anyhow::Result<()> {
                     p90_ms: None,
                     p99_ms: None,
                     max_ms: None,
+                    cpu: cpu::per_notification(
+                        &watched,
+                        &cpu_before,
+                        &cpu_after,
+                        messages as u64,
+                    ),
                 },
                 out.as_ref(),
             )?;
@@ -344,6 +362,10 @@ async fn main() -> anyhow::Result<()> {
         } => {
             let measurements = report::read_measurements(&results)?;
             print!("{}", report::table(&report::summarise(&measurements)));
+            let cpu = report::cpu_table(&measurements);
+            if !cpu.is_empty() {
+                print!("\n{cpu}");
+            }
             if let Some(csv) = csv {
                 report::write_csv(&csv, &measurements, &context)?;
             }

@@ -9,6 +9,7 @@ use impush_sim::StatsReport;
 use indicatif::{MultiProgress, ProgressBar};
 use serde::{Deserialize, Serialize};
 
+use crate::cpu::{self, ProcessCpu, Watched};
 use crate::population::bar_style;
 use crate::stream::{self, Audience, PublishError, StreamPlan};
 
@@ -33,6 +34,9 @@ pub struct Measurement {
     pub p90_ms: Option<u64>,
     pub p99_ms: Option<u64>,
     pub max_ms: Option<u64>,
+    /// CPU time per notification of each watched process over this run (`--cpu`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu: Vec<ProcessCpu>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,6 +103,8 @@ pub struct Run<'a> {
     pub sim: &'a SimClient,
     /// Give up waiting once nothing new arrived for this long after publishing ended.
     pub settle: Duration,
+    /// Processes whose CPU time is read before and after the run.
+    pub watched: Vec<Watched>,
 }
 
 const POLL: Duration = Duration::from_millis(250);
@@ -106,6 +112,7 @@ const POLL: Duration = Duration::from_millis(250);
 impl Run<'_> {
     pub async fn measure(self) -> Result<Measurement, MeasureError> {
         self.sim.reset().await?;
+        let cpu_before = cpu::snapshot(&self.watched);
         let expected = self.audience.expected(&self.plan);
         let bars = MultiProgress::new();
         let published = bars.add(ProgressBar::new(self.plan.messages as u64));
@@ -125,6 +132,7 @@ impl Run<'_> {
             plan,
             sim,
             settle,
+            watched,
         } = self;
         let offered_rate = plan.rate;
         let messages = plan.messages as u64;
@@ -162,6 +170,7 @@ impl Run<'_> {
                 break report;
             }
         };
+        let cpu_after = cpu::snapshot(&watched);
         delivered.finish();
         let total = &report.total;
         let span_s =
@@ -192,6 +201,7 @@ impl Run<'_> {
             p90_ms: latency.map(|l| l.p90),
             p99_ms: latency.map(|l| l.p99),
             max_ms: latency.map(|l| l.max),
+            cpu: cpu::per_notification(&watched, &cpu_before, &cpu_after, total.count),
         })
     }
 }

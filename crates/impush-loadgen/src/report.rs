@@ -180,6 +180,73 @@ pub fn table(summaries: &[Summary]) -> String {
     out
 }
 
+/// Whether a watched process is an impush worker (as opposed to the broker, Redis, the
+/// simulator or the load generator): its CPU goes into the `workers` column.
+fn is_worker(process: &str) -> bool {
+    ["router", "sender", "ingest"]
+        .iter()
+        .any(|kind| process.starts_with(kind))
+}
+
+/// The CPU table: for each stream run flat out, the median over repetitions of each watched
+/// process's CPU time per notification, with the impush workers' sum first. Empty when no
+/// run watched a process.
+pub fn cpu_table(measurements: &[Measurement]) -> String {
+    let rows: Vec<&Measurement> = measurements
+        .iter()
+        .filter(|m| m.mode == "max" && !m.cpu.is_empty())
+        .collect();
+    let mut processes: Vec<String> = Vec::new();
+    let mut streams: Vec<String> = Vec::new();
+    for m in &rows {
+        if !streams.contains(&m.name) {
+            streams.push(m.name.clone());
+        }
+        for p in &m.cpu {
+            if !processes.contains(&p.process) {
+                processes.push(p.process.clone());
+            }
+        }
+    }
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "CPU time per notification, µs (user + system from /proc, median over repetitions)\n\n| stream | workers |",
+    );
+    for p in &processes {
+        out.push_str(&format!(" {p} |"));
+    }
+    out.push_str("\n|---|---|");
+    out.push_str(&"---|".repeat(processes.len()));
+    out.push('\n');
+    for stream in &streams {
+        let runs: Vec<&&Measurement> = rows.iter().filter(|m| m.name == *stream).collect();
+        let mut workers: Vec<f64> = runs
+            .iter()
+            .map(|m| {
+                m.cpu
+                    .iter()
+                    .filter(|p| is_worker(&p.process))
+                    .map(|p| p.us_per_notification)
+                    .sum()
+            })
+            .collect();
+        let cell = |v: Option<f64>| v.map_or_else(|| "-".into(), |v| format!("{v:.1}"));
+        out.push_str(&format!("| {stream} | {} |", cell(median(&mut workers))));
+        for process in &processes {
+            let mut values: Vec<f64> = runs
+                .iter()
+                .flat_map(|m| m.cpu.iter().filter(|p| p.process == *process))
+                .map(|p| p.us_per_notification)
+                .collect();
+            out.push_str(&format!(" {} |", cell(median(&mut values))));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 /// One CSV row per measurement, each with its ratio to its own repetition's relay and the
 /// run's context columns (`key=value` pairs such as the broker version and queue type).
 pub fn write_csv(
@@ -190,7 +257,7 @@ pub fn write_csv(
     let relays = relay_by_rep(measurements);
     let mut file = std::fs::File::create(path).map_err(io(path))?;
     let mut header = String::from(
-        "rep,name,mode,messages,notifications,expected,notifications_per_s,messages_per_s,ratio_to_relay,offered_rate,p50_ms,p90_ms,p99_ms,max_ms",
+        "rep,name,mode,messages,notifications,expected,notifications_per_s,messages_per_s,ratio_to_relay,offered_rate,p50_ms,p90_ms,p99_ms,max_ms,cpu_us_per_notification",
     );
     for (key, _) in context {
         header.push(',');
@@ -199,8 +266,14 @@ pub fn write_csv(
     writeln!(file, "{header}").map_err(io(path))?;
     let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
     for m in measurements {
+        // `process=µs` pairs separated by `;`, so the column count stays fixed.
+        let cpu: Vec<String> = m
+            .cpu
+            .iter()
+            .map(|p| format!("{}={:.1}", p.process, p.us_per_notification))
+            .collect();
         let mut row = format!(
-            "{},{},{},{},{},{},{:.1},{:.1},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{:.1},{:.1},{},{},{},{},{},{},{}",
             m.rep,
             m.name,
             m.mode,
@@ -219,6 +292,7 @@ pub fn write_csv(
             opt(m.p90_ms),
             opt(m.p99_ms),
             opt(m.max_ms),
+            cpu.join(";"),
         );
         for (_, value) in context {
             row.push(',');
@@ -518,7 +592,41 @@ mod tests {
             p90_ms: None,
             p99_ms: None,
             max_ms: None,
+            cpu: Vec::new(),
         }
+    }
+
+    #[test]
+    fn the_cpu_table_gives_each_process_its_median_and_sums_the_workers() {
+        let with_cpu = |rep, router, sender, broker| Measurement {
+            cpu: vec![
+                crate::cpu::ProcessCpu {
+                    process: "router".into(),
+                    us_per_notification: router,
+                },
+                crate::cpu::ProcessCpu {
+                    process: "sender-apns".into(),
+                    us_per_notification: sender,
+                },
+                crate::cpu::ProcessCpu {
+                    process: "rabbitmq".into(),
+                    us_per_notification: broker,
+                },
+            ],
+            ..m("c2c", rep, 1_000.0)
+        };
+        let rows = [
+            with_cpu(1, 10.0, 20.0, 90.0),
+            with_cpu(2, 30.0, 40.0, 80.0),
+            with_cpu(3, 20.0, 30.0, 100.0),
+        ];
+        let table = cpu_table(&rows);
+        assert!(
+            table.contains("| stream | workers | router | sender-apns | rabbitmq |"),
+            "{table}"
+        );
+        assert!(table.contains("| c2c | 50.0 | 20.0 | 30.0 | 90.0 |"), "{table}");
+        assert_eq!(cpu_table(&[m("c2c", 1, 1.0)]), "");
     }
 
     #[test]

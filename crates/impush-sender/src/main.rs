@@ -1,5 +1,8 @@
 //! impush-sender --vendor V: consumes `impush.push.<vendor>` with bounded concurrency and
-//! sends each job through the vendor's client. Every answer is classified: delivered
+//! sends each job through the vendor's client. `--vendor apns,fcm` or `--vendor all` serves
+//! several vendors' queues from one process: each keeps its own consumer, concurrency,
+//! clients and limits, and they share the process's Redis connection and event loop (the
+//! small deployment; one process per vendor scales each on its own). Every answer is classified: delivered
 //! (recorded for deduplication), retry (back through the delay ladder, honouring
 //! Retry-After), invalid token (registration pruned, `feedback.token` published) or rejected
 //! (dead-lettered with its reason). Expired jobs are dropped, never delivered late.
@@ -8,7 +11,7 @@ mod limits;
 mod send;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -20,14 +23,35 @@ use impush_store::{Endpoint, Store};
 use impush_vendors::VendorClients;
 
 #[derive(Parser)]
-#[command(name = "impush-sender", version, about = "Push jobs to one vendor")]
+#[command(name = "impush-sender", version, about = "Push jobs to vendors")]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// The vendor this pool sends to, in lower case (`apns`, `fcm`, …; an unknown name is an
-    /// error listing them all).
+    /// The vendor(s) this process sends to, in lower case: one (`apns`), several
+    /// comma-separated (`apns,fcm`) or `all`; an unknown name is an error listing them all.
     #[arg(long, env = "IMPUSH_VENDOR")]
     vendor: String,
+}
+
+/// The vendors of `--vendor`: one name, a comma-separated list, or `all`; in the order
+/// given, each once.
+fn parse_vendors(text: &str) -> anyhow::Result<Vec<impush_core::Vendor>> {
+    if text.trim() == "all" {
+        return Ok(vendor::ALL.to_vec());
+    }
+    let mut vendors = Vec::new();
+    for name in text.split(',').map(str::trim) {
+        let parsed = vendor::parse(name).with_context(|| {
+            format!(
+                "unknown vendor {name:?}; expected one of {} (comma-separated) or all",
+                vendor::ALL.map(vendor::name).join(", ")
+            )
+        })?;
+        if !vendors.contains(&parsed) {
+            vendors.push(parsed);
+        }
+    }
+    Ok(vendors)
 }
 
 /// mimalloc instead of the system allocator: a worker allocates and frees small buffers for
@@ -43,20 +67,13 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let vendor = vendor::parse(&args.vendor).with_context(|| {
-        format!(
-            "unknown vendor {:?}; expected one of {}",
-            args.vendor,
-            vendor::ALL.map(vendor::name).join(", ")
-        )
-    })?;
+    let vendors = parse_vendors(&args.vendor)?;
     let config = Arc::new(args.common.load_config());
     impush_runtime::init_logging(&config.log);
     let amqp_tls = config.amqp_tls()?;
     let redis_tls = config.redis_tls()?;
     // A malformed credential stops the start with an error naming it, not a failure per push.
-    let clients = VendorClients::from_config(&config, vendor)
-        .with_context(|| format!("loading the {} credentials", vendor::name(vendor)))?;
+    let clients = load_clients(&config, &vendors)?;
     let impush_runtime::Worker {
         shutdown,
         amqp_ready,
@@ -64,11 +81,13 @@ async fn main() -> anyhow::Result<()> {
         redis_ready,
         credentials_ready,
     } = impush_runtime::Worker::start(args.common.metrics_addr).await?;
-    impush_runtime::catalog::start_counters_at_zero(
-        impush_runtime::catalog::Role::Sender(vendor),
-        &config,
-    );
-    report_expiries(vendor, &clients);
+    for (vendor, clients) in &clients {
+        impush_runtime::catalog::start_counters_at_zero(
+            impush_runtime::catalog::Role::Sender(*vendor),
+            &config,
+        );
+        report_expiries(*vendor, clients);
+    }
     credentials_ready.store(true, Ordering::SeqCst);
 
     let redis = &config.redis;
@@ -83,20 +102,28 @@ async fn main() -> anyhow::Result<()> {
     redis_ready.store(true, Ordering::SeqCst);
 
     let topology = Topology::new(&config.amqp);
-    let sender = Arc::new(send::Sender::new(
-        vendor,
-        store,
-        clients,
-        Arc::clone(&config),
-        topology.clone(),
-        redis_ready,
-    ));
-    let reloading = Arc::clone(&sender);
+    let senders: Vec<Arc<send::Sender>> = clients
+        .into_iter()
+        .map(|(vendor, clients)| {
+            Arc::new(send::Sender::new(
+                vendor,
+                store.clone(),
+                clients,
+                Arc::clone(&config),
+                topology.clone(),
+                Arc::clone(&redis_ready),
+            ))
+        })
+        .collect();
+    let reloading = senders.clone();
     let apply: impush_runtime::ApplyFn = Box::new(move |new_config| {
         // A reload that breaks a credential is refused whole: the running clients stay.
-        let clients = VendorClients::from_config(&new_config, vendor).map_err(|e| e.to_string())?;
-        report_expiries(vendor, &clients);
-        reloading.reload(new_config, clients);
+        let vendors: Vec<_> = reloading.iter().map(|s| s.vendor()).collect();
+        let clients = load_clients(&new_config, &vendors).map_err(|e| format!("{e:#}"))?;
+        for (sender, (vendor, clients)) in reloading.iter().zip(clients) {
+            report_expiries(vendor, &clients);
+            sender.reload(new_config.clone(), clients);
+        }
         Ok(())
     });
     tokio::spawn(impush_runtime::watch_config(
@@ -109,39 +136,94 @@ async fn main() -> anyhow::Result<()> {
         config.amqp.addresses(),
         amqp_tls.clone(),
         topology.clone(),
-        topology.vendor_queues(vendor),
+        vendors
+            .iter()
+            .flat_map(|v| topology.vendor_queues(*v))
+            .collect(),
         QUEUE_DEPTH_POLL,
         shutdown.clone(),
     ));
-    let handler: HandlerFn = Arc::new(move |delivery, publisher| {
-        let sender = Arc::clone(&sender);
-        Box::pin(async move { sender.handle(delivery, publisher).await })
-    });
     let prefetch = u16::try_from(config.sender.concurrency.max(1)).unwrap_or(u16::MAX);
-    tracing::info!(
-        vendor = vendor::name(vendor),
-        concurrency = prefetch,
-        "sender starting"
-    );
-    run_consumer(
-        RunOptions {
-            urls: config.amqp.addresses(),
-            tls: amqp_tls,
-            queue: topology.push_queue(vendor),
-            prefetch,
-            topology,
-            shutdown_grace: Duration::from_millis(config.sender.request_timeout_ms + 5_000),
-            requeue_delay: Duration::from_millis(500),
-            ready: amqp_ready,
-            topology_ready,
-        },
-        handler,
-        shutdown,
-    )
-    .await;
+    // Each vendor queue has its own consumer (and connection); the process is ready for
+    // RabbitMQ once every one of them consumes.
+    let consuming: Vec<Arc<AtomicBool>> = if senders.len() == 1 {
+        vec![Arc::clone(&amqp_ready)]
+    } else {
+        let flags: Vec<_> = senders
+            .iter()
+            .map(|_| Arc::new(AtomicBool::new(false)))
+            .collect();
+        tokio::spawn(all_ready(flags.clone(), amqp_ready, shutdown.clone()));
+        flags
+    };
+    let consumers = senders.into_iter().zip(consuming).map(|(sender, ready)| {
+        let vendor = sender.vendor();
+        tracing::info!(
+            vendor = vendor::name(vendor),
+            concurrency = prefetch,
+            "sender starting"
+        );
+        let handler: HandlerFn = Arc::new(move |delivery, publisher| {
+            let sender = Arc::clone(&sender);
+            Box::pin(async move { sender.handle(delivery, publisher).await })
+        });
+        run_consumer(
+            RunOptions {
+                urls: config.amqp.addresses(),
+                tls: amqp_tls.clone(),
+                queue: topology.push_queue(vendor),
+                prefetch,
+                topology: topology.clone(),
+                shutdown_grace: Duration::from_millis(config.sender.request_timeout_ms + 5_000),
+                requeue_delay: Duration::from_millis(500),
+                ready,
+                topology_ready: Arc::clone(&topology_ready),
+            },
+            handler,
+            shutdown.clone(),
+        )
+    });
+    futures::future::join_all(consumers).await;
     tracing::info!("stopped");
     Ok(())
 }
+
+/// The clients of each vendor's credentials; the first vendor whose credentials do not load
+/// fails the whole.
+fn load_clients(
+    config: &impush_config::Config,
+    vendors: &[impush_core::Vendor],
+) -> anyhow::Result<Vec<(impush_core::Vendor, VendorClients)>> {
+    vendors
+        .iter()
+        .map(|vendor| {
+            VendorClients::from_config(config, *vendor)
+                .map(|clients| (*vendor, clients))
+                .with_context(|| format!("loading the {} credentials", vendor::name(*vendor)))
+        })
+        .collect()
+}
+
+/// Keeps `ready` equal to "every flag is set" until shutdown.
+async fn all_ready(
+    flags: Vec<Arc<AtomicBool>>,
+    ready: Arc<AtomicBool>,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let mut every = tokio::time::interval(READY_POLL);
+    while !shutdown.is_cancelled() {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = every.tick() => {}
+        }
+        let all = flags.iter().all(|f| f.load(Ordering::SeqCst));
+        ready.store(all, Ordering::SeqCst);
+    }
+    ready.store(false, Ordering::SeqCst);
+}
+
+/// How often a multi-vendor sender folds its consumers' readiness into `/readyz`.
+const READY_POLL: Duration = Duration::from_millis(200);
 
 /// How often the queue depth gauges are refreshed.
 const QUEUE_DEPTH_POLL: Duration = Duration::from_secs(10);
@@ -156,5 +238,23 @@ fn report_expiries(vendor: impush_core::Vendor, clients: &VendorClients) {
             "kind" => kind
         )
         .set(expires_at_s as f64);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use impush_core::Vendor;
+
+    #[test]
+    fn one_process_serves_one_vendor_a_list_or_all_of_them() {
+        assert_eq!(parse_vendors("apns").unwrap(), vec![Vendor::Apns]);
+        assert_eq!(
+            parse_vendors("apns, fcm,apns").unwrap(),
+            vec![Vendor::Apns, Vendor::Fcm]
+        );
+        assert_eq!(parse_vendors("all").unwrap(), vendor::ALL.to_vec());
+        let err = parse_vendors("apns,nokia").unwrap_err().to_string();
+        assert!(err.contains("\"nokia\"") && err.contains("harmony"), "{err}");
     }
 }

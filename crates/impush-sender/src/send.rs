@@ -146,6 +146,11 @@ impl Sender {
         }));
     }
 
+    /// The vendor whose queue this sender serves.
+    pub fn vendor(&self) -> Vendor {
+        self.vendor
+    }
+
     fn vendor_name(&self) -> &'static str {
         vendor::name(self.vendor)
     }

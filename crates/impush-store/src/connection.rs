@@ -11,6 +11,7 @@ use redis::aio::{ConnectionLike, ConnectionManager};
 use redis::{Cmd, RedisError, RedisFuture, Value};
 
 use crate::cluster::Cluster;
+use crate::coalesce::Coalescer;
 use crate::keys;
 
 /// Where impush's Redis lives, as `[redis]` in the config says.
@@ -36,14 +37,16 @@ impl Endpoint {
 
 #[derive(Clone)]
 pub(crate) enum Connection {
-    Server(ConnectionManager),
+    /// One server: single commands straight through the manager, batches through the
+    /// coalescer (`coalesce.rs`), which shares round trips between concurrent callers.
+    Server(ConnectionManager, Coalescer),
     Cluster(Cluster),
 }
 
 impl ConnectionLike for Connection {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
         match self {
-            Connection::Server(con) => con.req_packed_command(cmd),
+            Connection::Server(con, _) => con.req_packed_command(cmd),
             Connection::Cluster(cluster) => cluster.connection().req_packed_command(cmd),
         }
     }
@@ -55,7 +58,7 @@ impl ConnectionLike for Connection {
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
         match self {
-            Connection::Server(con) => con.req_packed_commands(pipeline, offset, count),
+            Connection::Server(con, _) => con.req_packed_commands(pipeline, offset, count),
             Connection::Cluster(cluster) => cluster
                 .connection()
                 .req_packed_commands(pipeline, offset, count),
@@ -64,27 +67,26 @@ impl ConnectionLike for Connection {
 
     fn get_db(&self) -> i64 {
         match self {
-            Connection::Server(con) => con.get_db(),
+            Connection::Server(con, _) => con.get_db(),
             Connection::Cluster(_) => 0,
         }
     }
 }
 
 impl Connection {
+    /// A server connection whose batches share round trips.
+    pub(crate) fn server(con: ConnectionManager) -> Connection {
+        let coalescer = Coalescer::start(con.clone());
+        Connection::Server(con, coalescer)
+    }
+
     /// Runs every command of `batch` and returns their replies in the batch's order, a
     /// failed command's as a `Value::ServerError` (the caller decides whether to reload
-    /// scripts and send it again). On a cluster, redirects are followed first.
+    /// scripts and send it again). On a server, in the round trip it shares with other
+    /// callers' batches; on a cluster, redirects are followed first.
     pub(crate) async fn run(&self, batch: &Batch) -> Result<Vec<Value>, RedisError> {
         match self {
-            Connection::Server(con) => {
-                count_round_trip(batch.cmds.len());
-                let mut pipe = redis::pipe();
-                for cmd in &batch.cmds {
-                    pipe.add_command(cmd.clone());
-                }
-                let mut con = con.clone();
-                con.req_packed_commands(&pipe, 0, batch.cmds.len()).await
-            }
+            Connection::Server(_, coalescer) => coalescer.run(batch.cmds.clone()).await,
             Connection::Cluster(cluster) => cluster.run(batch).await,
         }
     }

@@ -23,6 +23,7 @@
 
 mod badges;
 mod cluster;
+mod coalesce;
 mod connection;
 mod dedupe;
 mod error;
@@ -178,7 +179,7 @@ impl Store {
             .set_connection_timeout(Some(CONNECTION_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT));
         let con = ConnectionManager::new_with_config(client, config).await?;
-        Store::with_connection(Connection::Server(con), keys).await
+        Store::with_connection(Connection::server(con), keys).await
     }
 
     /// Connects to a Redis Cluster through any of its `seeds` (e.g.
@@ -278,6 +279,22 @@ impl Store {
             return Err(RedisError::from(error).into());
         }
         Ok(replies)
+    }
+
+    /// Runs one command (all its keys in the slot of `key`) as a batch of one: its round
+    /// trip shared like any batch's, a forgotten script loaded again.
+    async fn run_one(
+        &self,
+        call: &'static str,
+        key: &str,
+        cmd: redis::Cmd,
+    ) -> Result<Value, StoreError> {
+        let mut batch = Batch::new();
+        batch.add(key, cmd);
+        self.run_batch(&batch)
+            .await?
+            .pop()
+            .ok_or_else(|| StoreError::unexpected(call, "no reply"))
     }
 }
 

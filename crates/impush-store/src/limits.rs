@@ -1,12 +1,13 @@
 //! Each credential's sending limits, shared by every sender process of the fleet: the rate
 //! (`rate_per_s` means the whole fleet, however many processes send) and the count of
 //! pushes accepted today against the vendor's daily quota. One atomic script each, on the
-//! credential's own hash tag, so a Redis Cluster keeps a credential's keys in one slot.
+//! credential's own hash tag, so a Redis Cluster keeps a credential's keys in one slot. Both
+//! go through [`Store::run_batch`], so on one server they share round trips with the
+//! process's other calls (`coalesce.rs`).
 
 use std::time::Duration;
 
-use redis::Value;
-
+use crate::connection::evalsha;
 use crate::{Store, StoreError, reply};
 
 /// How long a day's quota count is kept: its day and the next.
@@ -30,13 +31,13 @@ impl Store {
         let interval_us = (1_000_000 / u64::from(rate_per_s)).max(1);
         let burst = burst.max(1);
         let tokens = tokens.clamp(1, burst);
-        let mut call = self.scripts.take_rate.prepare_invoke();
-        call.key(self.keys.credential(business_id).rate())
-            .arg(interval_us)
-            .arg(interval_us * u64::from(burst))
-            .arg(tokens);
-        let mut con = self.con.clone();
-        let reply: Value = call.invoke_async(&mut con).await?;
+        let key = self.keys.credential(business_id).rate();
+        let cmd = evalsha(&self.scripts.take_rate, &[&key], |cmd| {
+            cmd.arg(interval_us)
+                .arg(interval_us * u64::from(burst))
+                .arg(tokens);
+        });
+        let reply = self.run_one("take_rate", &key, cmd).await?;
         let wait_us = reply::int("take_rate", &reply)?;
         Ok(Duration::from_micros(u64::try_from(wait_us).unwrap_or(0)))
     }
@@ -49,12 +50,11 @@ impl Store {
         day: i64,
         accepted: u64,
     ) -> Result<u64, StoreError> {
-        let mut call = self.scripts.count_quota.prepare_invoke();
-        call.key(self.keys.credential(business_id).quota(day))
-            .arg(accepted)
-            .arg(QUOTA_TTL_S);
-        let mut con = self.con.clone();
-        let reply: Value = call.invoke_async(&mut con).await?;
+        let key = self.keys.credential(business_id).quota(day);
+        let cmd = evalsha(&self.scripts.count_quota, &[&key], |cmd| {
+            cmd.arg(accepted).arg(QUOTA_TTL_S);
+        });
+        let reply = self.run_one("count_quota", &key, cmd).await?;
         let used = reply::int("count_quota", &reply)?;
         Ok(u64::try_from(used).unwrap_or(0))
     }
