@@ -28,7 +28,7 @@ source scripts/fleet.sh
 trap 'fleet_stop; rm -rf "$FLEET_DIR"' EXIT
 
 DATE=$(date -u +%Y-%m-%dT%H%M)
-OUT=benches/results
+OUT=${BENCH_OUT:-benches/results}
 mkdir -p "$OUT"
 RESULTS="$FLEET_DIR/results.jsonl"
 TOP="$OUT/$DATE-top.txt"

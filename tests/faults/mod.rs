@@ -546,7 +546,9 @@ impl DuplicatesByKill {
             .kills
             .iter()
             .filter_map(|(_, window)| *window)
-            .fold((i64::MIN, i64::MAX), |(hi, lo), (a, b)| (hi.max(a), lo.min(b)));
+            .fold((i64::MIN, i64::MAX), |(hi, lo), (a, b)| {
+                (hi.max(a), lo.min(b))
+            });
         let window = if earliest == i64::MIN {
             "no repeats".to_owned()
         } else {

@@ -625,7 +625,10 @@ mod tests {
             table.contains("| stream | workers | router | sender-apns | rabbitmq |"),
             "{table}"
         );
-        assert!(table.contains("| c2c | 50.0 | 20.0 | 30.0 | 90.0 |"), "{table}");
+        assert!(
+            table.contains("| c2c | 50.0 | 20.0 | 30.0 | 90.0 |"),
+            "{table}"
+        );
         assert_eq!(cpu_table(&[m("c2c", 1, 1.0)]), "");
     }
 

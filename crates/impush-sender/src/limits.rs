@@ -220,16 +220,27 @@ impl Limits {
     /// (this process's own bucket while Redis cannot be reached).
     pub async fn acquire(&self, business_id: u64, tokens: usize) {
         if let (Some(store), Some((rate, burst))) = (&self.store, self.rates.get(&business_id)) {
-            let tokens = u32::try_from(tokens).unwrap_or(u32::MAX);
-            loop {
-                match store.take_rate(business_id, tokens, *rate, *burst).await {
-                    Ok(wait) if wait.is_zero() => return,
-                    Ok(wait) => tokio::time::sleep(wait).await,
-                    Err(err) => {
-                        tracing::warn!(error = %err, business_id, "fleet rate limit unavailable; limiting this process alone");
-                        break;
+            // A bundle's tokens may exceed one burst: taken a burst at a time, so the rate
+            // holds for them too.
+            let mut left = u32::try_from(tokens).unwrap_or(u32::MAX).max(1);
+            let mut fleet_rate = true;
+            while left > 0 && fleet_rate {
+                let part = left.min((*burst).max(1));
+                loop {
+                    match store.take_rate(business_id, part, *rate, *burst).await {
+                        Ok(wait) if wait.is_zero() => break,
+                        Ok(wait) => tokio::time::sleep(wait).await,
+                        Err(err) => {
+                            tracing::warn!(error = %err, business_id, "fleet rate limit unavailable; limiting this process alone");
+                            fleet_rate = false;
+                            break;
+                        }
                     }
                 }
+                left -= part;
+            }
+            if fleet_rate {
+                return;
             }
         }
         let Some(bucket) = self.buckets.get(&business_id) else {

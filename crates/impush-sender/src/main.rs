@@ -255,6 +255,9 @@ mod tests {
         );
         assert_eq!(parse_vendors("all").unwrap(), vendor::ALL.to_vec());
         let err = parse_vendors("apns,nokia").unwrap_err().to_string();
-        assert!(err.contains("\"nokia\"") && err.contains("harmony"), "{err}");
+        assert!(
+            err.contains("\"nokia\"") && err.contains("harmony"),
+            "{err}"
+        );
     }
 }

@@ -68,11 +68,6 @@ impl Credential<'_> {
         self.state.limits.paused_for(self.business_id)
     }
 
-    /// Waits until `tokens` device tokens may be sent within its rate.
-    async fn acquire(&self, tokens: usize) {
-        self.state.limits.acquire(self.business_id, tokens).await;
-    }
-
     async fn send(&self, request: &VendorRequest, targets: &[PushTarget]) -> SendResult {
         self.state
             .clients
@@ -175,6 +170,7 @@ impl Sender {
                     .await;
             }
         };
+        self.take_rate(&jobs).await;
         // The jobs of a bundle run side by side, within the process's concurrency.
         let results = futures::future::join_all(jobs.into_iter().map(|job| {
             let publisher = &publisher;
@@ -198,6 +194,30 @@ impl Sender {
         metrics::counter!("impush_jobs_requeued_total", "vendor" => self.vendor_name())
             .increment(failed.len() as u64);
         Handled::Requeue
+    }
+
+    /// Waits until the bundle's device tokens may be sent within each credential's rate:
+    /// one fleet-wide rate call per credential for the whole bundle, not one per job (a
+    /// Redis script each). Jobs that turn out to need no request (delivered before,
+    /// recalled, expired) have then used their share, which only errs on the slow side.
+    async fn take_rate(&self, jobs: &[PushJob]) {
+        let state = self.state.load_full();
+        let mut tokens: Vec<(u64, usize)> = Vec::new();
+        for job in jobs {
+            let sendable = state
+                .credential(job.business_id)
+                .is_some_and(|credential| credential.paused_for().is_none());
+            if !sendable {
+                continue;
+            }
+            match tokens.iter_mut().find(|(id, _)| *id == job.business_id) {
+                Some((_, n)) => *n += job.targets.len(),
+                None => tokens.push((job.business_id, job.targets.len())),
+            }
+        }
+        for (business_id, n) in tokens {
+            state.limits.acquire(business_id, n).await;
+        }
     }
 
     /// Ok: every consequence is durable and the delivery may be acked. Err: a dependency
@@ -238,9 +258,9 @@ impl Sender {
                 .await
                 .map_err(|e| e.to_string());
         }
-        credential.acquire(targets.len()).await;
         // Time to live is what is left when the request leaves, not when it was rendered:
-        // the rate limit (and the retry ladder before it) may have used up the rest.
+        // the rate limit (taken for the bundle in `take_rate`, and the retry ladder before
+        // it) may have used up the rest.
         let mut notification = notification;
         notification.request_at_ms = now_ms();
         if expired_at(&job, &notification, notification.request_at_ms) {
