@@ -16,6 +16,7 @@
 mod control;
 mod digest;
 mod stats;
+mod tray;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -37,6 +38,7 @@ pub use control::{Delivery, Fault, FaultError};
 /// The vendors' sign hashes, for tests that sign by hand.
 pub use digest::{md5_hex, sha256_hex};
 pub use stats::{Percentiles, SENT_MS_MARKER, StatsReport, VendorReport};
+pub use tray::TrayNotification;
 
 /// An APNs provider-token key the simulator trusts (the public half of a `.p8`).
 #[derive(Debug, Clone, PartialEq, Eq)]
