@@ -12,8 +12,8 @@ use impush_amqp::{
     protobuf_properties,
 };
 use impush_config::Config;
-use impush_core::text::short_token;
 use impush_core::payload::withdraw::build_withdrawal;
+use impush_core::text::short_token;
 use impush_core::{BuildError, CredentialProfile, VendorRequest, build_payload, vendor};
 use impush_proto::v1::{Notification, PushJob, PushJobs, PushTarget, TokenInvalidated, Vendor};
 use impush_runtime::now_ms;

@@ -297,7 +297,11 @@ impl Control {
         self.lock().tray.withdraw(vendor, token, id, now_ms());
     }
 
-    pub fn notifications(&self, vendor: Option<&str>, token: Option<&str>) -> Vec<TrayNotification> {
+    pub fn notifications(
+        &self,
+        vendor: Option<&str>,
+        token: Option<&str>,
+    ) -> Vec<TrayNotification> {
         self.lock().tray.list(vendor, token)
     }
 

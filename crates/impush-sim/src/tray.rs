@@ -171,7 +171,12 @@ mod tests {
         let r1 = tray.list(Some("xiaomi"), Some("r1"));
         assert_eq!(r1.len(), 2);
         assert_eq!(
-            (r1[0].id.as_str(), r1[0].body.as_deref(), r1[0].replaced, r1[0].withdrawn),
+            (
+                r1[0].id.as_str(),
+                r1[0].body.as_deref(),
+                r1[0].replaced,
+                r1[0].withdrawn
+            ),
             ("42", Some("[message recalled]"), 1, false)
         );
         assert_eq!((r1[1].id.as_str(), r1[1].replaced), ("43", 0));

@@ -85,7 +85,10 @@ pub fn build_withdrawal(
         Vendor::Xiaomi => xiaomi_revoke,
         _ => return None,
     };
-    Some(check_batch(credential.vendor, targets).and_then(|()| build(notification, credential, targets)))
+    Some(
+        check_batch(credential.vendor, targets)
+            .and_then(|()| build(notification, credential, targets)),
+    )
 }
 
 fn check_batch(vendor: Vendor, targets: &[PushTarget]) -> Result<(), BuildError> {
@@ -203,9 +206,21 @@ mod tests {
         harmony_without_client_id.app_id.clear();
         // (vendor, credential's client id known?, action)
         let table = [
-            (Vendor::Xiaomi, Some(credential(Vendor::Xiaomi)), RecallAction::Withdraw),
-            (Vendor::Harmony, Some(credential(Vendor::Harmony)), RecallAction::Withdraw),
-            (Vendor::Harmony, Some(harmony_without_client_id), RecallAction::Replace),
+            (
+                Vendor::Xiaomi,
+                Some(credential(Vendor::Xiaomi)),
+                RecallAction::Withdraw,
+            ),
+            (
+                Vendor::Harmony,
+                Some(credential(Vendor::Harmony)),
+                RecallAction::Withdraw,
+            ),
+            (
+                Vendor::Harmony,
+                Some(harmony_without_client_id),
+                RecallAction::Replace,
+            ),
             (Vendor::Harmony, None, RecallAction::Replace),
             (Vendor::Apns, None, RecallAction::Replace),
             (Vendor::Fcm, None, RecallAction::Replace),
@@ -217,7 +232,11 @@ mod tests {
             (Vendor::Tpns, None, RecallAction::Stays),
         ];
         for (vendor, credential, action) in table {
-            assert_eq!(recall_action(vendor, credential.as_ref()), action, "{vendor:?}");
+            assert_eq!(
+                recall_action(vendor, credential.as_ref()),
+                action,
+                "{vendor:?}"
+            );
         }
     }
 
@@ -226,7 +245,8 @@ mod tests {
         let (push, recall) = pushed_and_recalled("msg-1");
         let credential = credential(Vendor::Harmony);
         let sent = build_payload(&push, &credential, &targets(&["t1"])).unwrap();
-        let sent_notify_id = sent.body.to_json_value()["payload"]["notification"]["notifyId"].clone();
+        let sent_notify_id =
+            sent.body.to_json_value()["payload"]["notification"]["notifyId"].clone();
         let request = build_withdrawal(&recall, &credential, &targets(&["t1", "t2"]))
             .unwrap()
             .unwrap();
@@ -285,10 +305,22 @@ mod tests {
         // (credential, tokens, error)
         let table: [(CredentialProfile, Vec<&str>, fn(&BuildError) -> bool); 5] = [
             (no_client_id, vec!["t"], |e| {
-                matches!(e, BuildError::MissingCredentialField { field: "app_id", .. })
+                matches!(
+                    e,
+                    BuildError::MissingCredentialField {
+                        field: "app_id",
+                        ..
+                    }
+                )
             }),
             (no_package, vec!["t"], |e| {
-                matches!(e, BuildError::MissingCredentialField { field: "package_name", .. })
+                matches!(
+                    e,
+                    BuildError::MissingCredentialField {
+                        field: "package_name",
+                        ..
+                    }
+                )
             }),
             (credential(Vendor::Harmony), vec![], |e| {
                 matches!(e, BuildError::NoTargets)
