@@ -190,9 +190,10 @@ mod tests {
 
     #[test]
     fn each_vendor_names_its_notifications_by_what_it_replaces_by() {
+        type Headers<'a> = &'a [(&'static str, String)];
         let headers = [("apns-collapse-id", "msg-1".to_owned())];
         // (vendor, payload, headers, id)
-        let table: [(&str, Value, &[(&'static str, String)], Option<&str>); 7] = [
+        let table: [(&str, Value, Headers, Option<&str>); 7] = [
             ("apns", json!({}), &headers, Some("msg-1")),
             ("apns", json!({}), &[], None),
             (

@@ -302,8 +302,9 @@ mod tests {
         no_package.package_name.clear();
         let too_many: Vec<String> = (0..1001).map(|i| format!("t{i}")).collect();
         let too_many: Vec<&str> = too_many.iter().map(String::as_str).collect();
+        type Expected = fn(&BuildError) -> bool;
         // (credential, tokens, error)
-        let table: [(CredentialProfile, Vec<&str>, fn(&BuildError) -> bool); 5] = [
+        let table: [(CredentialProfile, Vec<&str>, Expected); 5] = [
             (no_client_id, vec!["t"], |e| {
                 matches!(
                     e,
