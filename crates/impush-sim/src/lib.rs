@@ -559,6 +559,11 @@ impl RunningSim {
         self.sim.control.deliveries(vendor, None)
     }
 
+    /// What the devices' trays show (`GET /sim/notifications`).
+    pub fn notifications(&self, vendor: Option<&str>) -> Vec<TrayNotification> {
+        self.sim.control.notifications(vendor, None)
+    }
+
     pub fn clear_deliveries(&self) {
         self.sim.control.clear_deliveries();
     }
