@@ -222,8 +222,10 @@ pub fn cpu_table(measurements: &[Measurement]) -> String {
     out.push('\n');
     for stream in &streams {
         let runs: Vec<&&Measurement> = rows.iter().filter(|m| m.name == *stream).collect();
+        // Runs without any worker (the relay) have no workers' sum.
         let mut workers: Vec<f64> = runs
             .iter()
+            .filter(|m| m.cpu.iter().any(|p| is_worker(&p.process)))
             .map(|m| {
                 m.cpu
                     .iter()
