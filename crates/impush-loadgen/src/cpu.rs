@@ -42,7 +42,11 @@ pub fn parse_watched(text: &str) -> Result<Watched, String> {
 pub fn snapshot(watched: &[Watched]) -> Vec<Option<u64>> {
     watched
         .iter()
-        .map(|w| std::fs::read_to_string(&w.stat).ok().and_then(|s| ticks(&s)))
+        .map(|w| {
+            std::fs::read_to_string(&w.stat)
+                .ok()
+                .and_then(|s| ticks(&s))
+        })
         .collect()
 }
 

@@ -343,12 +343,7 @@ async fn main() -> anyhow::Result<()> {
                     p90_ms: None,
                     p99_ms: None,
                     max_ms: None,
-                    cpu: cpu::per_notification(
-                        &watched,
-                        &cpu_before,
-                        &cpu_after,
-                        messages as u64,
-                    ),
+                    cpu: cpu::per_notification(&watched, &cpu_before, &cpu_after, messages as u64),
                 },
                 out.as_ref(),
             )?;
