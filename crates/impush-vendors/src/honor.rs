@@ -188,7 +188,7 @@ pub(crate) fn classify(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::testing::*;
