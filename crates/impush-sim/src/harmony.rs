@@ -41,7 +41,8 @@ use axum::routing::any;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
-use crate::control::{FaultReply, Record, now_ms};
+use crate::control::{FaultReply, now_ms};
+use crate::oem::{self, Batch, Delivered};
 use crate::{HarmonyAccount, Personality, Shown, Sim, SimError, SimSettings};
 
 const AUDIENCE: &str = "https://oauth-login.cloud.huawei.com/oauth2/v3/token";
@@ -126,14 +127,7 @@ impl Harmony {
         headers: &HeaderMap,
         project_id: &str,
     ) -> Result<(), &'static str> {
-        let jwt = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, jwt)| jwt.trim())
-            .filter(|jwt| !jwt.is_empty())
-            .ok_or(AUTH_ERROR)?;
+        let jwt = oem::bearer(headers).ok_or(AUTH_ERROR)?;
         let header = jsonwebtoken::decode_header(jwt).map_err(|_| AUTH_ERROR)?;
         if header.alg != Algorithm::PS256 {
             return Err(AUTH_ERROR);
@@ -321,36 +315,23 @@ async fn send(sim: &Sim, project_id: &str, request: Request) -> Response {
             return Harmony::fault_response(&fault);
         }
     }
-    let (illegal, legal): (Vec<&String>, Vec<&String>) =
-        tokens.iter().partition(|t| t.starts_with("invalid-"));
-    if legal.is_empty() {
+    let delivered = Delivered {
+        vendor: Harmony::NAME,
+        body: &body,
+        headers: vec![("push-type", push_type.to_owned())],
+        shown: Harmony::shown,
+    };
+    let batch = Batch::deliver(sim, &tokens, delivered);
+    if batch.legal.is_empty() {
         return answer(sim, StatusCode::BAD_REQUEST, ALL_TOKENS_INVALID);
     }
-    let payload: Arc<str> = String::from_utf8_lossy(&body).into();
-    let received_at_ms = now_ms();
-    for token in &legal {
-        sim.control.record(Record {
-            vendor: Harmony::NAME,
-            token: token.as_str().into(),
-            payload: Arc::clone(&payload),
-            headers: vec![("push-type", push_type.to_owned())],
-            received_at_ms,
-            shown: Harmony::shown,
-        });
-    }
-    if illegal.is_empty() {
+    if batch.illegal.is_empty() {
         return answer(sim, StatusCode::OK, SUCCESS);
     }
-    let msg = json!({
-        "success": legal.len(),
-        "failure": illegal.len(),
-        "illegal_tokens": illegal,
-    })
-    .to_string();
     push_kit_answer(
         StatusCode::OK,
         PARTIAL_SUCCESS,
-        &msg,
+        &batch.partial_success_msg(),
         &sim.harmony.request_id(),
     )
 }

@@ -30,20 +30,18 @@
 //! (refresh and resend once on `80200001`/`80200003`), `src/push/constant/constants.go`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::{Form, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
-use crate::control::{FaultReply, Record, now_ms};
+use crate::control::{FaultReply, now_ms};
+use crate::oem::{self, AccessTokens, BadGrant, BadTokens, Batch, Delivered, Refused, RequestIds};
 use crate::{OemApp, Personality, Shown, Sim, SimError, SimSettings};
 
 /// Message body limit, token list excluded (push-sendapi "Restriction").
@@ -65,15 +63,9 @@ pub(crate) const TOKEN_COUNT: &str = "80300010";
 pub(crate) struct Huawei {
     /// Secret by app id.
     apps: HashMap<String, String>,
-    tokens: Mutex<HashMap<String, AccessToken>>,
-    lifetime: Duration,
-    requests: AtomicU64,
-}
-
-struct AccessToken {
-    app_id: String,
-    expires_at: Instant,
-    epoch: u64,
+    /// Huawei's tokens are opaque base64-looking strings ("CgB6e3x9…"); so are these.
+    tokens: AccessTokens,
+    requests: RequestIds,
 }
 
 impl Huawei {
@@ -83,39 +75,14 @@ impl Huawei {
                 .iter()
                 .map(|a| (a.app_id.clone(), a.app_secret.clone()))
                 .collect(),
-            tokens: Mutex::new(HashMap::new()),
-            lifetime,
-            requests: AtomicU64::new(0),
+            tokens: AccessTokens::new("CgB6e3x9sim", lifetime),
+            requests: RequestIds::default(),
         }
-    }
-
-    fn tokens(&self) -> MutexGuard<'_, HashMap<String, AccessToken>> {
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn issue(&self, app_id: &str, epoch: u64) -> String {
-        // Huawei's tokens are opaque base64-looking strings ("CgB6e3x9…"); so is this one.
-        let token = format!("CgB6e3x9sim{}", Uuid::new_v4().simple());
-        let now = Instant::now();
-        let mut tokens = self.tokens();
-        if tokens.len() >= 1024 {
-            tokens.retain(|_, t| t.expires_at > now);
-        }
-        tokens.insert(
-            token.clone(),
-            AccessToken {
-                app_id: app_id.to_owned(),
-                expires_at: now + self.lifetime,
-                epoch,
-            },
-        );
-        token
     }
 
     /// A request id of Huawei's shape: digits, time first.
     fn request_id(&self) -> String {
-        let n = self.requests.fetch_add(1, Ordering::Relaxed);
-        format!("{}{n:011}", now_ms())
+        self.requests.next(11)
     }
 }
 
@@ -233,13 +200,6 @@ async fn handle(State(sim): State<Arc<Sim>>, request: Request) -> Response {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenRequest {
-    grant_type: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-}
-
 fn oauth_error(error: u32, sub_error: u32, description: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -252,27 +212,25 @@ fn oauth_error(error: u32, sub_error: u32, description: &str) -> Response {
 
 /// `POST /huawei/oauth2/v3/token`: the client-credentials grant.
 async fn token(sim: &Sim, request: Request) -> Response {
-    let form = match Form::<TokenRequest>::from_request(request, &()).await {
-        Ok(Form(form)) => form,
-        Err(_) => return oauth_error(1102, 20001, "invalid request"),
+    let grant = match oem::read_grant(request).await {
+        Ok(grant) => grant,
+        Err(BadGrant::Form) => return oauth_error(1102, 20001, "invalid request"),
+        Err(BadGrant::Type) => return oauth_error(1102, 20003, "unsupported grant_type"),
     };
-    if form.grant_type.as_deref() != Some("client_credentials") {
-        return oauth_error(1102, 20003, "unsupported grant_type");
-    }
-    let client_id = form.client_id.unwrap_or_default();
+    let client_id = grant.client_id.unwrap_or_default();
     let Some(secret) = sim.huawei.apps.get(&client_id) else {
         return oauth_error(1101, 20152, "invalid client_id");
     };
-    if form.client_secret.as_deref() != Some(secret.as_str()) {
+    if grant.client_secret.as_deref() != Some(secret.as_str()) {
         return oauth_error(1101, 20186, "invalid client_secret");
     }
-    let access_token = sim.huawei.issue(&client_id, sim.control.auth_epoch());
+    let access_token = sim.huawei.tokens.issue(&client_id, sim.control.auth_epoch());
     (
         StatusCode::OK,
         [("content-type", "application/json;charset=UTF-8")],
         json!({
             "access_token": access_token,
-            "expires_in": sim.huawei.lifetime.as_secs(),
+            "expires_in": sim.huawei.tokens.lifetime.as_secs(),
             "token_type": "Bearer",
         })
         .to_string(),
@@ -280,31 +238,16 @@ async fn token(sim: &Sim, request: Request) -> Response {
         .into_response()
 }
 
-/// Checks the bearer token of a send for `app_id`: the Huawei code to refuse with, if any.
-fn authorize(sim: &Sim, headers: &HeaderMap, app_id: &str) -> Result<(), &'static str> {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or(OAUTH_ERROR)?;
-    let epoch = sim.control.auth_epoch();
-    let tokens = sim.huawei.tokens();
-    let issued = tokens.get(token).ok_or(OAUTH_ERROR)?;
-    if issued.app_id != app_id {
-        return Err(OAUTH_ERROR);
-    }
-    if issued.epoch < epoch || issued.expires_at <= Instant::now() {
-        return Err(OAUTH_EXPIRED);
-    }
-    Ok(())
-}
-
 /// `POST /huawei/v1/<appId>/messages:send`.
 async fn send(sim: &Sim, app_id: &str, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    if let Err(code) = authorize(sim, &parts.headers, app_id) {
+    let epoch = sim.control.auth_epoch();
+    if let Err(refused) = (sim.huawei.tokens).check(&parts.headers, epoch, |owner| owner == app_id)
+    {
+        let code = match refused {
+            Refused::Unknown => OAUTH_ERROR,
+            Refused::Expired => OAUTH_EXPIRED,
+        };
         tracing::debug!(code, "Huawei send refused");
         return answer(sim, StatusCode::UNAUTHORIZED, code);
     }
@@ -334,36 +277,23 @@ async fn send(sim: &Sim, app_id: &str, request: Request) -> Response {
             return Huawei::fault_response(&fault);
         }
     }
-    let (illegal, legal): (Vec<&String>, Vec<&String>) =
-        tokens.iter().partition(|t| t.starts_with("invalid-"));
-    if legal.is_empty() {
+    let delivered = Delivered {
+        vendor: Huawei::NAME,
+        body: &body,
+        headers: Vec::new(),
+        shown: Huawei::shown,
+    };
+    let batch = Batch::deliver(sim, &tokens, delivered);
+    if batch.legal.is_empty() {
         return answer(sim, StatusCode::OK, ALL_TOKENS_INVALID);
     }
-    let payload: Arc<str> = String::from_utf8_lossy(&body).into();
-    let received_at_ms = now_ms();
-    for token in &legal {
-        sim.control.record(Record {
-            vendor: Huawei::NAME,
-            token: token.as_str().into(),
-            payload: Arc::clone(&payload),
-            headers: Vec::new(),
-            received_at_ms,
-            shown: Huawei::shown,
-        });
-    }
-    if illegal.is_empty() {
+    if batch.illegal.is_empty() {
         return answer(sim, StatusCode::OK, SUCCESS);
     }
-    let msg = json!({
-        "success": legal.len(),
-        "failure": illegal.len(),
-        "illegal_tokens": illegal,
-    })
-    .to_string();
     huawei_answer(
         StatusCode::OK,
         PARTIAL_SUCCESS,
-        &msg,
+        &batch.partial_success_msg(),
         &sim.huawei.request_id(),
     )
 }
@@ -374,19 +304,10 @@ fn check_request(request: &Value) -> Result<Vec<String>, &'static str> {
         .get("message")
         .filter(|m| m.is_object())
         .ok_or(BAD_STRUCTURE)?;
-    let tokens: Vec<String> = match message.get("token") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|t| t.as_str().map(str::to_owned))
-            .collect::<Option<_>>()
-            .ok_or(PARAMETER_ERROR)?,
-        Some(_) => return Err(PARAMETER_ERROR),
-        // Topic and condition sends are not simulated: a token list is what impush sends.
-        None => Vec::new(),
-    };
-    if tokens.is_empty() || tokens.len() > MAX_TOKENS {
-        return Err(TOKEN_COUNT);
-    }
+    let tokens = oem::token_list(message.get("token"), MAX_TOKENS).map_err(|bad| match bad {
+        BadTokens::NotStrings => PARAMETER_ERROR,
+        BadTokens::Count => TOKEN_COUNT,
+    })?;
     if message.get("data").is_some_and(|d| !d.is_string()) {
         return Err(PARAMETER_ERROR);
     }
@@ -395,7 +316,7 @@ fn check_request(request: &Value) -> Result<Vec<String>, &'static str> {
         if !android.is_object() {
             return Err(BAD_STRUCTURE);
         }
-        if android.get("ttl").is_some_and(|ttl| !is_ttl(ttl)) {
+        if android.get("ttl").is_some_and(|ttl| !oem::is_ttl(ttl)) {
             return Err(PARAMETER_ERROR);
         }
         if let Some(notification) = android.get("notification") {
@@ -423,16 +344,6 @@ fn check_request(request: &Value) -> Result<Vec<String>, &'static str> {
         return Err(TOO_LARGE);
     }
     Ok(tokens)
-}
-
-/// A TTL as Huawei takes it: seconds with an optional fraction and an `s` suffix.
-fn is_ttl(ttl: &Value) -> bool {
-    let Some(number) = ttl.as_str().and_then(|t| t.strip_suffix('s')) else {
-        return false;
-    };
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, "0"));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    digits(whole) && digits(fraction)
 }
 
 #[cfg(test)]

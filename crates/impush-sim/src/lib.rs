@@ -15,6 +15,7 @@
 
 mod control;
 mod digest;
+mod oem;
 mod stats;
 
 use std::collections::BTreeMap;
