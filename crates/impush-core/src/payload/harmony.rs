@@ -40,7 +40,7 @@ use serde::Serialize;
 use serde::de::IgnoredAny;
 
 use super::{
-    Body, BuildError, ExtMap, Limits, Tokens, VendorPayload, VendorRequest, check_path_safe_token,
+    Body, BuildError, ExtMap, Limits, Tokens, VendorPayload, VendorRequest,
     json_member, required, stable_hash, ttl_seconds,
 };
 use crate::credential::{CredentialField, CredentialProfile};
@@ -85,19 +85,7 @@ impl VendorPayload for Payload {
         credential: &CredentialProfile,
         targets: &[PushTarget],
     ) -> Result<VendorRequest, BuildError> {
-        if targets.is_empty() {
-            return Err(BuildError::NoTargets);
-        }
-        if targets.len() > MAX_TOKENS {
-            return Err(BuildError::TooManyTargets {
-                count: targets.len(),
-                max: MAX_TOKENS,
-            });
-        }
         let project_id = required(credential, "project_id", &credential.project_id)?;
-        for target in targets {
-            check_path_safe_token(Vendor::Harmony, &target.token)?;
-        }
         let category = if notification.android_huawei_category.is_empty() {
             IM_CATEGORY
         } else {

@@ -32,27 +32,18 @@
 
 use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde::Serialize;
-use serde::de::IgnoredAny;
 
-use super::{
-    Body, BuildError, ExtMap, Limits, Seconds, Tokens, VendorPayload, VendorRequest,
-    check_path_safe_token, json_member, json_string, required, ttl_seconds,
-};
+use super::{Body, BuildError, Limits, Seconds, Tokens, VendorPayload, VendorRequest, required};
+use super::oem::{self, ClickAction};
 use crate::credential::CredentialProfile;
 
 /// Message body limit, token list excluded.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 /// Tokens per request.
 pub const MAX_TOKENS: usize = 1000;
-/// The longest `android.ttl` accepted: 15 days.
-pub const MAX_TTL_SECONDS: u64 = 15 * 24 * 3600;
 /// The importance of service and communication (IM) notifications.
 pub const IM_IMPORTANCE: &str = "NORMAL";
 
-/// `clickAction.type`: open a page of the app by intent URI.
-const CLICK_INTENT: u8 = 1;
-/// `clickAction.type`: open the app's launcher page.
-const CLICK_OPEN_APP: u8 = 3;
 
 pub struct Payload;
 
@@ -76,45 +67,18 @@ impl VendorPayload for Payload {
         credential: &CredentialProfile,
         targets: &[PushTarget],
     ) -> Result<VendorRequest, BuildError> {
-        if targets.is_empty() {
-            return Err(BuildError::NoTargets);
-        }
-        if targets.len() > MAX_TOKENS {
-            return Err(BuildError::TooManyTargets {
-                count: targets.len(),
-                max: MAX_TOKENS,
-            });
-        }
         let app_id = required(credential, "app_id", &credential.app_id)?;
-        for target in targets {
-            check_path_safe_token(Vendor::Honor, &target.token)?;
-        }
-        let click_action = if credential.click_action.is_empty() {
-            ClickAction {
-                intent: "",
-                kind: CLICK_OPEN_APP,
-            }
-        } else {
-            ClickAction {
-                intent: &credential.click_action,
-                kind: CLICK_INTENT,
-            }
-        };
         let request = Request {
             android: Android {
                 notification: AndroidNotification {
                     body: &notification.body,
-                    click_action,
+                    click_action: ClickAction::of(credential),
                     importance: IM_IMPORTANCE,
                     title: &notification.title,
                 },
-                ttl: ttl_seconds(notification, 1).map(|ttl| Seconds(ttl.min(MAX_TTL_SECONDS))),
+                ttl: oem::android_ttl(notification),
             },
-            data: (!notification.ext.is_empty()).then(|| {
-                json_string(&ExtMap {
-                    ext: &notification.ext,
-                })
-            }),
+            data: oem::ext_data(notification),
             token: Tokens(targets),
         };
         Ok(VendorRequest {
@@ -126,13 +90,7 @@ impl VendorPayload for Payload {
 
     /// The body without `token`: the limit excludes the token list.
     fn measure(request: &VendorRequest) -> usize {
-        match &request.body {
-            Body::Json(json) => {
-                let tokens = json_member::<IgnoredAny>(json, "token");
-                json.len() - tokens.map_or(0, |(_, t)| t.len() + r#""token":,"#.len())
-            }
-            Body::Form(_) => request.body.to_bytes().len(),
-        }
+        oem::measure_without_tokens(request)
     }
 }
 
@@ -163,13 +121,6 @@ struct AndroidNotification<'a> {
     title: &'a str,
 }
 
-#[derive(Serialize)]
-struct ClickAction<'a> {
-    #[serde(skip_serializing_if = "str::is_empty")]
-    intent: &'a str,
-    #[serde(rename = "type")]
-    kind: u8,
-}
 
 #[cfg(test)]
 mod tests {

@@ -40,7 +40,7 @@ use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde::Serialize;
 
 use super::{
-    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest, check_path_safe_token,
+    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest,
     json_string, required, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
@@ -79,18 +79,6 @@ impl VendorPayload for Payload {
         credential: &CredentialProfile,
         targets: &[PushTarget],
     ) -> Result<VendorRequest, BuildError> {
-        if targets.is_empty() {
-            return Err(BuildError::NoTargets);
-        }
-        if targets.len() > MAX_PUSH_IDS {
-            return Err(BuildError::TooManyTargets {
-                count: targets.len(),
-                max: MAX_PUSH_IDS,
-            });
-        }
-        for target in targets {
-            check_path_safe_token(Vendor::Meizu, &target.token)?;
-        }
         let app_id = required(credential, "app_id", &credential.app_id)?;
         let push_ids = targets
             .iter()

@@ -39,6 +39,8 @@ macro_rules! vendors {
 
 vendors! { apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns, honor, harmony }
 
+pub mod oem;
+
 /// One vendor's facts, read from its [`VendorPayload`] implementation.
 #[derive(Debug, Clone, Copy)]
 pub struct VendorSpec {
@@ -310,6 +312,8 @@ pub trait VendorPayload {
     fn limits(notification: &Notification) -> Limits;
 
     /// The request for these targets, with the notification's title and body as given.
+    /// `fit` has checked the batch first: 1 to `MAX_BATCH` targets, each token safe in a
+    /// URL path, a form field or a list ([`check_path_safe_token`]).
     fn build(
         notification: &Notification,
         credential: &CredentialProfile,
@@ -379,6 +383,9 @@ fn fit<P: VendorPayload>(
             count: targets.len(),
             max: P::MAX_BATCH,
         });
+    }
+    for target in targets {
+        check_path_safe_token(P::VENDOR, &target.token)?;
     }
     let limits = P::limits(notification);
     let clamp = |s, max: Option<usize>| match max {

@@ -42,7 +42,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{
-    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest, check_path_safe_token,
+    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest,
     json_string, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
@@ -93,18 +93,6 @@ impl VendorPayload for Payload {
         credential: &CredentialProfile,
         targets: &[PushTarget],
     ) -> Result<VendorRequest, BuildError> {
-        if targets.is_empty() {
-            return Err(BuildError::NoTargets);
-        }
-        if targets.len() > MAX_MESSAGES {
-            return Err(BuildError::TooManyTargets {
-                count: targets.len(),
-                max: MAX_MESSAGES,
-            });
-        }
-        for target in targets {
-            check_path_safe_token(Vendor::Oppo, &target.token)?;
-        }
         // The notification is identical for every target: serialise it once and copy its
         // text into each message, instead of serialising it again per token. Serialising a
         // struct of strings and numbers cannot fail.
