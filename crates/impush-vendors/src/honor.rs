@@ -193,18 +193,6 @@ mod tests {
     use super::*;
     use crate::testing::*;
 
-    fn targets(tokens: &[&str]) -> Vec<PushTarget> {
-        tokens
-            .iter()
-            .map(|t| PushTarget {
-                user_id: "u".into(),
-                device_id: "d".into(),
-                token: (*t).into(),
-                badge: None,
-            })
-            .collect()
-    }
-
     fn answer(status: u16, code: Value) -> Answer {
         let body = json!({"code": code, "message": "whatever"}).to_string();
         classify(status, body.as_bytes(), None, &targets(&["a", "b"]))

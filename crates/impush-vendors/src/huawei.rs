@@ -157,18 +157,6 @@ mod tests {
     use super::*;
     use crate::testing::*;
 
-    fn targets(tokens: &[&str]) -> Vec<PushTarget> {
-        tokens
-            .iter()
-            .map(|t| PushTarget {
-                user_id: "u".into(),
-                device_id: "d".into(),
-                token: (*t).into(),
-                badge: None,
-            })
-            .collect()
-    }
-
     fn answer(status: u16, code: &str) -> Answer {
         let body = json!({"code": code, "msg": "whatever", "requestId": "1"}).to_string();
         classify(status, body.as_bytes(), None, &targets(&["a", "b"]))

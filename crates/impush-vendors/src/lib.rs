@@ -270,6 +270,19 @@ pub(crate) mod testing {
     pub fn read_key(name: &str) -> String {
         std::fs::read_to_string(local_dir().join("keys").join(name)).unwrap()
     }
+
+    /// Targets with these tokens, for classification tables.
+    pub fn targets(tokens: &[&str]) -> Vec<impush_core::PushTarget> {
+        tokens
+            .iter()
+            .map(|t| impush_core::PushTarget {
+                user_id: "u".into(),
+                device_id: "d".into(),
+                token: (*t).into(),
+                badge: None,
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
