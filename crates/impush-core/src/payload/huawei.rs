@@ -46,7 +46,7 @@ use serde::Serialize;
 
 use super::{
     Body, BuildError, Limits, PassThrough, Seconds, Tokens, VendorPayload, VendorRequest,
-    is_pass_through, json_string, raw_resource_name, required,
+    is_pass_through, json_string, message_key, raw_resource_name, required,
 };
 use super::oem::{self, ClickAction};
 use crate::credential::CredentialProfile;
@@ -150,6 +150,9 @@ struct AndroidNotification<'a> {
     click_action: ClickAction<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     default_sound: Option<bool>,
+    /// A notification with the `notify_id` of one already shown replaces it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify_id: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sound: Option<String>,
     title: &'a str,
@@ -198,9 +201,22 @@ fn android_notification<'a>(
         body: &notification.body,
         click_action: ClickAction::of(credential),
         default_sound,
+        notify_id: notify_id(notification),
         sound,
         title: &notification.title,
     }
+}
+
+/// `notify_id` from the message's collapse id (its `msg_id`), 1 to 2^31 - 1: a repeat of one
+/// message replaces its own notification, two messages keep one each whatever their
+/// conversation and send time. None without a collapse id (Push Kit then gives every
+/// notification its own id; `-1` and no value mean the same).
+fn notify_id(notification: &Notification) -> Option<i32> {
+    if notification.collapse_id.is_empty() {
+        return None;
+    }
+    let id = message_key(notification, None) % (i32::MAX as u64) + 1;
+    i32::try_from(id).ok()
 }
 
 #[cfg(test)]
@@ -452,5 +468,38 @@ mod tests {
             .unwrap()
             .remove("token");
         assert_eq!(Payload::measure(&req), without_tokens.to_string().len());
+    }
+
+    #[test]
+    fn notify_id_comes_from_msg_id_so_a_repeat_replaces_itself_and_others_do_not() {
+        let first = Notification {
+            collapse_id: "msg-1".into(),
+            ..notification()
+        };
+        let second_same_time = Notification {
+            collapse_id: "msg-2".into(),
+            ..first.clone()
+        };
+        let repeat_later = Notification {
+            request_at_ms: first.send_time_ms + 60_000,
+            ..first.clone()
+        };
+        // (other notification, same key?)
+        let table = [
+            (&first, true),
+            (&second_same_time, false),
+            (&repeat_later, true),
+        ];
+        let id = notify_id(&first).unwrap();
+        assert!(id >= 1, "{id}: -1 and 0 are not ids");
+        for (other, same) in table {
+            assert_eq!(Some(id) == notify_id(other), same, "{other:?}");
+        }
+        let req = build_payload(&first, &credential(), &[target("tok-1")]).unwrap();
+        assert_eq!(
+            body(&req)["message"]["android"]["notification"]["notify_id"],
+            json!(id)
+        );
+        assert_eq!(notify_id(&notification()), None, "no collapse id, no notify_id");
     }
 }

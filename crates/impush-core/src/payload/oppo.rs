@@ -42,8 +42,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{
-    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest,
-    json_string, ttl_seconds,
+    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest, json_string, message_key,
+    ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 
@@ -159,6 +159,10 @@ struct OppoNotification<'a> {
     /// `{"ext": <ext>}` as a JSON string, the form OPPO takes.
     #[serde(skip_serializing_if = "Option::is_none")]
     action_parameters: Option<String>,
+    /// OPPO's deduplication key: a unicast with an `app_message_id` already pushed to the
+    /// same device is not pushed again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_message_id: Option<String>,
     category: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     channel_id: &'a str,
@@ -187,6 +191,7 @@ fn oppo_notification<'a>(
                 ext: &notification.ext,
             })
         }),
+        app_message_id: app_message_id(notification),
         category: IM_CATEGORY,
         channel_id,
         click_action_activity: &credential.click_action,
@@ -201,6 +206,14 @@ fn oppo_notification<'a>(
             .map(|ttl| ttl.min(MAX_OFFLINE_TTL_SECONDS)),
         title: &notification.title,
     }
+}
+
+/// `app_message_id` from the message's collapse id (its `msg_id`): the same for a repeat of
+/// one message, so OPPO drops the repeat, and different for two messages, whatever their
+/// conversation and send time. None without a collapse id.
+fn app_message_id(notification: &Notification) -> Option<String> {
+    (!notification.collapse_id.is_empty())
+        .then(|| format!("impush-{:016x}", message_key(notification, None)))
 }
 
 #[cfg(test)]
@@ -398,5 +411,41 @@ mod tests {
                 field: "default_title"
             }
         );
+    }
+
+    #[test]
+    fn app_message_id_comes_from_msg_id_so_a_repeat_is_dropped_and_others_are_not() {
+        let first = Notification {
+            collapse_id: "msg-1".into(),
+            ..notification()
+        };
+        let second_same_time = Notification {
+            collapse_id: "msg-2".into(),
+            ..first.clone()
+        };
+        let repeat_later = Notification {
+            request_at_ms: first.send_time_ms + 60_000,
+            ..first.clone()
+        };
+        // (other notification, same key?)
+        let table = [
+            (&first, true),
+            (&second_same_time, false),
+            (&repeat_later, true),
+        ];
+        let key = app_message_id(&first);
+        for (other, same) in table {
+            assert_eq!(key == app_message_id(other), same, "{other:?}");
+        }
+        let req = build_payload(&first, &credential(), &[target("r1"), target("r2")]).unwrap();
+        let messages: Value =
+            serde_json::from_str(req.body.form_field("messages").unwrap()).unwrap();
+        for message in messages.as_array().unwrap() {
+            assert_eq!(
+                message["notification"]["app_message_id"].as_str(),
+                key.as_deref()
+            );
+        }
+        assert_eq!(app_message_id(&notification()), None, "no collapse id, no key");
     }
 }
