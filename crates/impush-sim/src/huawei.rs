@@ -14,7 +14,8 @@
 //!   - 401 `80200001` missing, unknown or other-app token; 401 `80200003` expired token
 //!     (its lifetime or `/sim/expire-auth`);
 //!   - 400 `80100003` not a JSON `{"message":{…}}` body, 400 `80100001` a notification
-//!     without title or body, a bad `ttl`, a non-string `data`; 400 `80300010` 0 or more
+//!     without title or body, a `notify_id` that is not a 32-bit integer, a bad `ttl`, a
+//!     non-string `data`; 400 `80300010` 0 or more
 //!     than 1000 tokens; 400 `80300008` over 4096 bytes without the token list;
 //!   - 200 `80000000` success; 200 `80100000` partial success whose `msg` is the JSON
 //!     string `{"success":N,"failure":M,"illegal_tokens":[…]}`; 200 `80300007` when every
@@ -331,6 +332,13 @@ fn check_request(request: &Value) -> Result<Vec<String>, &'static str> {
             if !text("title") || !text("body") {
                 return Err(PARAMETER_ERROR);
             }
+            // `notify_id`: an Integer.
+            let notify_id_ok = notification
+                .get("notify_id")
+                .is_none_or(|id| id.as_i64().and_then(|id| i32::try_from(id).ok()).is_some());
+            if !notify_id_ok {
+                return Err(PARAMETER_ERROR);
+            }
         }
     }
     let mut without_tokens = request.clone();
@@ -397,6 +405,16 @@ mod tests {
             check_request(&request(json!({"token": ["a"], "data": {"ext": "x"}}))),
             Err(PARAMETER_ERROR)
         );
+        for notify_id in [json!("7"), json!(1.5), json!(1_i64 << 40)] {
+            let notification = json!({"title": "T", "body": "B", "notify_id": notify_id});
+            assert_eq!(
+                check_request(&request(
+                    json!({"token": ["a"], "android": {"notification": notification}})
+                )),
+                Err(PARAMETER_ERROR),
+                "{notify_id}"
+            );
+        }
         let big = "x".repeat(MAX_MESSAGE_BYTES);
         assert_eq!(
             check_request(&request(json!({"token": ["a"], "data": big}))),
