@@ -9,7 +9,8 @@
 //!   `{"error","error_description"}`: 400 `unsupported_grant_type`, 401 `invalid_client`.
 //! - `POST /honor/api/v1/<appId>/sendMessage` with `Authorization: Bearer <token>` issued
 //!   here to a client of that app, a `timestamp` header (ms) and a JSON body
-//!   `{"android":{"notification":{…}},"data","token":[…]}`:
+//!   `{"android":{"notification":{…}},"data","token":[…]}`, or a data ("透传") message
+//!   `{"data","token":[…]}` with no `android.notification` (`android` may carry a `ttl`):
 //!   - 401 `{"code":80200001}` missing, unknown or other-app token; 401 `{"code":80200003}`
 //!     expired token (its lifetime, or `/sim/expire-auth`);
 //!   - 400 `80100001` no `timestamp`, a notification without title or body, a non-string

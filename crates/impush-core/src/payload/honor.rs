@@ -27,13 +27,22 @@
 //!   shows no per-message sound for notification messages [unverified].
 //! - Badge: not sent. Honor's badge (`badge {addNum, setNum, badgeClass}`) needs the
 //!   launcher activity class, which credentials do not carry, and a batch shares one payload.
+//! - Notify mode: `android_notify_mode` CUSTOM sends a data ("透传") message: no
+//!   `android.notification`, `data` = `{"title","body","ext"}` as a JSON string, which Honor
+//!   hands to the app's `HonorMessageService.onMessageReceived` for the app to show itself
+//!   (the guide's "透传消息体示例" `{"data","token"}`). `android.ttl` goes with it when the
+//!   message expires [unverified for data messages: Huawei's v1 API, Honor's ancestor,
+//!   takes it].
 //! - Limits [unverified, Huawei's values]: at most 1000 tokens per request and 4096 bytes of
 //!   message, the token list not counted.
 
 use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde::Serialize;
 
-use super::{Body, BuildError, Limits, Seconds, Tokens, VendorPayload, VendorRequest, required};
+use super::{
+    Body, BuildError, Limits, PassThrough, Seconds, Tokens, VendorPayload, VendorRequest,
+    is_pass_through, json_string, required,
+};
 use super::oem::{self, ClickAction};
 use crate::credential::CredentialProfile;
 
@@ -68,18 +77,30 @@ impl VendorPayload for Payload {
         targets: &[PushTarget],
     ) -> Result<VendorRequest, BuildError> {
         let app_id = required(credential, "app_id", &credential.app_id)?;
-        let request = Request {
-            android: Android {
-                notification: AndroidNotification {
-                    body: &notification.body,
-                    click_action: ClickAction::of(credential),
-                    importance: IM_IMPORTANCE,
-                    title: &notification.title,
-                },
-                ttl: oem::android_ttl(notification),
-            },
-            data: oem::ext_data(notification),
-            token: Tokens(targets),
+        let ttl = oem::android_ttl(notification);
+        let request = if is_pass_through(notification) {
+            Request {
+                android: ttl.map(|ttl| Android {
+                    notification: None,
+                    ttl: Some(ttl),
+                }),
+                data: Some(json_string(&PassThrough::of(notification))),
+                token: Tokens(targets),
+            }
+        } else {
+            Request {
+                android: Some(Android {
+                    notification: Some(AndroidNotification {
+                        body: &notification.body,
+                        click_action: ClickAction::of(credential),
+                        importance: IM_IMPORTANCE,
+                        title: &notification.title,
+                    }),
+                    ttl,
+                }),
+                data: oem::ext_data(notification),
+                token: Tokens(targets),
+            }
         };
         Ok(VendorRequest {
             path: format!("/api/v1/{app_id}/sendMessage"),
@@ -98,8 +119,11 @@ impl VendorPayload for Payload {
 /// [`Payload::measure`] relies on `token` being the only key so named.
 #[derive(Serialize)]
 struct Request<'a> {
-    android: Android<'a>,
-    /// `{"ext": <ext>}` as a JSON string: Honor's `data` is text.
+    /// Absent from a data message without an expiry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    android: Option<Android<'a>>,
+    /// `{"ext": <ext>}` as a JSON string (Honor's `data` is text); a data message's
+    /// `{"title","body","ext"}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<String>,
     token: Tokens<'a>,
@@ -107,7 +131,9 @@ struct Request<'a> {
 
 #[derive(Serialize)]
 struct Android<'a> {
-    notification: AndroidNotification<'a>,
+    /// Absent from a data message (notify mode CUSTOM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification: Option<AndroidNotification<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ttl: Option<Seconds>,
 }
@@ -282,5 +308,38 @@ mod tests {
     fn tokens_that_could_break_the_request_are_refused() {
         let err = build_payload(&notification(), &credential(), &[target("a,b")]).unwrap_err();
         assert!(matches!(err, BuildError::InvalidToken { .. }));
+    }
+
+    #[test]
+    fn notify_mode_custom_is_a_data_message_the_app_shows_itself() {
+        use impush_proto::v1::AndroidNotifyMode;
+        // (notify mode, android.notification sent?)
+        let table = [
+            (AndroidNotifyMode::Unspecified, true),
+            (AndroidNotifyMode::Normal, true),
+            (AndroidNotifyMode::Custom, false),
+        ];
+        for (mode, shown) in table {
+            let mut n = notification();
+            n.set_android_notify_mode(mode);
+            let sent = body(&build_payload(&n, &credential(), &[target("tok-1")]).unwrap());
+            assert_eq!(
+                sent.pointer("/android/notification").is_some(),
+                shown,
+                "{mode:?}"
+            );
+            let data: Value = serde_json::from_str(sent["data"].as_str().unwrap()).unwrap();
+            assert_eq!(data["ext"], n.ext.as_str());
+            if !shown {
+                assert_eq!(data["title"], "Team chat");
+                assert_eq!(data["body"], "Denny: see you at 5");
+                assert!(sent.get("android").is_none(), "no expiry, no android: {sent}");
+            }
+        }
+        let mut expiring = notification();
+        expiring.set_android_notify_mode(AndroidNotifyMode::Custom);
+        expiring.expires_at_ms = expiring.send_time_ms + 30_000;
+        let sent = body(&build_payload(&expiring, &credential(), &[target("tok-1")]).unwrap());
+        assert_eq!(sent["android"], json!({"ttl": "30s"}));
     }
 }
