@@ -301,10 +301,10 @@ fn check_request(request: &Value) -> Result<Vec<String>, u32> {
         if android.get("ttl").is_some_and(|ttl| !oem::is_ttl(ttl)) {
             return Err(PARAMETER_ERROR);
         }
-        if let Some(notification) = android.get("notification") {
-            if !oem::has_text(notification, "title") || !oem::has_text(notification, "body") {
-                return Err(PARAMETER_ERROR);
-            }
+        if let Some(notification) = android.get("notification")
+            && (!oem::has_text(notification, "title") || !oem::has_text(notification, "body"))
+        {
+            return Err(PARAMETER_ERROR);
         }
     } else if request.get("data").is_none() {
         // Neither a notification nor a data message.
