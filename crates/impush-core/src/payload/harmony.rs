@@ -377,6 +377,7 @@ mod tests {
 
     #[test]
     fn notify_id_follows_the_collapse_id_so_a_repeat_replaces_and_others_do_not() {
+        crate::payload::testing::key_follows_msg_id(notify_id);
         let mut a = notification();
         a.collapse_id = "msg-a".into();
         let mut b = notification();

@@ -253,7 +253,7 @@ mod tests {
         }
     }
     use crate::payload::build_payload;
-    use crate::payload::testing::{notification, target};
+    use crate::payload::testing::{key_follows_msg_id, keyed_notification, notification, target};
     use serde_json::{Value, json};
 
     const INTENT: &str = "intent://com.tencent.qcloud/detail#Intent;scheme=pushscheme;\
@@ -472,34 +472,14 @@ mod tests {
 
     #[test]
     fn notify_id_comes_from_msg_id_so_a_repeat_replaces_itself_and_others_do_not() {
-        let first = Notification {
-            collapse_id: "msg-1".into(),
-            ..notification()
-        };
-        let second_same_time = Notification {
-            collapse_id: "msg-2".into(),
-            ..first.clone()
-        };
-        let repeat_later = Notification {
-            request_at_ms: first.send_time_ms + 60_000,
-            ..first.clone()
-        };
-        // (other notification, same key?)
-        let table = [
-            (&first, true),
-            (&second_same_time, false),
-            (&repeat_later, true),
-        ];
+        key_follows_msg_id(notify_id);
+        let first = keyed_notification();
         let id = notify_id(&first).unwrap();
         assert!(id >= 1, "{id}: -1 and 0 are not ids");
-        for (other, same) in table {
-            assert_eq!(Some(id) == notify_id(other), same, "{other:?}");
-        }
         let req = build_payload(&first, &credential(), &[target("tok-1")]).unwrap();
         assert_eq!(
             body(&req)["message"]["android"]["notification"]["notify_id"],
             json!(id)
         );
-        assert_eq!(notify_id(&notification()), None, "no collapse id, no notify_id");
     }
 }

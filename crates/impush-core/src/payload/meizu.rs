@@ -225,7 +225,7 @@ fn valid_hours(notification: &Notification) -> u64 {
 mod tests {
     use super::*;
     use crate::payload::build_payload;
-    use crate::payload::testing::{notification, target};
+    use crate::payload::testing::{key_follows_msg_id, keyed_notification, notification, target};
     use serde_json::{Value, json};
 
     const PUSH_ID: &str = "RA50c6348036344485d01776773577c64740465480a6b";
@@ -462,24 +462,8 @@ mod tests {
 
     #[test]
     fn notify_key_comes_from_msg_id_so_a_repeat_replaces_itself_and_others_do_not() {
-        let first = Notification {
-            collapse_id: "msg-1".into(),
-            ..notification()
-        };
-        let second_same_time = Notification {
-            collapse_id: "msg-2".into(),
-            ..first.clone()
-        };
-        let repeat_later = Notification {
-            request_at_ms: first.send_time_ms + 60_000,
-            ..first.clone()
-        };
-        // (other notification, same key?)
-        let table = [
-            (&first, true),
-            (&second_same_time, false),
-            (&repeat_later, true),
-        ];
+        key_follows_msg_id(notify_key);
+        let first = keyed_notification();
         let key = notify_key(&first).unwrap();
         assert_eq!(key.len(), NOTIFY_KEY_LEN);
         assert!(
@@ -487,9 +471,5 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
             "{key}"
         );
-        for (other, same) in table {
-            assert_eq!(Some(&key) == notify_key(other).as_ref(), same, "{other:?}");
-        }
-        assert_eq!(notify_key(&notification()), None, "no collapse id, no key");
     }
 }

@@ -599,6 +599,46 @@ pub(crate) mod testing {
         }
     }
 
+    /// The sample notification of message `msg-1` (its collapse id).
+    pub fn keyed_notification() -> Notification {
+        Notification {
+            collapse_id: "msg-1".into(),
+            ..notification()
+        }
+    }
+
+    /// The rule of every vendor key derived from `msg_id`: two messages of one conversation
+    /// sent in the same millisecond get different keys, a later repeat of one message the
+    /// same key, and a notification without a collapse id none.
+    pub fn key_follows_msg_id<K: PartialEq + std::fmt::Debug>(
+        key: impl Fn(&Notification) -> Option<K>,
+    ) {
+        let first = keyed_notification();
+        let second_same_time = Notification {
+            collapse_id: "msg-2".into(),
+            ..first.clone()
+        };
+        let repeat_later = Notification {
+            request_at_ms: first.send_time_ms + 60_000,
+            ..first.clone()
+        };
+        let first_key = key(&first);
+        assert!(
+            first_key.is_some(),
+            "a message with a collapse id has a key"
+        );
+        // (other notification, same key?)
+        let table = [
+            (&first, true),
+            (&second_same_time, false),
+            (&repeat_later, true),
+        ];
+        for (other, same) in table {
+            assert_eq!(first_key == key(other), same, "{other:?}");
+        }
+        assert_eq!(key(&notification()), None, "no collapse id, no key");
+    }
+
     pub fn target(token: &str) -> PushTarget {
         PushTarget {
             user_id: "vinson".into(),

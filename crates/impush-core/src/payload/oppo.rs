@@ -220,7 +220,7 @@ fn app_message_id(notification: &Notification) -> Option<String> {
 mod tests {
     use super::*;
     use crate::payload::build_payload;
-    use crate::payload::testing::{notification, target};
+    use crate::payload::testing::{key_follows_msg_id, keyed_notification, notification, target};
     use crate::text;
     use serde_json::{Value, json};
 
@@ -415,28 +415,9 @@ mod tests {
 
     #[test]
     fn app_message_id_comes_from_msg_id_so_a_repeat_is_dropped_and_others_are_not() {
-        let first = Notification {
-            collapse_id: "msg-1".into(),
-            ..notification()
-        };
-        let second_same_time = Notification {
-            collapse_id: "msg-2".into(),
-            ..first.clone()
-        };
-        let repeat_later = Notification {
-            request_at_ms: first.send_time_ms + 60_000,
-            ..first.clone()
-        };
-        // (other notification, same key?)
-        let table = [
-            (&first, true),
-            (&second_same_time, false),
-            (&repeat_later, true),
-        ];
+        key_follows_msg_id(app_message_id);
+        let first = keyed_notification();
         let key = app_message_id(&first);
-        for (other, same) in table {
-            assert_eq!(key == app_message_id(other), same, "{other:?}");
-        }
         let req = build_payload(&first, &credential(), &[target("r1"), target("r2")]).unwrap();
         let messages: Value =
             serde_json::from_str(req.body.form_field("messages").unwrap()).unwrap();
@@ -446,6 +427,5 @@ mod tests {
                 key.as_deref()
             );
         }
-        assert_eq!(app_message_id(&notification()), None, "no collapse id, no key");
     }
 }
