@@ -36,14 +36,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::control::{FaultReply, now_ms};
-use crate::oem::{self, Batch, Delivered};
+use crate::oem::{self, Batch, Delivered, push_kit_answer};
 use crate::{HarmonyAccount, Personality, Shown, Sim, SimError, SimSettings};
 
 const AUDIENCE: &str = "https://oauth-login.cloud.huawei.com/oauth2/v3/token";
@@ -188,18 +188,13 @@ impl Personality for Harmony {
     }
 
     fn fault_response(fault: &FaultReply) -> Response {
-        let mut response = push_kit_answer(
+        let response = push_kit_answer(
             fault.status,
             &fault.reason,
             "injected fault",
             &format!("{}{:011}", now_ms(), 0),
         );
-        if let Some((name, value)) = fault.retry_after()
-            && let Ok(value) = HeaderValue::from_str(&value)
-        {
-            response.headers_mut().insert(name, value);
-        }
-        response
+        oem::with_retry_after(response, fault)
     }
 
     fn shown(payload: &Value) -> Shown {
@@ -251,15 +246,6 @@ fn message_of(code: &str) -> &'static str {
         JWT_TOO_LONG => "JWT expire period over threshold.",
         _ => "Unknown error",
     }
-}
-
-fn push_kit_answer(status: StatusCode, code: &str, msg: &str, request_id: &str) -> Response {
-    (
-        status,
-        [("content-type", "application/json;charset=UTF-8")],
-        json!({ "code": code, "msg": msg, "requestId": request_id }).to_string(),
-    )
-        .into_response()
 }
 
 fn answer(sim: &Sim, status: StatusCode, code: &str) -> Response {
@@ -443,6 +429,8 @@ fn check_background(payload: &Value) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn alert(tokens: Value) -> Value {

@@ -37,7 +37,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde_json::{Value, json};
@@ -100,16 +100,11 @@ impl Personality for Honor {
             .reason
             .parse::<u64>()
             .map_or_else(|_| json!(fault.reason), |n| json!(n));
-        let mut response = honor_answer(
+        let response = honor_answer(
             fault.status,
             json!({ "code": code, "message": "injected fault" }),
         );
-        if let Some((name, value)) = fault.retry_after()
-            && let Ok(value) = HeaderValue::from_str(&value)
-        {
-            response.headers_mut().insert(name, value);
-        }
-        response
+        oem::with_retry_after(response, fault)
     }
 
     fn shown(payload: &Value) -> Shown {

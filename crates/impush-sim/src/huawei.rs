@@ -36,13 +36,15 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use serde_json::{Value, json};
 
 use crate::control::{FaultReply, now_ms};
-use crate::oem::{self, AccessTokens, BadGrant, BadTokens, Batch, Delivered, Refused, RequestIds};
+use crate::oem::{
+    self, AccessTokens, BadGrant, BadTokens, Batch, Delivered, Refused, RequestIds, push_kit_answer,
+};
 use crate::{OemApp, Personality, Shown, Sim, SimError, SimSettings};
 
 /// Message body limit, token list excluded (push-sendapi "Restriction").
@@ -97,18 +99,13 @@ impl Personality for Huawei {
     }
 
     fn fault_response(fault: &FaultReply) -> Response {
-        let mut response = huawei_answer(
+        let response = push_kit_answer(
             fault.status,
             &fault.reason,
             message_of(&fault.reason),
             &format!("{}{:011}", now_ms(), 0),
         );
-        if let Some((name, value)) = fault.retry_after()
-            && let Ok(value) = HeaderValue::from_str(&value)
-        {
-            response.headers_mut().insert(name, value);
-        }
-        response
+        oem::with_retry_after(response, fault)
     }
 
     fn shown(payload: &Value) -> Shown {
@@ -165,17 +162,8 @@ fn message_of(code: &str) -> &'static str {
     }
 }
 
-fn huawei_answer(status: StatusCode, code: &str, msg: &str, request_id: &str) -> Response {
-    (
-        status,
-        [("content-type", "application/json;charset=UTF-8")],
-        json!({ "code": code, "msg": msg, "requestId": request_id }).to_string(),
-    )
-        .into_response()
-}
-
 fn answer(sim: &Sim, status: StatusCode, code: &str) -> Response {
-    huawei_answer(status, code, message_of(code), &sim.huawei.request_id())
+    push_kit_answer(status, code, message_of(code), &sim.huawei.request_id())
 }
 
 async fn handle(State(sim): State<Arc<Sim>>, request: Request) -> Response {
@@ -291,7 +279,7 @@ async fn send(sim: &Sim, app_id: &str, request: Request) -> Response {
     if batch.illegal.is_empty() {
         return answer(sim, StatusCode::OK, SUCCESS);
     }
-    huawei_answer(
+    push_kit_answer(
         StatusCode::OK,
         PARTIAL_SUCCESS,
         &batch.partial_success_msg(),

@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 
 use axum::Form;
 use axum::extract::{FromRequest, Request};
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::Sim;
-use crate::control::{Record, now_ms};
+use crate::control::{FaultReply, Record, now_ms};
 
 /// Access tokens issued to OAuth clients, each for an owner (Huawei: the app id; Honor:
 /// the client id) and the auth epoch it was issued in (`/sim/expire-auth` ends an epoch).
@@ -96,6 +97,31 @@ impl AccessTokens {
         }
         Ok(())
     }
+}
+
+/// A Push Kit answer (Huawei v1 and HarmonyOS v3): `{"code","msg","requestId"}`.
+pub(crate) fn push_kit_answer(
+    status: StatusCode,
+    code: &str,
+    msg: &str,
+    request_id: &str,
+) -> Response {
+    (
+        status,
+        [("content-type", "application/json;charset=UTF-8")],
+        json!({ "code": code, "msg": msg, "requestId": request_id }).to_string(),
+    )
+        .into_response()
+}
+
+/// `response` with the fault's `Retry-After`, when it has one.
+pub(crate) fn with_retry_after(mut response: Response, fault: &FaultReply) -> Response {
+    if let Some((name, value)) = fault.retry_after()
+        && let Ok(value) = HeaderValue::from_str(&value)
+    {
+        response.headers_mut().insert(name, value);
+    }
+    response
 }
 
 /// The token of an `Authorization: Bearer <token>` header.
