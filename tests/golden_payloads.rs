@@ -21,6 +21,9 @@ fn notification() -> Notification {
             .into(),
         expires_at_ms: 1_700_000_000_000 + 86_400_000,
         send_time_ms: 1_700_000_000_000,
+        // The message's collapse id, which every vendor key (notify id, request id, tag…)
+        // is derived from.
+        collapse_id: "144115212345678901-1700000000-42".into(),
         conversation: "group:@TGS#team".into(),
         is_group: true,
         sender_name: "Boss Denny".into(),

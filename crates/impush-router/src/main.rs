@@ -10,13 +10,10 @@ mod recall;
 mod route;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use clap::Parser;
-use impush_amqp::{HandlerFn, RunOptions, Topology, run_consumer};
-use impush_runtime::CommonArgs;
-use impush_store::{Endpoint, Store};
+use impush_runtime::catalog::Role;
+use impush_runtime::{Boot, CommonArgs, Consume, SHUTDOWN_GRACE};
 
 #[derive(Parser)]
 #[command(
@@ -42,79 +39,33 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let config = Arc::new(args.common.load_config());
-    impush_runtime::init_logging(&config.log);
-    let amqp_tls = config.amqp_tls()?;
-    let redis_tls = config.redis_tls()?;
-    let impush_runtime::Worker {
-        shutdown,
-        amqp_ready,
-        topology_ready,
-        redis_ready,
-        credentials_ready,
-    } = impush_runtime::Worker::start(args.common.metrics_addr).await?;
-    impush_runtime::catalog::start_counters_at_zero(impush_runtime::catalog::Role::Router, &config);
     // The router reads credentials' public profiles only; they were validated with the config.
-    credentials_ready.store(true, Ordering::SeqCst);
-
-    let redis = &config.redis;
-    let redis_endpoint = Endpoint::from_config(redis.cluster, &redis.url, &redis.urls);
-    let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {
-        Store::connect_to(&redis_endpoint, &redis_tls, &redis.prefix)
-    })
-    .await
-    else {
-        return Ok(());
-    };
-    redis_ready.store(true, Ordering::SeqCst);
-
-    let topology = Topology::new(&config.amqp);
-    let router = Arc::new(route::Router::new(
-        store,
-        Arc::clone(&config),
-        topology.clone(),
-        redis_ready,
-    ));
-    let reloading = Arc::clone(&router);
-    let apply: impush_runtime::ApplyFn = Box::new(move |new_config| {
-        reloading.reload(new_config);
-        Ok(())
-    });
-    tokio::spawn(impush_runtime::watch_config(
-        args.common.config.clone(),
-        (*config).clone(),
-        apply,
-        shutdown.clone(),
-    ));
-    tokio::spawn(impush_amqp::watch_queue_depths(
-        config.amqp.addresses(),
-        amqp_tls.clone(),
-        topology.clone(),
-        // Every queue, not only its own: a sender pool that is gone reports nothing.
-        topology.all_queues(),
-        Duration::from_secs(10),
-        shutdown.clone(),
-    ));
-    let handler: HandlerFn = Arc::new(move |delivery, publisher| {
-        let router = Arc::clone(&router);
-        Box::pin(async move { router.handle(delivery, publisher).await })
-    });
-    run_consumer(
-        RunOptions {
-            urls: config.amqp.addresses(),
-            tls: amqp_tls,
-            queue: topology.messages_queue(),
-            prefetch: config.amqp.prefetch,
-            topology,
-            shutdown_grace: Duration::from_secs(20),
-            requeue_delay: Duration::from_millis(500),
-            ready: amqp_ready,
-            topology_ready,
-        },
-        handler,
-        shutdown,
-    )
-    .await;
-    tracing::info!("stopped");
-    Ok(())
+    let serving = Boot::load(&args.common)?.serve(Role::Router).await?;
+    serving
+        .run(|parts| {
+            let topology = parts.topology;
+            let router = Arc::new(route::Router::new(
+                parts.store,
+                Arc::clone(&parts.config),
+                topology.clone(),
+                parts.redis_ready,
+            ));
+            let reloading = Arc::clone(&router);
+            let handler =
+                impush_runtime::handler(router, |router, delivery, publisher| async move {
+                    router.handle(delivery, publisher).await
+                });
+            Consume {
+                queues: vec![(topology.messages_queue(), handler)],
+                prefetch: parts.config.amqp.prefetch,
+                shutdown_grace: SHUTDOWN_GRACE,
+                // Every queue, not only its own: a sender pool that is gone reports nothing.
+                watched_queues: topology.all_queues(),
+                reload: Some(Box::new(move |new_config| {
+                    reloading.reload(new_config);
+                    Ok(())
+                })),
+            }
+        })
+        .await
 }

@@ -1,11 +1,13 @@
 //! What every impush worker process shares: the common flags, logging, the admin listener
-//! (`/metrics`, `/healthz`, `/readyz`), the metrics catalogue, configuration reloads and the
-//! shutdown signal.
+//! (`/metrics`, `/healthz`, `/readyz`), the metrics catalogue, configuration reloads, the
+//! shutdown signal, and the queue worker's whole start-up ([`Boot`]).
 
 pub mod catalog;
 mod reload;
+mod worker;
 
 pub use reload::{ApplyFn, watch_config};
+pub use worker::{Boot, Consume, Parts, SHUTDOWN_GRACE, Serving, handler};
 
 use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;

@@ -11,15 +11,13 @@ mod limits;
 mod send;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
 use clap::Parser;
-use impush_amqp::{HandlerFn, RunOptions, Topology, run_consumer};
 use impush_core::vendor;
-use impush_runtime::CommonArgs;
-use impush_store::{Endpoint, Store};
+use impush_runtime::catalog::Role;
+use impush_runtime::{Boot, CommonArgs, Consume};
 use impush_vendors::VendorClients;
 
 #[derive(Parser)]
@@ -68,124 +66,75 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let vendors = parse_vendors(&args.vendor)?;
-    let config = Arc::new(args.common.load_config());
-    impush_runtime::init_logging(&config.log);
-    let amqp_tls = config.amqp_tls()?;
-    let redis_tls = config.redis_tls()?;
+    let boot = Boot::load(&args.common)?;
     // A malformed credential stops the start with an error naming it, not a failure per push.
-    let clients = load_clients(&config, &vendors)?;
-    let impush_runtime::Worker {
-        shutdown,
-        amqp_ready,
-        topology_ready,
-        redis_ready,
-        credentials_ready,
-    } = impush_runtime::Worker::start(args.common.metrics_addr).await?;
+    let clients = load_clients(&boot.config, &vendors)?;
+    let mut vendor_roles = vendors.iter().map(|v| Role::Sender(*v));
+    let first = vendor_roles.next().context("--vendor names no vendor")?;
+    let serving = boot.serve(first).await?;
+    for role in vendor_roles {
+        impush_runtime::catalog::start_counters_at_zero(role, serving.config());
+    }
     for (vendor, clients) in &clients {
-        impush_runtime::catalog::start_counters_at_zero(
-            impush_runtime::catalog::Role::Sender(*vendor),
-            &config,
-        );
         report_expiries(*vendor, clients);
     }
-    credentials_ready.store(true, Ordering::SeqCst);
-
-    let redis = &config.redis;
-    let redis_endpoint = Endpoint::from_config(redis.cluster, &redis.url, &redis.urls);
-    let Some(store) = impush_runtime::wait_for("Redis", &shutdown, || {
-        Store::connect_to(&redis_endpoint, &redis_tls, &redis.prefix)
-    })
-    .await
-    else {
-        return Ok(());
-    };
-    redis_ready.store(true, Ordering::SeqCst);
-
-    let topology = Topology::new(&config.amqp);
-    let senders: Vec<Arc<send::Sender>> = clients
-        .into_iter()
-        .map(|(vendor, clients)| {
-            Arc::new(send::Sender::new(
-                vendor,
-                store.clone(),
-                clients,
-                Arc::clone(&config),
-                topology.clone(),
-                Arc::clone(&redis_ready),
-            ))
-        })
-        .collect();
-    let reloading = senders.clone();
-    let apply: impush_runtime::ApplyFn = Box::new(move |new_config| {
-        // A reload that breaks a credential is refused whole: the running clients stay.
-        let vendors: Vec<_> = reloading.iter().map(|s| s.vendor()).collect();
-        let clients = load_clients(&new_config, &vendors).map_err(|e| format!("{e:#}"))?;
-        for (sender, (vendor, clients)) in reloading.iter().zip(clients) {
-            report_expiries(vendor, &clients);
-            sender.reload(new_config.clone(), clients);
-        }
-        Ok(())
-    });
-    tokio::spawn(impush_runtime::watch_config(
-        args.common.config.clone(),
-        (*config).clone(),
-        apply,
-        shutdown.clone(),
-    ));
-    tokio::spawn(impush_amqp::watch_queue_depths(
-        config.amqp.addresses(),
-        amqp_tls.clone(),
-        topology.clone(),
-        vendors
-            .iter()
-            .flat_map(|v| topology.vendor_queues(*v))
-            .collect(),
-        QUEUE_DEPTH_POLL,
-        shutdown.clone(),
-    ));
-    let prefetch = u16::try_from(config.sender.concurrency.max(1)).unwrap_or(u16::MAX);
-    // Each vendor queue has its own consumer (and connection); the process is ready for
-    // RabbitMQ once every one of them consumes.
-    let consuming: Vec<Arc<AtomicBool>> = if senders.len() == 1 {
-        vec![Arc::clone(&amqp_ready)]
-    } else {
-        let flags: Vec<_> = senders
-            .iter()
-            .map(|_| Arc::new(AtomicBool::new(false)))
-            .collect();
-        tokio::spawn(all_ready(flags.clone(), amqp_ready, shutdown.clone()));
-        flags
-    };
-    let consumers = senders.into_iter().zip(consuming).map(|(sender, ready)| {
-        let vendor = sender.vendor();
-        tracing::info!(
-            vendor = vendor::name(vendor),
-            concurrency = prefetch,
-            "sender starting"
-        );
-        let handler: HandlerFn = Arc::new(move |delivery, publisher| {
-            let sender = Arc::clone(&sender);
-            Box::pin(async move { sender.handle(delivery, publisher).await })
-        });
-        run_consumer(
-            RunOptions {
-                urls: config.amqp.addresses(),
-                tls: amqp_tls.clone(),
-                queue: topology.push_queue(vendor),
+    serving
+        .run(|parts| {
+            let config = parts.config;
+            let topology = parts.topology;
+            let senders: Vec<Arc<send::Sender>> = clients
+                .into_iter()
+                .map(|(vendor, clients)| {
+                    Arc::new(send::Sender::new(
+                        vendor,
+                        parts.store.clone(),
+                        clients,
+                        Arc::clone(&config),
+                        topology.clone(),
+                        Arc::clone(&parts.redis_ready),
+                    ))
+                })
+                .collect();
+            let reloading = senders.clone();
+            let prefetch = u16::try_from(config.sender.concurrency.max(1)).unwrap_or(u16::MAX);
+            let queues = senders
+                .into_iter()
+                .map(|sender| {
+                    let vendor = sender.vendor();
+                    tracing::info!(
+                        vendor = vendor::name(vendor),
+                        concurrency = prefetch,
+                        "sender starting"
+                    );
+                    let handler =
+                        impush_runtime::handler(sender, |sender, delivery, publisher| async move {
+                            sender.handle(delivery, publisher).await
+                        });
+                    (topology.push_queue(vendor), handler)
+                })
+                .collect();
+            Consume {
+                queues,
                 prefetch,
-                topology: topology.clone(),
                 shutdown_grace: Duration::from_millis(config.sender.request_timeout_ms + 5_000),
-                requeue_delay: Duration::from_millis(500),
-                ready,
-                topology_ready: Arc::clone(&topology_ready),
-            },
-            handler,
-            shutdown.clone(),
-        )
-    });
-    futures::future::join_all(consumers).await;
-    tracing::info!("stopped");
-    Ok(())
+                watched_queues: vendors
+                    .iter()
+                    .flat_map(|v| topology.vendor_queues(*v))
+                    .collect(),
+                reload: Some(Box::new(move |new_config| {
+                    // A reload that breaks a credential is refused whole: the running clients stay.
+                    let vendors: Vec<_> = reloading.iter().map(|s| s.vendor()).collect();
+                    let clients =
+                        load_clients(&new_config, &vendors).map_err(|e| format!("{e:#}"))?;
+                    for (sender, (vendor, clients)) in reloading.iter().zip(clients) {
+                        report_expiries(vendor, &clients);
+                        sender.reload(new_config.clone(), clients);
+                    }
+                    Ok(())
+                })),
+            }
+        })
+        .await
 }
 
 /// The clients of each vendor's credentials; the first vendor whose credentials do not load
@@ -203,30 +152,6 @@ fn load_clients(
         })
         .collect()
 }
-
-/// Keeps `ready` equal to "every flag is set" until shutdown.
-async fn all_ready(
-    flags: Vec<Arc<AtomicBool>>,
-    ready: Arc<AtomicBool>,
-    shutdown: tokio_util::sync::CancellationToken,
-) {
-    let mut every = tokio::time::interval(READY_POLL);
-    while !shutdown.is_cancelled() {
-        tokio::select! {
-            _ = shutdown.cancelled() => break,
-            _ = every.tick() => {}
-        }
-        let all = flags.iter().all(|f| f.load(Ordering::SeqCst));
-        ready.store(all, Ordering::SeqCst);
-    }
-    ready.store(false, Ordering::SeqCst);
-}
-
-/// How often a multi-vendor sender folds its consumers' readiness into `/readyz`.
-const READY_POLL: Duration = Duration::from_millis(200);
-
-/// How often the queue depth gauges are refreshed.
-const QUEUE_DEPTH_POLL: Duration = Duration::from_secs(10);
 
 /// Sets the expiry gauge of every credential that expires (APNs p12 certificates).
 fn report_expiries(vendor: impush_core::Vendor, clients: &VendorClients) {

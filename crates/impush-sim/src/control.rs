@@ -16,7 +16,7 @@
 //!
 //! Everything is in memory behind one mutex, never held across an await.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -161,8 +161,13 @@ struct Inner {
     deliveries: VecDeque<Record>,
     faults: Vec<Fault>,
     stats: Stats,
+    /// Idempotency keys accepted so far, by vendor (see [`Control::first_time`]).
+    seen_keys: HashSet<(&'static str, String)>,
     tray: Tray,
 }
+
+/// How many idempotency keys are remembered before the oldest memory is dropped whole.
+const MAX_SEEN_KEYS: usize = 100_000;
 
 pub(crate) struct Control {
     inner: Mutex<Inner>,
@@ -284,8 +289,20 @@ impl Control {
         let mut inner = self.lock();
         let count = inner.deliveries.len();
         inner.deliveries.clear();
+        inner.seen_keys.clear();
         inner.tray.clear();
         count
+    }
+
+    /// Whether `key` is new for `vendor`, remembering it: vendors that drop a repeated
+    /// idempotency key (OPPO's `app_message_id` per device, vivo's `requestId`) answer the
+    /// repeat without delivering it again. Forgotten with the deliveries.
+    pub fn first_time(&self, vendor: &'static str, key: String) -> bool {
+        let mut inner = self.lock();
+        if inner.seen_keys.len() >= MAX_SEEN_KEYS {
+            inner.seen_keys.clear();
+        }
+        inner.seen_keys.insert((vendor, key))
     }
 
     /// A vendor's revoke call took notification `id` back from `token` (noted only while

@@ -10,11 +10,12 @@
 //!     401 `80200005` expired JWT (`exp` passed, or made or first used before the last
 //!     `/sim/expire-auth`); 400 `80300036` a JWT valid for more than a day;
 //!   - 400 `80100001` a `push-type` header missing or not one of 0, 1, 2, 6, 7, 10, a
-//!     notification without `category`, `title`, `body` or `clickAction`, a `ttl` that is
-//!     not 1 to 1 296 000 seconds; 400 `80100003` no JSON object or no `payload`, or a
-//!     push-type other than 0 (only alert messages are simulated); 400 `80300010` 0 or more
-//!     than 1000 tokens; 400 `80300030` a test message to more than 10 tokens; 400
-//!     `80300008` over 4096 bytes without the tokens;
+//!     notification without `category`, `title`, `body` or `clickAction`, a background
+//!     message (push-type 6) without a non-empty `payload.extraData` string, a `ttl` that
+//!     is not 1 to 1 296 000 seconds; 400 `80100003` no JSON object or no `payload`, or a
+//!     push-type other than 0 and 6 (only alert and background messages are simulated);
+//!     400 `80300010` 0 or more than 1000 tokens; 400 `80300030` a test message to more
+//!     than 10 tokens; 400 `80300008` over 4096 bytes without the tokens;
 //!   - 200 `80000000` success; 200 `80100000` when some tokens start `invalid-`, `msg`
 //!     being the JSON string `{"success":N,"failure":M,"illegal_tokens":[…]}`; 400
 //!     `80300007` when all of them do.
@@ -43,13 +44,14 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use serde_json::{Value, json};
+use serde_json::Value;
 
-use crate::control::{FaultReply, Record, now_ms};
+use crate::control::{FaultReply, now_ms};
+use crate::oem::{self, Batch, Delivered, push_kit_answer};
 use crate::{HarmonyAccount, Personality, Shown, Sim, SimError, SimSettings};
 
 const AUDIENCE: &str = "https://oauth-login.cloud.huawei.com/oauth2/v3/token";
@@ -63,6 +65,8 @@ const MAX_JWT_VALIDITY_S: u64 = 24 * 3600;
 const IAT_SKEW_S: u64 = 60;
 const READ_LIMIT: usize = 1024 * 1024;
 const PUSH_TYPES: &[&str] = &["0", "1", "2", "6", "7", "10"];
+const PUSH_TYPE_ALERT: &str = "0";
+const PUSH_TYPE_BACKGROUND: &str = "6";
 
 const SUCCESS: &str = "80000000";
 const PARTIAL_SUCCESS: &str = "80100000";
@@ -135,14 +139,7 @@ impl Harmony {
         headers: &HeaderMap,
         project_id: Option<&str>,
     ) -> Result<(), &'static str> {
-        let jwt = headers
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, jwt)| jwt.trim())
-            .filter(|jwt| !jwt.is_empty())
-            .ok_or(AUTH_ERROR)?;
+        let jwt = oem::bearer(headers).ok_or(AUTH_ERROR)?;
         let header = jsonwebtoken::decode_header(jwt).map_err(|_| AUTH_ERROR)?;
         if header.alg != Algorithm::PS256 {
             return Err(AUTH_ERROR);
@@ -200,22 +197,31 @@ impl Personality for Harmony {
     }
 
     fn fault_response(fault: &FaultReply) -> Response {
-        let mut response = push_kit_answer(
+        let response = push_kit_answer(
             fault.status,
             &fault.reason,
             "injected fault",
             &format!("{}{:011}", now_ms(), 0),
         );
-        if let Some((name, value)) = fault.retry_after()
-            && let Ok(value) = HeaderValue::from_str(&value)
-        {
-            response.headers_mut().insert(name, value);
-        }
-        response
+        oem::with_retry_after(response, fault)
     }
 
     fn shown(payload: &Value) -> Shown {
         let notification = &payload["payload"]["notification"];
+        if !notification.is_object() {
+            // A background message: nothing is shown; the app gets `extraData`.
+            let data = payload["payload"]["extraData"]
+                .as_str()
+                .and_then(|data| serde_json::from_str::<Value>(data).ok())
+                .unwrap_or_default();
+            return Shown {
+                title: None,
+                body: None,
+                badge: None,
+                sound: None,
+                ext: data["ext"].as_str().map(str::to_owned),
+            };
+        }
         let text = |name: &str| notification[name].as_str().map(str::to_owned);
         let sound = text("sound").or_else(|| Some("default".to_owned()));
         Shown {
@@ -249,15 +255,6 @@ fn message_of(code: &str) -> &'static str {
         JWT_TOO_LONG => "JWT expire period over threshold.",
         _ => "Unknown error",
     }
-}
-
-fn push_kit_answer(status: StatusCode, code: &str, msg: &str, request_id: &str) -> Response {
-    (
-        status,
-        [("content-type", "application/json;charset=UTF-8")],
-        json!({ "code": code, "msg": msg, "requestId": request_id }).to_string(),
-    )
-        .into_response()
 }
 
 fn answer(sim: &Sim, status: StatusCode, code: &str) -> Response {
@@ -382,7 +379,7 @@ async fn send(sim: &Sim, project_id: &str, request: Request) -> Response {
     if !PUSH_TYPES.contains(&push_type) {
         return answer(sim, StatusCode::BAD_REQUEST, PARAMETER_ERROR);
     }
-    if push_type != "0" {
+    if push_type != PUSH_TYPE_ALERT && push_type != PUSH_TYPE_BACKGROUND {
         return answer(sim, StatusCode::BAD_REQUEST, BAD_STRUCTURE);
     }
     let Ok(body) = axum::body::to_bytes(body, READ_LIMIT).await else {
@@ -394,7 +391,7 @@ async fn send(sim: &Sim, project_id: &str, request: Request) -> Response {
     else {
         return answer(sim, StatusCode::BAD_REQUEST, BAD_STRUCTURE);
     };
-    let tokens = match check_request(&request) {
+    let tokens = match check_request(&request, push_type) {
         Ok(tokens) => tokens,
         Err(code) => return answer(sim, StatusCode::BAD_REQUEST, code),
     };
@@ -407,65 +404,37 @@ async fn send(sim: &Sim, project_id: &str, request: Request) -> Response {
             return Harmony::fault_response(&fault);
         }
     }
-    let (illegal, legal): (Vec<&String>, Vec<&String>) =
-        tokens.iter().partition(|t| t.starts_with("invalid-"));
-    if legal.is_empty() {
+    let delivered = Delivered {
+        vendor: Harmony::NAME,
+        body: &body,
+        headers: vec![("push-type", push_type.to_owned())],
+        shown: Harmony::shown,
+    };
+    let batch = Batch::deliver(sim, &tokens, delivered);
+    if batch.legal.is_empty() {
         return answer(sim, StatusCode::BAD_REQUEST, ALL_TOKENS_INVALID);
     }
-    let payload: Arc<str> = String::from_utf8_lossy(&body).into();
-    let received_at_ms = now_ms();
-    for token in &legal {
-        sim.control.record(Record {
-            vendor: Harmony::NAME,
-            token: token.as_str().into(),
-            payload: Arc::clone(&payload),
-            headers: vec![("push-type", push_type.to_owned())],
-            received_at_ms,
-            shown: Harmony::shown,
-        });
-    }
-    if illegal.is_empty() {
+    if batch.illegal.is_empty() {
         return answer(sim, StatusCode::OK, SUCCESS);
     }
-    let msg = json!({
-        "success": legal.len(),
-        "failure": illegal.len(),
-        "illegal_tokens": illegal,
-    })
-    .to_string();
     push_kit_answer(
         StatusCode::OK,
         PARTIAL_SUCCESS,
-        &msg,
+        &batch.partial_success_msg(),
         &sim.harmony.request_id(),
     )
 }
 
-/// Checks an alert message body; the tokens, or the code to refuse with.
-fn check_request(request: &Value) -> Result<Vec<String>, &'static str> {
-    let notification = request
+/// Checks an alert or background message body; the tokens, or the code to refuse with.
+fn check_request(request: &Value, push_type: &str) -> Result<Vec<String>, &'static str> {
+    let payload = request
         .get("payload")
         .filter(|p| p.is_object())
-        .ok_or(BAD_STRUCTURE)?
-        .get("notification")
-        .filter(|n| n.is_object())
         .ok_or(BAD_STRUCTURE)?;
-    let text = |name: &str| {
-        notification
-            .get(name)
-            .and_then(Value::as_str)
-            .is_some_and(|s| !s.is_empty())
-    };
-    if !text("category") || !text("title") || !text("body") {
-        return Err(PARAMETER_ERROR);
-    }
-    let action_type_ok = notification
-        .get("clickAction")
-        .and_then(|c| c.get("actionType"))
-        .and_then(Value::as_u64)
-        .is_some_and(|t| t <= 1);
-    if !action_type_ok {
-        return Err(PARAMETER_ERROR);
+    if push_type == PUSH_TYPE_BACKGROUND {
+        check_background(payload)?;
+    } else {
+        check_alert(payload)?;
     }
     let tokens: Vec<String> = match request.get("target").and_then(|t| t.get("token")) {
         Some(Value::Array(items)) => items
@@ -505,8 +474,49 @@ fn check_request(request: &Value) -> Result<Vec<String>, &'static str> {
     Ok(tokens)
 }
 
+/// An alert's `payload.notification`: category, title, body and a click action.
+fn check_alert(payload: &Value) -> Result<(), &'static str> {
+    let notification = payload
+        .get("notification")
+        .filter(|n| n.is_object())
+        .ok_or(BAD_STRUCTURE)?;
+    let text = |name: &str| {
+        notification
+            .get(name)
+            .and_then(Value::as_str)
+            .is_some_and(|s| !s.is_empty())
+    };
+    if !text("category") || !text("title") || !text("body") {
+        return Err(PARAMETER_ERROR);
+    }
+    let action_type_ok = notification
+        .get("clickAction")
+        .and_then(|c| c.get("actionType"))
+        .and_then(Value::as_u64)
+        .is_some_and(|t| t <= 1);
+    if !action_type_ok {
+        return Err(PARAMETER_ERROR);
+    }
+    Ok(())
+}
+
+/// A background message's payload: `extraData`, a non-empty string, the data the app gets.
+fn check_background(payload: &Value) -> Result<(), &'static str> {
+    let extra_data = payload
+        .get("extraData")
+        .and_then(Value::as_str)
+        .is_some_and(|s| !s.is_empty());
+    if extra_data {
+        Ok(())
+    } else {
+        Err(PARAMETER_ERROR)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn alert(tokens: Value) -> Value {
@@ -521,7 +531,7 @@ mod tests {
     #[test]
     fn what_a_push_kit_client_sends_passes() {
         assert_eq!(
-            check_request(&alert(json!(["a", "invalid-b"]))),
+            check_request(&alert(json!(["a", "invalid-b"])), PUSH_TYPE_ALERT),
             Ok(vec!["a".into(), "invalid-b".into()])
         );
     }
@@ -550,31 +560,31 @@ mod tests {
 
     #[test]
     fn malformed_requests_get_push_kit_codes() {
-        assert_eq!(check_request(&json!({})), Err(BAD_STRUCTURE));
-        assert_eq!(check_request(&alert(json!([]))), Err(TOKEN_COUNT));
+        assert_eq!(check_request(&json!({}), PUSH_TYPE_ALERT), Err(BAD_STRUCTURE));
+        assert_eq!(check_request(&alert(json!([])), PUSH_TYPE_ALERT), Err(TOKEN_COUNT));
         let many: Vec<String> = (0..1001).map(|i| format!("t{i}")).collect();
-        assert_eq!(check_request(&alert(json!(many))), Err(TOKEN_COUNT));
+        assert_eq!(check_request(&alert(json!(many)), PUSH_TYPE_ALERT), Err(TOKEN_COUNT));
         let mut no_category = alert(json!(["a"]));
         no_category["payload"]["notification"]
             .as_object_mut()
             .unwrap()
             .remove("category");
-        assert_eq!(check_request(&no_category), Err(PARAMETER_ERROR));
+        assert_eq!(check_request(&no_category, PUSH_TYPE_ALERT), Err(PARAMETER_ERROR));
         let mut no_click = alert(json!(["a"]));
         no_click["payload"]["notification"]
             .as_object_mut()
             .unwrap()
             .remove("clickAction");
-        assert_eq!(check_request(&no_click), Err(PARAMETER_ERROR));
+        assert_eq!(check_request(&no_click, PUSH_TYPE_ALERT), Err(PARAMETER_ERROR));
         let mut long_ttl = alert(json!(["a"]));
         long_ttl["pushOptions"]["ttl"] = json!(MAX_TTL_S + 1);
-        assert_eq!(check_request(&long_ttl), Err(PARAMETER_ERROR));
+        assert_eq!(check_request(&long_ttl, PUSH_TYPE_ALERT), Err(PARAMETER_ERROR));
         let mut test = alert(json!((0..11).map(|i| format!("t{i}")).collect::<Vec<_>>()));
         test["pushOptions"]["testMessage"] = json!(true);
-        assert_eq!(check_request(&test), Err(TEST_TOKEN_COUNT));
+        assert_eq!(check_request(&test, PUSH_TYPE_ALERT), Err(TEST_TOKEN_COUNT));
         let mut big = alert(json!(["a"]));
         big["payload"]["notification"]["body"] = json!("x".repeat(MAX_MESSAGE_BYTES));
-        assert_eq!(check_request(&big), Err(TOO_LARGE));
+        assert_eq!(check_request(&big, PUSH_TYPE_ALERT), Err(TOO_LARGE));
     }
 
     #[test]
@@ -587,6 +597,44 @@ mod tests {
                 body: Some("B".into()),
                 badge: None,
                 sound: Some("default".into()),
+                ext: Some("x".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn a_background_message_needs_extra_data_and_shows_nothing() {
+        let background = |payload: Value| {
+            json!({"payload": payload, "pushOptions": {"ttl": 30}, "target": {"token": ["a"]}})
+        };
+        let data = json!({"title": "T", "body": "B", "ext": "x"}).to_string();
+        let sent = background(json!({ "extraData": data }));
+        // (payload, push-type, answer)
+        let table = [
+            (sent.clone(), PUSH_TYPE_BACKGROUND, Ok(vec!["a".to_owned()])),
+            (background(json!({})), PUSH_TYPE_BACKGROUND, Err(PARAMETER_ERROR)),
+            (
+                background(json!({"extraData": ""})),
+                PUSH_TYPE_BACKGROUND,
+                Err(PARAMETER_ERROR),
+            ),
+            (
+                background(json!({"extraData": {"ext": "x"}})),
+                PUSH_TYPE_BACKGROUND,
+                Err(PARAMETER_ERROR),
+            ),
+            (sent.clone(), PUSH_TYPE_ALERT, Err(BAD_STRUCTURE)),
+        ];
+        for (request, push_type, answer) in table {
+            assert_eq!(check_request(&request, push_type), answer, "{request}");
+        }
+        assert_eq!(
+            Harmony::shown(&sent),
+            Shown {
+                title: None,
+                body: None,
+                badge: None,
+                sound: None,
                 ext: Some("x".into()),
             }
         );

@@ -9,7 +9,8 @@
 //!   `{"error","error_description"}`: 400 `unsupported_grant_type`, 401 `invalid_client`.
 //! - `POST /honor/api/v1/<appId>/sendMessage` with `Authorization: Bearer <token>` issued
 //!   here to a client of that app, a `timestamp` header (ms) and a JSON body
-//!   `{"android":{"notification":{…}},"data","token":[…]}`:
+//!   `{"android":{"notification":{…}},"data","token":[…]}`, or a data ("透传") message
+//!   `{"data","token":[…]}` with no `android.notification` (`android` may carry a `ttl`):
 //!   - 401 `{"code":80200001}` missing, unknown or other-app token; 401 `{"code":80200003}`
 //!     expired token (its lifetime, or `/sim/expire-auth`);
 //!   - 400 `80100001` no `timestamp`, a notification without title or body, a non-string
@@ -31,20 +32,18 @@
 //! the token endpoint.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::{Form, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
-use crate::control::{FaultReply, Record, now_ms};
+use crate::control::FaultReply;
+use crate::oem::{self, AccessTokens, BadGrant, BadTokens, Batch, Delivered, Refused, RequestIds};
 use crate::{OemApp, Personality, Shown, Sim, SimError, SimSettings};
 
 const MAX_MESSAGE_BYTES: usize = 4096;
@@ -64,15 +63,8 @@ const TOKEN_COUNT: u32 = 80_300_010;
 pub(crate) struct Honor {
     /// Secret and the app ids it may send for, by client id.
     clients: HashMap<String, (String, HashSet<String>)>,
-    tokens: Mutex<HashMap<String, AccessToken>>,
-    lifetime: Duration,
-    requests: AtomicU64,
-}
-
-struct AccessToken {
-    client_id: String,
-    expires_at: Instant,
-    epoch: u64,
+    tokens: AccessTokens,
+    requests: RequestIds,
 }
 
 impl Honor {
@@ -88,37 +80,9 @@ impl Honor {
         }
         Honor {
             clients,
-            tokens: Mutex::new(HashMap::new()),
-            lifetime,
-            requests: AtomicU64::new(0),
+            tokens: AccessTokens::new("honor-sim.", lifetime),
+            requests: RequestIds::default(),
         }
-    }
-
-    fn tokens(&self) -> MutexGuard<'_, HashMap<String, AccessToken>> {
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn issue(&self, client_id: &str, epoch: u64) -> String {
-        let token = format!("honor-sim.{}", Uuid::new_v4().simple());
-        let now = Instant::now();
-        let mut tokens = self.tokens();
-        if tokens.len() >= 1024 {
-            tokens.retain(|_, t| t.expires_at > now);
-        }
-        tokens.insert(
-            token.clone(),
-            AccessToken {
-                client_id: client_id.to_owned(),
-                expires_at: now + self.lifetime,
-                epoch,
-            },
-        );
-        token
-    }
-
-    fn request_id(&self) -> String {
-        let n = self.requests.fetch_add(1, Ordering::Relaxed);
-        format!("{}{n:08}", now_ms())
     }
 }
 
@@ -136,16 +100,11 @@ impl Personality for Honor {
             .reason
             .parse::<u64>()
             .map_or_else(|_| json!(fault.reason), |n| json!(n));
-        let mut response = honor_answer(
+        let response = honor_answer(
             fault.status,
             json!({ "code": code, "message": "injected fault" }),
         );
-        if let Some((name, value)) = fault.retry_after()
-            && let Ok(value) = HeaderValue::from_str(&value)
-        {
-            response.headers_mut().insert(name, value);
-        }
-        response
+        oem::with_retry_after(response, fault)
     }
 
     fn shown(payload: &Value) -> Shown {
@@ -208,13 +167,6 @@ async fn handle(State(sim): State<Arc<Sim>>, request: Request) -> Response {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenRequest {
-    grant_type: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-}
-
 fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
     honor_answer(
         status,
@@ -224,23 +176,25 @@ fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
 
 /// `POST /honor/auth/token`: the client-credentials grant.
 async fn token(sim: &Sim, request: Request) -> Response {
-    let form = match Form::<TokenRequest>::from_request(request, &()).await {
-        Ok(Form(form)) => form,
-        Err(_) => return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "bad form"),
+    let grant = match oem::read_grant(request).await {
+        Ok(grant) => grant,
+        Err(BadGrant::Form) => {
+            return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "bad form");
+        }
+        Err(BadGrant::Type) => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "Unsupported grant_type",
+            );
+        }
     };
-    if form.grant_type.as_deref() != Some("client_credentials") {
-        return oauth_error(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "Unsupported grant_type",
-        );
-    }
-    let client_id = form.client_id.unwrap_or_default();
+    let client_id = grant.client_id.unwrap_or_default();
     let secret_ok = sim
         .honor
         .clients
         .get(&client_id)
-        .is_some_and(|(secret, _)| form.client_secret.as_deref() == Some(secret.as_str()));
+        .is_some_and(|(secret, _)| grant.client_secret.as_deref() == Some(secret.as_str()));
     if !secret_ok {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
@@ -248,53 +202,30 @@ async fn token(sim: &Sim, request: Request) -> Response {
             "Invalid client or Invalid client credentials",
         );
     }
-    let access_token = sim.honor.issue(&client_id, sim.control.auth_epoch());
+    let access_token = sim.honor.tokens.issue(&client_id, sim.control.auth_epoch());
     honor_answer(
         StatusCode::OK,
         json!({
             "access_token": access_token,
-            "expires_in": sim.honor.lifetime.as_secs(),
+            "expires_in": sim.honor.tokens.lifetime.as_secs(),
             "token_type": "Bearer",
         }),
     )
 }
 
-/// Checks the bearer token of a send for `app_id`: the code to refuse with, if any.
-fn authorize(sim: &Sim, headers: &HeaderMap, app_id: &str) -> Result<(), u32> {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or(AUTH_ERROR)?;
-    let epoch = sim.control.auth_epoch();
-    let tokens = sim.honor.tokens();
-    let issued = tokens.get(token).ok_or(AUTH_ERROR)?;
-    let may_send = sim
-        .honor
-        .clients
-        .get(&issued.client_id)
-        .is_some_and(|(_, apps)| apps.contains(app_id));
-    if !may_send {
-        return Err(AUTH_ERROR);
-    }
-    if issued.epoch < epoch || issued.expires_at <= Instant::now() {
-        return Err(AUTH_EXPIRED);
-    }
-    Ok(())
-}
-
 /// `POST /honor/api/v1/<appId>/sendMessage`.
 async fn send(sim: &Sim, app_id: &str, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    if let Err(code) = authorize(sim, &parts.headers, app_id) {
-        tracing::debug!(code, "Honor send refused");
-        let message = if code == AUTH_EXPIRED {
-            "access token expired"
-        } else {
-            "authentication failed"
+    let epoch = sim.control.auth_epoch();
+    let may_send = |client_id: &str| {
+        (sim.honor.clients.get(client_id)).is_some_and(|(_, apps)| apps.contains(app_id))
+    };
+    if let Err(refused) = sim.honor.tokens.check(&parts.headers, epoch, may_send) {
+        let (code, message) = match refused {
+            Refused::Unknown => (AUTH_ERROR, "authentication failed"),
+            Refused::Expired => (AUTH_EXPIRED, "access token expired"),
         };
+        tracing::debug!(code, "Honor send refused");
         return error(StatusCode::UNAUTHORIZED, code, message);
     }
     let has_timestamp = parts
@@ -327,30 +258,23 @@ async fn send(sim: &Sim, app_id: &str, request: Request) -> Response {
             return Honor::fault_response(&fault);
         }
     }
-    let (expired, accepted): (Vec<&String>, Vec<&String>) =
-        tokens.iter().partition(|t| t.starts_with("invalid-"));
-    let payload: Arc<str> = String::from_utf8_lossy(&body).into();
-    let received_at_ms = now_ms();
-    for token in &accepted {
-        sim.control.record(Record {
-            vendor: Honor::NAME,
-            token: token.as_str().into(),
-            payload: Arc::clone(&payload),
-            headers: Vec::new(),
-            received_at_ms,
-            shown: Honor::shown,
-        });
-    }
+    let delivered = Delivered {
+        vendor: Honor::NAME,
+        body: &body,
+        headers: Vec::new(),
+        shown: Honor::shown,
+    };
+    let batch = Batch::deliver(sim, &tokens, delivered);
     honor_answer(
         StatusCode::OK,
         json!({
             "code": 200,
             "message": "success",
             "data": {
-                "sendResult": !accepted.is_empty(),
-                "requestId": sim.honor.request_id(),
+                "sendResult": !batch.legal.is_empty(),
+                "requestId": sim.honor.requests.next(8),
                 "failTokens": [],
-                "expireTokens": expired,
+                "expireTokens": batch.illegal,
             }
         }),
     )
@@ -358,18 +282,10 @@ async fn send(sim: &Sim, app_id: &str, request: Request) -> Response {
 
 /// Checks a send body; the tokens, or the code to refuse with.
 fn check_request(request: &Value) -> Result<Vec<String>, u32> {
-    let tokens: Vec<String> = match request.get("token") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|t| t.as_str().map(str::to_owned))
-            .collect::<Option<_>>()
-            .ok_or(PARAMETER_ERROR)?,
-        Some(_) => return Err(PARAMETER_ERROR),
-        None => Vec::new(),
-    };
-    if tokens.is_empty() || tokens.len() > MAX_TOKENS {
-        return Err(TOKEN_COUNT);
-    }
+    let tokens = oem::token_list(request.get("token"), MAX_TOKENS).map_err(|bad| match bad {
+        BadTokens::NotStrings => PARAMETER_ERROR,
+        BadTokens::Count => TOKEN_COUNT,
+    })?;
     if request.get("data").is_some_and(|d| !d.is_string()) {
         return Err(PARAMETER_ERROR);
     }
@@ -377,19 +293,13 @@ fn check_request(request: &Value) -> Result<Vec<String>, u32> {
         if !android.is_object() {
             return Err(BAD_STRUCTURE);
         }
-        if android.get("ttl").is_some_and(|ttl| !is_ttl(ttl)) {
+        if android.get("ttl").is_some_and(|ttl| !oem::is_ttl(ttl)) {
             return Err(PARAMETER_ERROR);
         }
-        if let Some(notification) = android.get("notification") {
-            let text = |name: &str| {
-                notification
-                    .get(name)
-                    .and_then(Value::as_str)
-                    .is_some_and(|s| !s.is_empty())
-            };
-            if !text("title") || !text("body") {
-                return Err(PARAMETER_ERROR);
-            }
+        if let Some(notification) = android.get("notification")
+            && (!oem::has_text(notification, "title") || !oem::has_text(notification, "body"))
+        {
+            return Err(PARAMETER_ERROR);
         }
     } else if request.get("data").is_none() {
         // Neither a notification nor a data message.
@@ -403,16 +313,6 @@ fn check_request(request: &Value) -> Result<Vec<String>, u32> {
         return Err(TOO_LARGE);
     }
     Ok(tokens)
-}
-
-/// A TTL of whole or fractional seconds with an `s` suffix.
-fn is_ttl(ttl: &Value) -> bool {
-    let Some(number) = ttl.as_str().and_then(|t| t.strip_suffix('s')) else {
-        return false;
-    };
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, "0"));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    digits(whole) && digits(fraction)
 }
 
 #[cfg(test)]

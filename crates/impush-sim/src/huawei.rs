@@ -14,7 +14,8 @@
 //!   - 401 `80200001` missing, unknown or other-app token; 401 `80200003` expired token
 //!     (its lifetime or `/sim/expire-auth`);
 //!   - 400 `80100003` not a JSON `{"message":{…}}` body, 400 `80100001` a notification
-//!     without title or body, a bad `ttl`, a non-string `data`; 400 `80300010` 0 or more
+//!     without title or body, a `notify_id` that is not a 32-bit integer, a bad `ttl`, a
+//!     non-string `data`; 400 `80300010` 0 or more
 //!     than 1000 tokens; 400 `80300008` over 4096 bytes without the token list;
 //!   - 200 `80000000` success; 200 `80100000` partial success whose `msg` is the JSON
 //!     string `{"success":N,"failure":M,"illegal_tokens":[…]}`; 200 `80300007` when every
@@ -30,20 +31,20 @@
 //! (refresh and resend once on `80200001`/`80200003`), `src/push/constant/constants.go`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{FromRequest, Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use axum::{Form, Router};
-use serde::Deserialize;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
-use crate::control::{FaultReply, Record, now_ms};
+use crate::control::{FaultReply, now_ms};
+use crate::oem::{
+    self, AccessTokens, BadGrant, BadTokens, Batch, Delivered, Refused, RequestIds, push_kit_answer,
+};
 use crate::{OemApp, Personality, Shown, Sim, SimError, SimSettings};
 
 /// Message body limit, token list excluded (push-sendapi "Restriction").
@@ -65,15 +66,9 @@ pub(crate) const TOKEN_COUNT: &str = "80300010";
 pub(crate) struct Huawei {
     /// Secret by app id.
     apps: HashMap<String, String>,
-    tokens: Mutex<HashMap<String, AccessToken>>,
-    lifetime: Duration,
-    requests: AtomicU64,
-}
-
-struct AccessToken {
-    app_id: String,
-    expires_at: Instant,
-    epoch: u64,
+    /// Huawei's tokens are opaque base64-looking strings ("CgB6e3x9…"); so are these.
+    tokens: AccessTokens,
+    requests: RequestIds,
 }
 
 impl Huawei {
@@ -83,39 +78,14 @@ impl Huawei {
                 .iter()
                 .map(|a| (a.app_id.clone(), a.app_secret.clone()))
                 .collect(),
-            tokens: Mutex::new(HashMap::new()),
-            lifetime,
-            requests: AtomicU64::new(0),
+            tokens: AccessTokens::new("CgB6e3x9sim", lifetime),
+            requests: RequestIds::default(),
         }
-    }
-
-    fn tokens(&self) -> MutexGuard<'_, HashMap<String, AccessToken>> {
-        self.tokens.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn issue(&self, app_id: &str, epoch: u64) -> String {
-        // Huawei's tokens are opaque base64-looking strings ("CgB6e3x9…"); so is this one.
-        let token = format!("CgB6e3x9sim{}", Uuid::new_v4().simple());
-        let now = Instant::now();
-        let mut tokens = self.tokens();
-        if tokens.len() >= 1024 {
-            tokens.retain(|_, t| t.expires_at > now);
-        }
-        tokens.insert(
-            token.clone(),
-            AccessToken {
-                app_id: app_id.to_owned(),
-                expires_at: now + self.lifetime,
-                epoch,
-            },
-        );
-        token
     }
 
     /// A request id of Huawei's shape: digits, time first.
     fn request_id(&self) -> String {
-        let n = self.requests.fetch_add(1, Ordering::Relaxed);
-        format!("{}{n:011}", now_ms())
+        self.requests.next(11)
     }
 }
 
@@ -129,18 +99,13 @@ impl Personality for Huawei {
     }
 
     fn fault_response(fault: &FaultReply) -> Response {
-        let mut response = huawei_answer(
+        let response = push_kit_answer(
             fault.status,
             &fault.reason,
             message_of(&fault.reason),
             &format!("{}{:011}", now_ms(), 0),
         );
-        if let Some((name, value)) = fault.retry_after()
-            && let Ok(value) = HeaderValue::from_str(&value)
-        {
-            response.headers_mut().insert(name, value);
-        }
-        response
+        oem::with_retry_after(response, fault)
     }
 
     fn shown(payload: &Value) -> Shown {
@@ -197,17 +162,8 @@ fn message_of(code: &str) -> &'static str {
     }
 }
 
-fn huawei_answer(status: StatusCode, code: &str, msg: &str, request_id: &str) -> Response {
-    (
-        status,
-        [("content-type", "application/json;charset=UTF-8")],
-        json!({ "code": code, "msg": msg, "requestId": request_id }).to_string(),
-    )
-        .into_response()
-}
-
 fn answer(sim: &Sim, status: StatusCode, code: &str) -> Response {
-    huawei_answer(status, code, message_of(code), &sim.huawei.request_id())
+    push_kit_answer(status, code, message_of(code), &sim.huawei.request_id())
 }
 
 async fn handle(State(sim): State<Arc<Sim>>, request: Request) -> Response {
@@ -233,13 +189,6 @@ async fn handle(State(sim): State<Arc<Sim>>, request: Request) -> Response {
     }
 }
 
-#[derive(Deserialize)]
-struct TokenRequest {
-    grant_type: Option<String>,
-    client_id: Option<String>,
-    client_secret: Option<String>,
-}
-
 fn oauth_error(error: u32, sub_error: u32, description: &str) -> Response {
     (
         StatusCode::BAD_REQUEST,
@@ -252,27 +201,25 @@ fn oauth_error(error: u32, sub_error: u32, description: &str) -> Response {
 
 /// `POST /huawei/oauth2/v3/token`: the client-credentials grant.
 async fn token(sim: &Sim, request: Request) -> Response {
-    let form = match Form::<TokenRequest>::from_request(request, &()).await {
-        Ok(Form(form)) => form,
-        Err(_) => return oauth_error(1102, 20001, "invalid request"),
+    let grant = match oem::read_grant(request).await {
+        Ok(grant) => grant,
+        Err(BadGrant::Form) => return oauth_error(1102, 20001, "invalid request"),
+        Err(BadGrant::Type) => return oauth_error(1102, 20003, "unsupported grant_type"),
     };
-    if form.grant_type.as_deref() != Some("client_credentials") {
-        return oauth_error(1102, 20003, "unsupported grant_type");
-    }
-    let client_id = form.client_id.unwrap_or_default();
+    let client_id = grant.client_id.unwrap_or_default();
     let Some(secret) = sim.huawei.apps.get(&client_id) else {
         return oauth_error(1101, 20152, "invalid client_id");
     };
-    if form.client_secret.as_deref() != Some(secret.as_str()) {
+    if grant.client_secret.as_deref() != Some(secret.as_str()) {
         return oauth_error(1101, 20186, "invalid client_secret");
     }
-    let access_token = sim.huawei.issue(&client_id, sim.control.auth_epoch());
+    let access_token = sim.huawei.tokens.issue(&client_id, sim.control.auth_epoch());
     (
         StatusCode::OK,
         [("content-type", "application/json;charset=UTF-8")],
         json!({
             "access_token": access_token,
-            "expires_in": sim.huawei.lifetime.as_secs(),
+            "expires_in": sim.huawei.tokens.lifetime.as_secs(),
             "token_type": "Bearer",
         })
         .to_string(),
@@ -280,31 +227,16 @@ async fn token(sim: &Sim, request: Request) -> Response {
         .into_response()
 }
 
-/// Checks the bearer token of a send for `app_id`: the Huawei code to refuse with, if any.
-fn authorize(sim: &Sim, headers: &HeaderMap, app_id: &str) -> Result<(), &'static str> {
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim())
-        .ok_or(OAUTH_ERROR)?;
-    let epoch = sim.control.auth_epoch();
-    let tokens = sim.huawei.tokens();
-    let issued = tokens.get(token).ok_or(OAUTH_ERROR)?;
-    if issued.app_id != app_id {
-        return Err(OAUTH_ERROR);
-    }
-    if issued.epoch < epoch || issued.expires_at <= Instant::now() {
-        return Err(OAUTH_EXPIRED);
-    }
-    Ok(())
-}
-
 /// `POST /huawei/v1/<appId>/messages:send`.
 async fn send(sim: &Sim, app_id: &str, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    if let Err(code) = authorize(sim, &parts.headers, app_id) {
+    let epoch = sim.control.auth_epoch();
+    if let Err(refused) = (sim.huawei.tokens).check(&parts.headers, epoch, |owner| owner == app_id)
+    {
+        let code = match refused {
+            Refused::Unknown => OAUTH_ERROR,
+            Refused::Expired => OAUTH_EXPIRED,
+        };
         tracing::debug!(code, "Huawei send refused");
         return answer(sim, StatusCode::UNAUTHORIZED, code);
     }
@@ -334,36 +266,23 @@ async fn send(sim: &Sim, app_id: &str, request: Request) -> Response {
             return Huawei::fault_response(&fault);
         }
     }
-    let (illegal, legal): (Vec<&String>, Vec<&String>) =
-        tokens.iter().partition(|t| t.starts_with("invalid-"));
-    if legal.is_empty() {
+    let delivered = Delivered {
+        vendor: Huawei::NAME,
+        body: &body,
+        headers: Vec::new(),
+        shown: Huawei::shown,
+    };
+    let batch = Batch::deliver(sim, &tokens, delivered);
+    if batch.legal.is_empty() {
         return answer(sim, StatusCode::OK, ALL_TOKENS_INVALID);
     }
-    let payload: Arc<str> = String::from_utf8_lossy(&body).into();
-    let received_at_ms = now_ms();
-    for token in &legal {
-        sim.control.record(Record {
-            vendor: Huawei::NAME,
-            token: token.as_str().into(),
-            payload: Arc::clone(&payload),
-            headers: Vec::new(),
-            received_at_ms,
-            shown: Huawei::shown,
-        });
-    }
-    if illegal.is_empty() {
+    if batch.illegal.is_empty() {
         return answer(sim, StatusCode::OK, SUCCESS);
     }
-    let msg = json!({
-        "success": legal.len(),
-        "failure": illegal.len(),
-        "illegal_tokens": illegal,
-    })
-    .to_string();
-    huawei_answer(
+    push_kit_answer(
         StatusCode::OK,
         PARTIAL_SUCCESS,
-        &msg,
+        &batch.partial_success_msg(),
         &sim.huawei.request_id(),
     )
 }
@@ -374,19 +293,10 @@ fn check_request(request: &Value) -> Result<Vec<String>, &'static str> {
         .get("message")
         .filter(|m| m.is_object())
         .ok_or(BAD_STRUCTURE)?;
-    let tokens: Vec<String> = match message.get("token") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|t| t.as_str().map(str::to_owned))
-            .collect::<Option<_>>()
-            .ok_or(PARAMETER_ERROR)?,
-        Some(_) => return Err(PARAMETER_ERROR),
-        // Topic and condition sends are not simulated: a token list is what impush sends.
-        None => Vec::new(),
-    };
-    if tokens.is_empty() || tokens.len() > MAX_TOKENS {
-        return Err(TOKEN_COUNT);
-    }
+    let tokens = oem::token_list(message.get("token"), MAX_TOKENS).map_err(|bad| match bad {
+        BadTokens::NotStrings => PARAMETER_ERROR,
+        BadTokens::Count => TOKEN_COUNT,
+    })?;
     if message.get("data").is_some_and(|d| !d.is_string()) {
         return Err(PARAMETER_ERROR);
     }
@@ -395,7 +305,7 @@ fn check_request(request: &Value) -> Result<Vec<String>, &'static str> {
         if !android.is_object() {
             return Err(BAD_STRUCTURE);
         }
-        if android.get("ttl").is_some_and(|ttl| !is_ttl(ttl)) {
+        if android.get("ttl").is_some_and(|ttl| !oem::is_ttl(ttl)) {
             return Err(PARAMETER_ERROR);
         }
         if let Some(notification) = android.get("notification") {
@@ -408,6 +318,13 @@ fn check_request(request: &Value) -> Result<Vec<String>, &'static str> {
             };
             // The demo's verifier (`messaging_hm_verify.go`) needs both for a notification.
             if !text("title") || !text("body") {
+                return Err(PARAMETER_ERROR);
+            }
+            // `notify_id`: an Integer.
+            let notify_id_ok = notification
+                .get("notify_id")
+                .is_none_or(|id| id.as_i64().and_then(|id| i32::try_from(id).ok()).is_some());
+            if !notify_id_ok {
                 return Err(PARAMETER_ERROR);
             }
         }
@@ -423,16 +340,6 @@ fn check_request(request: &Value) -> Result<Vec<String>, &'static str> {
         return Err(TOO_LARGE);
     }
     Ok(tokens)
-}
-
-/// A TTL as Huawei takes it: seconds with an optional fraction and an `s` suffix.
-fn is_ttl(ttl: &Value) -> bool {
-    let Some(number) = ttl.as_str().and_then(|t| t.strip_suffix('s')) else {
-        return false;
-    };
-    let (whole, fraction) = number.split_once('.').unwrap_or((number, "0"));
-    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
-    digits(whole) && digits(fraction)
 }
 
 #[cfg(test)]
@@ -486,6 +393,16 @@ mod tests {
             check_request(&request(json!({"token": ["a"], "data": {"ext": "x"}}))),
             Err(PARAMETER_ERROR)
         );
+        for notify_id in [json!("7"), json!(1.5), json!(1_i64 << 40)] {
+            let notification = json!({"title": "T", "body": "B", "notify_id": notify_id});
+            assert_eq!(
+                check_request(&request(
+                    json!({"token": ["a"], "android": {"notification": notification}})
+                )),
+                Err(PARAMETER_ERROR),
+                "{notify_id}"
+            );
+        }
         let big = "x".repeat(MAX_MESSAGE_BYTES);
         assert_eq!(
             check_request(&request(json!({"token": ["a"], "data": big}))),

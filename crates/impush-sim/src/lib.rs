@@ -15,6 +15,7 @@
 
 mod control;
 mod digest;
+mod oem;
 mod stats;
 mod tray;
 
@@ -451,6 +452,11 @@ async fn answer_accepted_late(
         return axum::http::StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
     let path = parts.uri.path().to_owned();
+    let is_form = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     let response = next
         .run(Request::from_parts(
             parts,
@@ -460,13 +466,8 @@ async fn answer_accepted_late(
     if !response.status().is_success() {
         return response;
     }
-    let names_token = |token: &str| {
-        path.contains(token)
-            || bytes
-                .windows(token.len().max(1))
-                .any(|window| window == token.as_bytes())
-    };
-    if let Some(delay) = sim.control.hold_answer(vendor, names_token) {
+    let named = NamedTokens::of(&path, &bytes, is_form);
+    if let Some(delay) = sim.control.hold_answer(vendor, |token| named.names(token)) {
         tracing::debug!(vendor, ?delay, "accepted; answering late");
         let mut shutdown = sim.shutdown.clone();
         tokio::select! {
@@ -475,6 +476,41 @@ async fn answer_accepted_late(
         }
     }
     response
+}
+
+/// What a request says, for matching a fault's token: its path and body, and a form body's
+/// values decoded as well, since a token with `+`, `/` or `=` (Xiaomi's base64 regids)
+/// travels percent-encoded in OPPO's, vivo's, Meizu's and Xiaomi's forms.
+struct NamedTokens<'a> {
+    path: &'a str,
+    body: &'a [u8],
+    form_values: Vec<String>,
+}
+
+impl<'a> NamedTokens<'a> {
+    fn of(path: &'a str, body: &'a [u8], is_form: bool) -> NamedTokens<'a> {
+        let form_values = if is_form {
+            form_urlencoded::parse(body)
+                .map(|(_, value)| value.into_owned())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        NamedTokens {
+            path,
+            body,
+            form_values,
+        }
+    }
+
+    fn names(&self, token: &str) -> bool {
+        self.path.contains(token)
+            || self
+                .body
+                .windows(token.len().max(1))
+                .any(|window| window == token.as_bytes())
+            || self.form_values.iter().any(|value| value.contains(token))
+    }
 }
 
 /// Serves the simulators on `listener` until `shutdown` completes.
@@ -614,6 +650,29 @@ mod tests {
     use axum::body::Body;
     use tokio::time::Instant;
     use tower::ServiceExt;
+
+    #[test]
+    fn a_fault_token_matches_a_request_naming_it_in_path_body_or_url_encoded_form() {
+        let regid = "abc+def/ghi=";
+        let form = b"registration_id=abc%2Bdef%2Fghi%3D%2Cother&title=T";
+        // (path, body, is form, names the regid?)
+        let table: [(&str, &[u8], bool, bool); 5] = [
+            ("/xiaomi/v3/message/regid", form, true, true),
+            ("/xiaomi/v3/message/regid", form, false, false),
+            ("/apns/3/device/abc+def/ghi=", b"", false, true),
+            ("/fcm/v1/send", br#"{"token":"abc+def/ghi="}"#, false, true),
+            (
+                "/xiaomi/v3/message/regid",
+                b"registration_id=zzz",
+                true,
+                false,
+            ),
+        ];
+        for (path, body, is_form, names) in table {
+            let named = NamedTokens::of(path, body, is_form);
+            assert_eq!(named.names(regid), names, "{path} {body:?}");
+        }
+    }
 
     /// When the answer to `GET uri` came, on the (paused) clock.
     async fn answered_at(app: Router, uri: String) -> (String, Instant) {

@@ -5,7 +5,8 @@
 //!   a missing or empty field is `110004`, an appId no credential has is `110000`, a `sign`
 //!   that is not `md5(k=v… sorted by name, raw values + appSecret)` is `1006`, a body that is
 //!   not a form, a `messageJson` that is not JSON, a notification without `noticeBarInfo`
-//!   title (1–32) and content (1–100) or more than 1000 pushIds is `1005`.
+//!   title (1–32) and content (1–100), an `advanceInfo.notifyKey` that is not at most 8
+//!   characters of `[0-9a-zA-Z_-]`, or more than 1000 pushIds is `1005`.
 //! - Answers are Meizu's: HTTP 200 `{"code","message","value","msgId","redirect"}`. On
 //!   success `value` maps a per-pushId code to the pushIds that failed with it, and only
 //!   those: pushIds starting `invalid-` are listed under `110002` (unsubscribed), every other
@@ -40,6 +41,8 @@ pub(crate) const SEND_PATH: &str = "/garcia/api/server/push/varnished/pushByPush
 const MAX_PUSH_IDS: usize = 1000;
 const MAX_TITLE: usize = 32;
 const MAX_CONTENT: usize = 100;
+/// `advanceInfo.notifyKey`: "长度不大于8个字符".
+const MAX_NOTIFY_KEY_LEN: usize = 8;
 /// The per-pushId codes of `value` (README "map部分code定义", SDK `PushResponseCode`).
 const PER_PUSH_ID_CODES: &[&str] = &[
     "201", "501", "513", "518", "519", "520", "110002", "110003", "110005",
@@ -209,6 +212,9 @@ async fn push(sim: &Sim, fields: Vec<(String, String)>) -> Response {
     if !length_ok(&bar["title"], MAX_TITLE) || !length_ok(&bar["content"], MAX_CONTENT) {
         return error("1005");
     }
+    if !is_notify_key(&message["advanceInfo"]["notifyKey"]) {
+        return error("1005");
+    }
     let ids: Vec<&str> = push_ids.split(',').filter(|id| !id.is_empty()).collect();
     if ids.is_empty() {
         return error("110004");
@@ -266,6 +272,20 @@ async fn push(sim: &Sim, fields: Vec<(String, String)>) -> Response {
         body.to_string(),
     )
         .into_response()
+}
+
+/// `advanceInfo.notifyKey`, when there is one: at most 8 characters of `[0-9a-zA-Z_-]`.
+fn is_notify_key(key: &Value) -> bool {
+    match key {
+        Value::Null => true,
+        Value::String(key) => {
+            key.len() <= MAX_NOTIFY_KEY_LEN
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        }
+        _ => false,
+    }
 }
 
 /// What `sign` must be: md5 of every other field as `k=v` sorted by name, then the secret.
@@ -340,5 +360,22 @@ mod tests {
                 ext: Some("{\"a\":1}".into()),
             }
         );
+    }
+
+    #[test]
+    fn a_notify_key_is_at_most_8_characters_of_letters_digits_underscore_and_dash() {
+        // (notifyKey, accepted)
+        let table = [
+            (json!(null), true),
+            (json!("vufj2qNK"), true),
+            (json!("a_-9"), true),
+            (json!("vufj2qNKx"), false),
+            (json!("a b"), false),
+            (json!("键"), false),
+            (json!(12345678), false),
+        ];
+        for (key, accepted) in table {
+            assert_eq!(is_notify_key(&key), accepted, "{key}");
+        }
     }
 }

@@ -19,6 +19,11 @@
 //!   A body that is not a form has no fields, so it is 29 like at OPPO. Missing `message(s)`
 //!   or notification `title`/`content`/`target_value` 40; bad JSON, `target_type` not 2 or 5,
 //!   or more than 1000 messages 41.
+//! - `notification.app_message_id`, when present, must be a non-empty string (41 otherwise);
+//!   a message whose `app_message_id` was already pushed to the same registration id is
+//!   answered as a success and not delivered again ("相同app_message_id的消息只会对同一个目标
+//!   推送一次", OPPO's notification field table mirrored at
+//!   https://www.yimenapp.com/kb-yimen/11080/). `DELETE /sim/deliveries` forgets them.
 //! - Tokens starting `invalid-` get code 10000 "Invalid Registration_id" (OPPO's answer to an
 //!   unregistered token):
 //!   the whole answer of a unicast, the token's item of a batch.
@@ -350,10 +355,25 @@ fn check_message(message: &Value) -> Result<String, i64> {
             _ => return Err(code::INVALID_ARGUMENTS),
         }
     }
+    // OPPO's field table: `app_message_id` is a String.
+    match &notification["app_message_id"] {
+        Value::Null => {}
+        Value::String(id) if !id.is_empty() => {}
+        _ => return Err(code::INVALID_ARGUMENTS),
+    }
     Ok(target.to_owned())
 }
 
+/// Records the delivery of `message` to `token`, unless its `app_message_id` was already
+/// pushed to that device: OPPO pushes a unicast with one `app_message_id` to one target once
+/// (the repeat is answered as a success, not delivered).
 fn record(sim: &Sim, token: &str, message: &Value) {
+    if let Some(id) = message["notification"]["app_message_id"].as_str()
+        && !sim.control.first_time(Oppo::NAME, format!("{id}\n{token}"))
+    {
+        tracing::debug!(token, "OPPO repeat of an app_message_id dropped");
+        return;
+    }
     sim.control.record(Record {
         vendor: Oppo::NAME,
         token: token.into(),

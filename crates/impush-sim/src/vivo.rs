@@ -11,6 +11,10 @@
 //!   is not a JSON object, or without `regId`, `title` or `content`, 10055 (parameter error,
 //!   [M]: the simulator's stand-in for vivo's per-field "xxx不合法" codes).
 //!   Success `{"result":0,"desc":"请求成功","taskId"}`. Errors come with HTTP 200 like vivo.
+//! - `requestId`, vivo's unique id of a request ("用户请求唯一标识，最大64字符"): one longer
+//!   than 64 characters, empty or not a string is 10055; a send repeating a `requestId` of
+//!   the same app is answered as a success and not delivered again. [unverified]: that vivo
+//!   drops such a repeat, and how it answers it; `DELETE /sim/deliveries` forgets them.
 //! - Tokens starting `invalid-` get `{"result":10302,"desc":"regId不合法"}` (vivo's answer to
 //!   an invalid regId).
 //! - Faults: `reason` is vivo's result code (`"10070"`, `"10072"`…), answered with the fault's
@@ -40,6 +44,8 @@ use crate::{Personality, Shown, Sim, SimError, SimSettings, VivoApp};
 pub(crate) const AUTH_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 const TIMESTAMP_SKEW_MS: u64 = 10 * 60 * 1000;
 const READ_LIMIT: usize = 64 * 1024;
+/// `requestId`: "最大64字符".
+const MAX_REQUEST_ID: usize = 64;
 
 /// vivo's result codes this personality answers with (vivo server API v2.9.2,
 /// <https://dev.vivo.com.cn/documentCenter/doc/362>).
@@ -270,14 +276,27 @@ async fn send(sim: &Sim, headers: &HeaderMap, body: &Value) -> Response {
     if reg_id.starts_with("invalid-") {
         return vivo_error(code::INVALID_REG_ID);
     }
-    sim.control.record(Record {
+    let request_id = match body.get("requestId") {
+        None => None,
+        Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= MAX_REQUEST_ID => {
+            Some(id.as_str())
+        }
+        Some(_) => return vivo_error(code::BAD_PARAMETER),
+    };
+    let repeat = request_id
+        .is_some_and(|id| !sim.control.first_time(Vivo::NAME, format!("{app_id}\n{id}")));
+    if repeat {
+        tracing::debug!(reg_id, "vivo repeat of a requestId dropped");
+    } else {
+        sim.control.record(Record {
         vendor: Vivo::NAME,
         token: reg_id.into(),
         payload: body.to_string().into(),
         headers: Vec::new(),
         received_at_ms: now_ms(),
         shown: Vivo::shown,
-    });
+        });
+    }
     let task = sim.vivo.tasks.fetch_add(1, Ordering::Relaxed);
     vivo_json(
         StatusCode::OK,

@@ -254,3 +254,69 @@ async fn faults_answer_with_oppos_code_per_token_or_for_the_request() {
         "only reg-y's first push"
     );
 }
+
+#[tokio::test]
+async fn a_repeated_app_message_id_reaches_each_device_once() {
+    let sim = start().await;
+    let token = auth_token(&sim).await;
+    let with_id = |reg: &str, id: &str| {
+        let mut message = message(reg);
+        message["notification"]["app_message_id"] = json!(id);
+        message
+    };
+    // (message, what the batch holds) sent in turn; a repeat to the same device is answered
+    // as a success but not delivered again.
+    let sends = [
+        json!([with_id("reg-1", "impush-1"), with_id("reg-2", "impush-1")]),
+        json!([with_id("reg-1", "impush-1"), with_id("reg-1", "impush-2")]),
+    ];
+    for messages in sends {
+        let (status, body) = post_form(
+            &sim,
+            BATCH,
+            &[
+                ("auth_token", token.clone()),
+                ("messages", messages.to_string()),
+            ],
+        )
+        .await;
+        assert_eq!((status, body["code"].clone()), (200, json!(0)), "{body}");
+        assert!(body["data"][0]["messageId"].is_string(), "{body}");
+    }
+    let mut delivered: Vec<(String, String)> = sim
+        .deliveries(Some("oppo"))
+        .into_iter()
+        .map(|d| {
+            let id = d.payload["notification"]["app_message_id"]
+                .as_str()
+                .unwrap();
+            (d.token, id.to_owned())
+        })
+        .collect();
+    delivered.sort();
+    let expected = [
+        ("reg-1", "impush-1"),
+        ("reg-1", "impush-2"),
+        ("reg-2", "impush-1"),
+    ];
+    assert_eq!(
+        delivered,
+        expected.map(|(t, i)| (t.to_owned(), i.to_owned())).to_vec()
+    );
+}
+
+#[tokio::test]
+async fn an_app_message_id_that_is_not_a_string_gets_41() {
+    let sim = start().await;
+    let token = auth_token(&sim).await;
+    let mut message = message("reg-1");
+    message["notification"]["app_message_id"] = json!(42);
+    let (_, body) = post_form(
+        &sim,
+        UNICAST,
+        &[("auth_token", token), ("message", message.to_string())],
+    )
+    .await;
+    assert_eq!(body["code"], 41, "{body}");
+    assert!(sim.deliveries(Some("oppo")).is_empty());
+}

@@ -76,3 +76,49 @@ async fn auth_then_send_is_recorded_and_bad_signs_get_10000() {
     assert_eq!(expired["result"], 10000);
     assert_eq!(sim.deliveries(Some("vivo")).len(), 1);
 }
+
+#[tokio::test]
+async fn a_repeated_request_id_is_answered_but_delivered_once() {
+    let sim = start().await;
+    let body = post(&sim, "/message/auth", None, &auth_body(&app_secret())).await;
+    let token = body["authToken"].as_str().unwrap().to_owned();
+    let with_id = |reg: &str, id: Value| {
+        let mut message = message(reg);
+        message["requestId"] = id;
+        message
+    };
+    // (message, result): the repeat is answered like the first; a requestId that is not
+    // at most 64 characters is a parameter error.
+    let sends = [
+        (with_id("reg-1", json!("impush-1")), 0),
+        (with_id("reg-1", json!("impush-1")), 0),
+        (with_id("reg-1", json!("impush-2")), 0),
+        (with_id("reg-1", json!("x".repeat(65))), 10055),
+        (with_id("reg-1", json!(7)), 10055),
+    ];
+    for (message, result) in sends {
+        let sent = post(&sim, "/message/send", Some(&token), &message).await;
+        assert_eq!(sent["result"], result, "{message}: {sent}");
+    }
+    let ids: Vec<Value> = sim
+        .deliveries(Some("vivo"))
+        .into_iter()
+        .map(|d| d.payload["requestId"].clone())
+        .collect();
+    assert_eq!(ids, [json!("impush-1"), json!("impush-2")]);
+
+    sim.clear_deliveries();
+    let again = post(
+        &sim,
+        "/message/send",
+        Some(&token),
+        &with_id("reg-1", json!("impush-1")),
+    )
+    .await;
+    assert_eq!(again["result"], 0);
+    assert_eq!(
+        sim.deliveries(Some("vivo")).len(),
+        1,
+        "forgotten with the deliveries"
+    );
+}

@@ -40,7 +40,7 @@
 //! `80300007` is Huawei's "all the tokens are invalid", whose causes also include a
 //! project mismatch; impush prunes on it as Huawei's page advises re-registering the token.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -48,10 +48,10 @@ use impush_config::Config;
 use impush_core::{CredentialProfile, PushTarget, Vendor, VendorRequest};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::auth::{self, Attempt, AuthFailure, AuthSource};
+use crate::auth::{AuthFailure, AuthSource};
 use crate::http;
+use crate::oem::{self, Answer, Bearer, BearerSend, Reply};
 use crate::util::short_token;
 use crate::{ClientError, Outcome, SendResult};
 
@@ -170,70 +170,19 @@ fn client(
     })
 }
 
-/// A Push Kit answer for a whole request.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Answer {
-    /// One outcome per token, in order.
-    Done(Vec<Outcome>),
-    /// The JWT was refused: sign a new one and send once more; the reason is what to report
-    /// if that does not help.
-    RefreshAuth(String),
-}
-
 impl Client {
     /// Sends one request for 1–1000 tokens.
     pub(crate) async fn send(&self, request: &VendorRequest, targets: &[PushTarget]) -> SendResult {
-        let url = format!("{}{}", self.base_url, request.path);
-        let body = request.body.to_bytes();
-        let sent = auth::send_refreshing(&*self.auth, "harmony", self.business_id, |jwt| {
-            self.send_with(&url, request, body.clone(), targets, jwt)
-        })
-        .await;
-        let (status, outcomes) =
-            sent.unwrap_or_else(|failure| (failure.status, vec![failure.outcome; targets.len()]));
-        for (target, outcome) in targets.iter().zip(&outcomes) {
-            http::log_outcome("harmony", self.business_id, &target.token, status, outcome);
-        }
-        SendResult { status, outcomes }
-    }
-
-    /// One request with `jwt` as its bearer.
-    async fn send_with(
-        &self,
-        url: &str,
-        request: &VendorRequest,
-        body: Vec<u8>,
-        targets: &[PushTarget],
-        jwt: Jwt,
-    ) -> Attempt<(u16, Vec<Outcome>)> {
-        let authorization = format!("Bearer {}", jwt.value);
-        let exchange = match http::post(
-            &self.http,
-            url,
-            "application/json",
-            &request.headers,
-            Some(&authorization),
-            body,
-        )
-        .await
-        {
-            Ok(exchange) => exchange,
-            Err(reason) => {
-                let outcome = Outcome::Retry {
-                    after: None,
-                    reason,
-                };
-                return Attempt::Done((0, vec![outcome; targets.len()]));
-            }
+        let send = BearerSend {
+            vendor: "harmony",
+            business_id: self.business_id,
+            http: &self.http,
+            url: format!("{}{}", self.base_url, request.path),
+            content_type: "application/json",
+            stamp: oem::no_stamp,
+            classify,
         };
-        let status = exchange.status;
-        match classify(status, &exchange.body, exchange.retry_after, targets) {
-            Answer::Done(outcomes) => Attempt::Done((status, outcomes)),
-            Answer::RefreshAuth(reason) => {
-                let outcome = Outcome::Rejected { reason };
-                Attempt::TokenRefused((status, vec![outcome; targets.len()]))
-            }
-        }
+        send.send(&*self.auth, request, targets).await
     }
 }
 
@@ -249,6 +198,12 @@ pub(crate) struct JwtSigner {
 pub(crate) struct Jwt {
     pub value: Arc<str>,
     pub iat: u64,
+}
+
+impl Bearer for Jwt {
+    fn bearer(&self) -> &str {
+        &self.value
+    }
 }
 
 /// Shows the first 8 characters of the JWT only.
@@ -358,13 +313,6 @@ impl AuthSource for JwtSigner {
     }
 }
 
-/// The `80100000` details: a JSON string in `msg`.
-#[derive(Deserialize, Default)]
-struct PartialSuccess {
-    #[serde(default, alias = "illegalTokens")]
-    illegal_tokens: Vec<String>,
-}
-
 /// A Push Kit v3 answer for `targets`: the `code` decides (string or number), else the
 /// HTTP status.
 pub(crate) fn classify(
@@ -373,94 +321,26 @@ pub(crate) fn classify(
     retry_after: Option<Duration>,
     targets: &[PushTarget],
 ) -> Answer {
-    let answer = serde_json::from_slice::<Value>(body).unwrap_or_default();
-    let code = match &answer["code"] {
-        Value::String(code) => code.clone(),
-        Value::Number(code) => code.to_string(),
-        _ => String::new(),
-    };
-    let all = |outcome: Outcome| Answer::Done(vec![outcome; targets.len()]);
-    let retry = |reason: &str| {
-        all(Outcome::Retry {
-            after: retry_after,
-            reason: reason.to_owned(),
-        })
-    };
-    let rejected = |reason: &str| {
-        all(Outcome::Rejected {
-            reason: reason.to_owned(),
-        })
-    };
-    match code.as_str() {
-        "80000000" => all(Outcome::Delivered),
-        "80100000" => {
-            let details: PartialSuccess = answer["msg"]
-                .as_str()
-                .and_then(|msg| serde_json::from_str(msg).ok())
-                .unwrap_or_default();
-            if details.illegal_tokens.is_empty() {
-                // The accepted tokens must not be sent twice; the illegal ones will be
-                // reported again next time.
-                tracing::warn!("harmony: 80100000 without readable illegal tokens");
-            }
-            let illegal: HashSet<&str> =
-                details.illegal_tokens.iter().map(String::as_str).collect();
-            Answer::Done(
-                targets
-                    .iter()
-                    .map(|t| {
-                        if illegal.contains(t.token.as_str()) {
-                            Outcome::InvalidToken {
-                                reason: "80100000 illegal_token".into(),
-                            }
-                        } else {
-                            Outcome::Delivered
-                        }
-                    })
-                    .collect(),
-            )
-        }
-        "80300007" => all(Outcome::InvalidToken {
-            reason: "80300007".into(),
-        }),
-        "80200001" | "80200005" => Answer::RefreshAuth(code),
-        "80300029" | "81000001" => retry(&code),
+    let reply = Reply::read(status, body, retry_after, targets);
+    match reply.code.as_str() {
+        "80000000" => reply.all(Outcome::Delivered),
+        "80100000" => reply.partial_success("harmony"),
+        "80300007" => reply.all_invalid(),
+        "80200001" | "80200005" => reply.refresh_auth(),
+        "80300029" | "81000001" => reply.retry(),
         "80100001" | "80100003" | "80100004" | "80100022" | "80300002" | "80300008"
-        | "80300010" | "80300030" | "80300036" | "80300037" => rejected(&code),
-        _ => {
-            let reason = if code.is_empty() {
-                status.to_string()
-            } else {
-                format!("{status} {code}")
-            };
-            match status {
-                401 => Answer::RefreshAuth(reason),
-                429 | 500..=599 => retry(&reason),
-                _ => rejected(&reason),
-            }
-        }
+        | "80300010" | "80300030" | "80300036" | "80300037" => reply.rejected(),
+        _ => reply.by_status(),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use jsonwebtoken::{DecodingKey, Validation};
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::testing::*;
-
-    fn targets(tokens: &[&str]) -> Vec<PushTarget> {
-        tokens
-            .iter()
-            .map(|t| PushTarget {
-                user_id: "u".into(),
-                device_id: "d".into(),
-                token: (*t).into(),
-                badge: None,
-            })
-            .collect()
-    }
 
     fn answer(status: u16, code: &str) -> Answer {
         let body = json!({"code": code, "msg": "whatever", "requestId": "1"}).to_string();

@@ -42,23 +42,21 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use impush_config::Config;
 use impush_core::{CredentialProfile, PushTarget, Vendor, VendorRequest};
 use serde::Deserialize;
-use serde_json::Value;
 
-use crate::auth::{self, Attempt, AuthFailure, AuthToken, FetchToken, TokenCache};
+use crate::auth::TokenCache;
 use crate::http;
+use crate::oem::{self, Answer, BearerSend, OAuthClient, OAuthSettings, OAuthSources, Reply};
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://push-api.cloud.honor.com";
 pub(crate) const DEFAULT_AUTH_URL: &str = "https://iam.developer.honor.com/auth/token";
 /// Tokens per second per sender process by default: no public figure, conservative.
 pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = Some(500);
-/// An access token is replaced this long before it expires.
-const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 /// One Honor credential's client.
 pub(crate) struct Client {
@@ -70,7 +68,7 @@ pub(crate) struct Client {
 
 /// Clients for every Honor credential of the config.
 pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientError> {
-    let mut sources = HashMap::new();
+    let mut sources = OAuthSources::new();
     crate::build_clients(config, Vendor::Honor, |profile| {
         client(config, profile, &mut sources)
     })
@@ -79,7 +77,7 @@ pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientErr
 fn client(
     config: &Config,
     profile: &CredentialProfile,
-    sources: &mut HashMap<(String, String), Arc<TokenCache<OAuthClient>>>,
+    sources: &mut OAuthSources,
 ) -> Result<Client, ClientError> {
     let business_id = profile.business_id;
     let fail = |field, message: String| ClientError::Credential {
@@ -106,38 +104,19 @@ fn client(
     if client_id.is_empty() {
         return Err(fail("honor.app_key", "missing: the OAuth client ID".into()));
     }
-    let reference = secrets
-        .app_secret
-        .as_ref()
-        .ok_or_else(|| fail("honor.app_secret", "missing".into()))?;
-    let client_secret = config
-        .secret(reference)
-        .map_err(|e| fail("honor.app_secret", e.to_string()))?
-        .expose()
-        .trim()
-        .to_owned();
-    if client_secret.is_empty() {
-        return Err(fail("honor.app_secret", "empty".into()));
-    }
-    let auth_url = secrets.auth_url.as_deref().unwrap_or(DEFAULT_AUTH_URL);
-    let auth_url = http::base_url(business_id, auth_url).map_err(|_| {
-        fail(
-            "honor.auth_url",
-            format!("{auth_url:?} is not an http:// or https:// URL"),
-        )
-    })?;
     let http = http::builder(crate::request_timeout(config))
         .build()
         .map_err(|e| fail("base_url", format!("cannot build the HTTP client: {e}")))?;
-    let id = (client_id.to_owned(), auth_url.clone());
-    let auth = Arc::clone(sources.entry(id).or_insert_with(|| {
-        Arc::new(TokenCache::new(OAuthClient {
-            client_id: client_id.to_owned(),
-            client_secret,
-            auth_url,
-            http: http.clone(),
-        }))
-    }));
+    let oauth = OAuthSettings {
+        vendor: "honor",
+        business_id,
+        client_id,
+        secrets,
+        secret_field: "honor.app_secret",
+        auth_url_field: "honor.auth_url",
+        default_auth_url: DEFAULT_AUTH_URL,
+    };
+    let auth = oem::oauth_source(config, oauth, &http, sources)?;
     Ok(Client {
         business_id,
         base_url,
@@ -146,128 +125,19 @@ fn client(
     })
 }
 
-/// An Honor answer for a whole request.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Answer {
-    /// One outcome per token, in order.
-    Done(Vec<Outcome>),
-    /// The access token was refused: refresh it and send once more; the reason is what to
-    /// report if that does not help.
-    RefreshAuth(String),
-}
-
 impl Client {
-    /// Sends one request for 1–1000 tokens.
+    /// Sends one request for 1–1000 tokens, each attempt stamped with the current time.
     pub(crate) async fn send(&self, request: &VendorRequest, targets: &[PushTarget]) -> SendResult {
-        let url = format!("{}{}", self.base_url, request.path);
-        let body = request.body.to_bytes();
-        let sent = auth::send_refreshing(&*self.auth, "honor", self.business_id, |token| {
-            self.send_with(&url, request, body.clone(), targets, token)
-        })
-        .await;
-        let (status, outcomes) =
-            sent.unwrap_or_else(|failure| (failure.status, vec![failure.outcome; targets.len()]));
-        for (target, outcome) in targets.iter().zip(&outcomes) {
-            http::log_outcome("honor", self.business_id, &target.token, status, outcome);
-        }
-        SendResult { status, outcomes }
-    }
-
-    /// One request with `token` as its bearer and the current time as `timestamp`.
-    async fn send_with(
-        &self,
-        url: &str,
-        request: &VendorRequest,
-        body: Vec<u8>,
-        targets: &[PushTarget],
-        token: AuthToken,
-    ) -> Attempt<(u16, Vec<Outcome>)> {
-        let authorization = format!("Bearer {}", token.value);
-        let mut headers = request.headers.clone();
-        headers.push(("timestamp", http::unix_now_ms().to_string()));
-        let exchange = match http::post(
-            &self.http,
-            url,
-            "application/json; charset=UTF-8",
-            &headers,
-            Some(&authorization),
-            body,
-        )
-        .await
-        {
-            Ok(exchange) => exchange,
-            Err(reason) => {
-                let outcome = Outcome::Retry {
-                    after: None,
-                    reason,
-                };
-                return Attempt::Done((0, vec![outcome; targets.len()]));
-            }
+        let send = BearerSend {
+            vendor: "honor",
+            business_id: self.business_id,
+            http: &self.http,
+            url: format!("{}{}", self.base_url, request.path),
+            content_type: "application/json; charset=UTF-8",
+            stamp: |headers| headers.push(("timestamp", http::unix_now_ms().to_string())),
+            classify,
         };
-        let status = exchange.status;
-        match classify(status, &exchange.body, exchange.retry_after, targets) {
-            Answer::Done(outcomes) => Attempt::Done((status, outcomes)),
-            Answer::RefreshAuth(reason) => {
-                let outcome = Outcome::Rejected { reason };
-                Attempt::TokenRefused((status, vec![outcome; targets.len()]))
-            }
-        }
-    }
-}
-
-/// Honor's OAuth client-credentials grant for one client at one token endpoint.
-pub(crate) struct OAuthClient {
-    client_id: String,
-    client_secret: String,
-    auth_url: String,
-    http: reqwest::Client,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<u64>,
-}
-
-impl FetchToken for OAuthClient {
-    /// The client-credentials grant at `auth_url`.
-    async fn fetch(&self) -> Result<AuthToken, AuthFailure> {
-        let form = [
-            ("grant_type".to_owned(), "client_credentials".to_owned()),
-            ("client_id".to_owned(), self.client_id.clone()),
-            ("client_secret".to_owned(), self.client_secret.clone()),
-        ];
-        let body = impush_core::payload::form_urlencode(&form);
-        let exchange = http::post(
-            &self.http,
-            &self.auth_url,
-            "application/x-www-form-urlencoded",
-            &[],
-            None,
-            body.into_bytes(),
-        )
-        .await
-        .map_err(|reason| AuthFailure::transport(&reason))?;
-        let received = Instant::now();
-        let status = exchange.status;
-        if (200..300).contains(&status)
-            && let Ok(response) = serde_json::from_slice::<TokenResponse>(&exchange.body)
-        {
-            tracing::debug!(client_id = %self.client_id, expires_in = ?response.expires_in, "honor: new access token");
-            let lifetime = Duration::from_secs(response.expires_in.unwrap_or(3600));
-            return Ok(AuthToken {
-                value: response.access_token.into(),
-                refresh_at: auth::refresh_at(received, lifetime, REFRESH_MARGIN),
-            });
-        }
-        // OAuth errors: `{"error":"invalid_client","error_description":…}`.
-        let error = serde_json::from_slice::<Value>(&exchange.body).unwrap_or_default();
-        let reason = format!("auth: {status} {}", error["error"].as_str().unwrap_or(""))
-            .trim_end()
-            .to_owned();
-        tracing::warn!(client_id = %self.client_id, %reason, "honor: no access token");
-        Err(AuthFailure::by_status(status, exchange.retry_after, reason))
+        send.send(&*self.auth, request, targets).await
     }
 }
 
@@ -288,89 +158,40 @@ pub(crate) fn classify(
     retry_after: Option<Duration>,
     targets: &[PushTarget],
 ) -> Answer {
-    let answer = serde_json::from_slice::<Value>(body).unwrap_or_default();
-    let code = match &answer["code"] {
-        Value::String(code) => code.clone(),
-        Value::Number(code) => code.to_string(),
-        _ => String::new(),
-    };
-    let all = |outcome: Outcome| Answer::Done(vec![outcome; targets.len()]);
-    let retry = |reason: &str| {
-        all(Outcome::Retry {
-            after: retry_after,
-            reason: reason.to_owned(),
-        })
-    };
-    let rejected = |reason: &str| {
-        all(Outcome::Rejected {
-            reason: reason.to_owned(),
-        })
-    };
-    match code.as_str() {
+    let reply = Reply::read(status, body, retry_after, targets);
+    match reply.code.as_str() {
         "200" | "80000000" if (200..300).contains(&status) => {
-            let data: SendData = serde_json::from_value(answer["data"].clone()).unwrap_or_default();
+            let data: SendData =
+                serde_json::from_value(reply.answer["data"].clone()).unwrap_or_default();
             let expired: HashSet<&str> = data.expire_tokens.iter().map(String::as_str).collect();
             let failed: HashSet<&str> = data.fail_tokens.iter().map(String::as_str).collect();
-            Answer::Done(
-                targets
-                    .iter()
-                    .map(|t| {
-                        if expired.contains(t.token.as_str()) {
-                            Outcome::InvalidToken {
-                                reason: "expireTokens".into(),
-                            }
-                        } else if failed.contains(t.token.as_str()) {
-                            Outcome::Retry {
-                                after: retry_after,
-                                reason: "failTokens".into(),
-                            }
-                        } else {
-                            Outcome::Delivered
-                        }
-                    })
-                    .collect(),
-            )
+            reply.each(|token| {
+                if expired.contains(token) {
+                    Outcome::InvalidToken {
+                        reason: "expireTokens".into(),
+                    }
+                } else if failed.contains(token) {
+                    reply.retry_outcome("failTokens")
+                } else {
+                    Outcome::Delivered
+                }
+            })
         }
-        "80300007" => all(Outcome::InvalidToken {
-            reason: "80300007".into(),
-        }),
-        "80200001" | "80200003" => Answer::RefreshAuth(code),
-        "80600003" | "81000001" => retry(&code),
+        "80300007" => reply.all_invalid(),
+        "80200001" | "80200003" => reply.refresh_auth(),
+        "80600003" | "81000001" => reply.retry(),
         "80100001" | "80100003" | "80100004" | "80100016" | "80300002" | "80300008"
-        | "80300010" => rejected(&code),
-        _ => {
-            let reason = if code.is_empty() {
-                status.to_string()
-            } else {
-                format!("{status} {code}")
-            };
-            match status {
-                401 => Answer::RefreshAuth(reason),
-                429 | 500..=599 => retry(&reason),
-                _ => rejected(&reason),
-            }
-        }
+        | "80300010" => reply.rejected(),
+        _ => reply.by_status(),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     use super::*;
     use crate::testing::*;
-
-    fn targets(tokens: &[&str]) -> Vec<PushTarget> {
-        tokens
-            .iter()
-            .map(|t| PushTarget {
-                user_id: "u".into(),
-                device_id: "d".into(),
-                token: (*t).into(),
-                badge: None,
-            })
-            .collect()
-    }
 
     fn answer(status: u16, code: Value) -> Answer {
         let body = json!({"code": code, "message": "whatever"}).to_string();

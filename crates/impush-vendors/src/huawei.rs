@@ -34,25 +34,22 @@
 //! verified in Huawei's docs and demo; the others are [M] (third-party clients); the
 //! `illegal_tokens` shape of `80100000` is [M] (parsed the way third-party clients do).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use impush_config::Config;
 use impush_core::{CredentialProfile, PushTarget, Vendor, VendorRequest};
-use serde::Deserialize;
-use serde_json::Value;
 
-use crate::auth::{self, Attempt, AuthFailure, AuthToken, FetchToken, TokenCache};
+use crate::auth::TokenCache;
 use crate::http;
+use crate::oem::{self, Answer, BearerSend, OAuthClient, OAuthSettings, OAuthSources, Reply};
 use crate::{ClientError, Outcome, SendResult};
 
 pub(crate) const DEFAULT_BASE_URL: &str = "https://push-api.cloud.huawei.com";
 /// Tokens per second per sender process by default: Push Kit's flow control, 3,000 QPS per app.
 pub(crate) const DEFAULT_RATE_PER_S: Option<u32> = Some(3_000);
 pub(crate) const DEFAULT_AUTH_URL: &str = "https://oauth-login.cloud.huawei.com/oauth2/v3/token";
-/// An access token is replaced this long before it expires.
-const REFRESH_MARGIN: Duration = Duration::from_secs(5 * 60);
 
 /// One Huawei credential's client.
 pub(crate) struct Client {
@@ -64,7 +61,7 @@ pub(crate) struct Client {
 
 /// Clients for every Huawei credential of the config.
 pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientError> {
-    let mut sources = HashMap::new();
+    let mut sources = OAuthSources::new();
     crate::build_clients(config, Vendor::Huawei, |profile| {
         client(config, profile, &mut sources)
     })
@@ -73,7 +70,7 @@ pub(crate) fn clients(config: &Config) -> Result<HashMap<u64, Client>, ClientErr
 fn client(
     config: &Config,
     profile: &CredentialProfile,
-    sources: &mut HashMap<(String, String), Arc<TokenCache<OAuthClient>>>,
+    sources: &mut OAuthSources,
 ) -> Result<Client, ClientError> {
     let business_id = profile.business_id;
     let fail = |field, message: String| ClientError::Credential {
@@ -95,38 +92,19 @@ fn client(
             "missing: a Huawei credential needs [credentials.huawei] with `app_secret`".into(),
         )
     })?;
-    let reference = secrets
-        .app_secret
-        .as_ref()
-        .ok_or_else(|| fail("huawei.app_secret", "missing".into()))?;
-    let app_secret = config
-        .secret(reference)
-        .map_err(|e| fail("huawei.app_secret", e.to_string()))?
-        .expose()
-        .trim()
-        .to_owned();
-    if app_secret.is_empty() {
-        return Err(fail("huawei.app_secret", "empty".into()));
-    }
-    let auth_url = secrets.auth_url.as_deref().unwrap_or(DEFAULT_AUTH_URL);
-    let auth_url = http::base_url(business_id, auth_url).map_err(|_| {
-        fail(
-            "huawei.auth_url",
-            format!("{auth_url:?} is not an http:// or https:// URL"),
-        )
-    })?;
     let http = http::builder(crate::request_timeout(config))
         .build()
         .map_err(|e| fail("base_url", format!("cannot build the HTTP client: {e}")))?;
-    let id = (app_id.to_owned(), auth_url.clone());
-    let auth = Arc::clone(sources.entry(id).or_insert_with(|| {
-        Arc::new(TokenCache::new(OAuthClient {
-            app_id: app_id.to_owned(),
-            app_secret,
-            auth_url,
-            http: http.clone(),
-        }))
-    }));
+    let oauth = OAuthSettings {
+        vendor: "huawei",
+        business_id,
+        client_id: app_id,
+        secrets,
+        secret_field: "huawei.app_secret",
+        auth_url_field: "huawei.auth_url",
+        default_auth_url: DEFAULT_AUTH_URL,
+    };
+    let auth = oem::oauth_source(config, oauth, &http, sources)?;
     Ok(Client {
         business_id,
         base_url,
@@ -135,139 +113,20 @@ fn client(
     })
 }
 
-/// A Huawei answer for a whole request.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum Answer {
-    /// One outcome per token, in order.
-    Done(Vec<Outcome>),
-    /// The access token was refused: refresh it and send once more; the reason is what to
-    /// report if that does not help.
-    RefreshAuth(String),
-}
-
 impl Client {
     /// Sends one request for 1–1000 tokens.
     pub(crate) async fn send(&self, request: &VendorRequest, targets: &[PushTarget]) -> SendResult {
-        let url = format!("{}{}", self.base_url, request.path);
-        let body = request.body.to_bytes();
-        let sent = auth::send_refreshing(&*self.auth, "huawei", self.business_id, |token| {
-            self.send_with(&url, request, body.clone(), targets, token)
-        })
-        .await;
-        let (status, outcomes) =
-            sent.unwrap_or_else(|failure| (failure.status, vec![failure.outcome; targets.len()]));
-        for (target, outcome) in targets.iter().zip(&outcomes) {
-            http::log_outcome("huawei", self.business_id, &target.token, status, outcome);
-        }
-        SendResult { status, outcomes }
-    }
-
-    /// One request with `token` as its bearer.
-    async fn send_with(
-        &self,
-        url: &str,
-        request: &VendorRequest,
-        body: Vec<u8>,
-        targets: &[PushTarget],
-        token: AuthToken,
-    ) -> Attempt<(u16, Vec<Outcome>)> {
-        let authorization = format!("Bearer {}", token.value);
-        let exchange = match http::post(
-            &self.http,
-            url,
-            "application/json;charset=utf-8",
-            &request.headers,
-            Some(&authorization),
-            body,
-        )
-        .await
-        {
-            Ok(exchange) => exchange,
-            Err(reason) => {
-                let outcome = Outcome::Retry {
-                    after: None,
-                    reason,
-                };
-                return Attempt::Done((0, vec![outcome; targets.len()]));
-            }
+        let send = BearerSend {
+            vendor: "huawei",
+            business_id: self.business_id,
+            http: &self.http,
+            url: format!("{}{}", self.base_url, request.path),
+            content_type: "application/json;charset=utf-8",
+            stamp: oem::no_stamp,
+            classify,
         };
-        let status = exchange.status;
-        match classify(status, &exchange.body, exchange.retry_after, targets) {
-            Answer::Done(outcomes) => Attempt::Done((status, outcomes)),
-            Answer::RefreshAuth(reason) => {
-                let outcome = Outcome::Rejected { reason };
-                Attempt::TokenRefused((status, vec![outcome; targets.len()]))
-            }
-        }
+        send.send(&*self.auth, request, targets).await
     }
-}
-
-/// Huawei's OAuth client-credentials grant for one app at one OAuth endpoint.
-pub(crate) struct OAuthClient {
-    app_id: String,
-    app_secret: String,
-    auth_url: String,
-    http: reqwest::Client,
-}
-
-#[derive(Deserialize)]
-struct TokenResponse {
-    access_token: String,
-    #[serde(default)]
-    expires_in: Option<u64>,
-}
-
-impl FetchToken for OAuthClient {
-    /// The client-credentials grant at `auth_url`.
-    async fn fetch(&self) -> Result<AuthToken, AuthFailure> {
-        let form = [
-            ("grant_type".to_owned(), "client_credentials".to_owned()),
-            ("client_id".to_owned(), self.app_id.clone()),
-            ("client_secret".to_owned(), self.app_secret.clone()),
-        ];
-        let body = impush_core::payload::form_urlencode(&form);
-        let exchange = http::post(
-            &self.http,
-            &self.auth_url,
-            "application/x-www-form-urlencoded",
-            &[],
-            None,
-            body.into_bytes(),
-        )
-        .await
-        .map_err(|reason| AuthFailure::transport(&reason))?;
-        let received = Instant::now();
-        let status = exchange.status;
-        if (200..300).contains(&status)
-            && let Ok(response) = serde_json::from_slice::<TokenResponse>(&exchange.body)
-        {
-            tracing::debug!(app_id = %self.app_id, expires_in = ?response.expires_in, "huawei: new access token");
-            let lifetime = Duration::from_secs(response.expires_in.unwrap_or(3600));
-            return Ok(AuthToken {
-                value: response.access_token.into(),
-                refresh_at: auth::refresh_at(received, lifetime, REFRESH_MARGIN),
-            });
-        }
-        // Huawei's OAuth errors: `{"error":1101,"sub_error":20186,"error_description"}`.
-        let error = serde_json::from_slice::<Value>(&exchange.body).unwrap_or_default();
-        let code = |name: &str| match &error[name] {
-            Value::Number(n) => n.to_string(),
-            Value::String(s) => s.clone(),
-            _ => String::new(),
-        };
-        let reason = format!("auth: {status} {} {}", code("error"), code("sub_error"))
-            .trim_end()
-            .to_owned();
-        tracing::warn!(app_id = %self.app_id, %reason, "huawei: no access token");
-        Err(AuthFailure::by_status(status, exchange.retry_after, reason))
-    }
-}
-
-/// The `80100000` partial-success details, a JSON string in `msg`.
-#[derive(Deserialize, Default)]
-struct PartialSuccess {
-    #[serde(default)]
-    illegal_tokens: Vec<String>,
 }
 
 /// A Push Kit answer for `targets`: the `code` decides (string or number), else the HTTP
@@ -278,72 +137,16 @@ pub(crate) fn classify(
     retry_after: Option<Duration>,
     targets: &[PushTarget],
 ) -> Answer {
-    let answer = serde_json::from_slice::<Value>(body).unwrap_or_default();
-    let code = match &answer["code"] {
-        Value::String(code) => code.clone(),
-        Value::Number(code) => code.to_string(),
-        _ => String::new(),
-    };
-    let all = |outcome: Outcome| Answer::Done(vec![outcome; targets.len()]);
-    let retry = |reason: &str| {
-        all(Outcome::Retry {
-            after: retry_after,
-            reason: reason.to_owned(),
-        })
-    };
-    let rejected = |reason: &str| {
-        all(Outcome::Rejected {
-            reason: reason.to_owned(),
-        })
-    };
-    match code.as_str() {
-        "80000000" => all(Outcome::Delivered),
-        "80100000" => {
-            let details: PartialSuccess = answer["msg"]
-                .as_str()
-                .and_then(|msg| serde_json::from_str(msg).ok())
-                .unwrap_or_default();
-            if details.illegal_tokens.is_empty() {
-                // Unreadable details: the accepted tokens must not be sent twice, and the
-                // illegal ones will be reported again next time.
-                tracing::warn!("huawei: 80100000 without readable illegal_tokens");
-            }
-            let illegal: HashSet<&str> =
-                details.illegal_tokens.iter().map(String::as_str).collect();
-            Answer::Done(
-                targets
-                    .iter()
-                    .map(|t| {
-                        if illegal.contains(t.token.as_str()) {
-                            Outcome::InvalidToken {
-                                reason: "80100000 illegal_token".into(),
-                            }
-                        } else {
-                            Outcome::Delivered
-                        }
-                    })
-                    .collect(),
-            )
-        }
-        "80300007" => all(Outcome::InvalidToken {
-            reason: "80300007".into(),
-        }),
-        "80200001" | "80200003" => Answer::RefreshAuth(code),
-        "80600003" | "81000001" => retry(&code),
+    let reply = Reply::read(status, body, retry_after, targets);
+    match reply.code.as_str() {
+        "80000000" => reply.all(Outcome::Delivered),
+        "80100000" => reply.partial_success("huawei"),
+        "80300007" => reply.all_invalid(),
+        "80200001" | "80200003" => reply.refresh_auth(),
+        "80600003" | "81000001" => reply.retry(),
         "80100001" | "80100003" | "80100004" | "80100013" | "80100016" | "80300002"
-        | "80300008" | "80300010" | "80300011" => rejected(&code),
-        _ => {
-            let reason = if code.is_empty() {
-                status.to_string()
-            } else {
-                format!("{status} {code}")
-            };
-            match status {
-                401 => Answer::RefreshAuth(reason),
-                429 | 500..=599 => retry(&reason),
-                _ => rejected(&reason),
-            }
-        }
+        | "80300008" | "80300010" | "80300011" => reply.rejected(),
+        _ => reply.by_status(),
     }
 }
 
@@ -353,18 +156,6 @@ mod tests {
 
     use super::*;
     use crate::testing::*;
-
-    fn targets(tokens: &[&str]) -> Vec<PushTarget> {
-        tokens
-            .iter()
-            .map(|t| PushTarget {
-                user_id: "u".into(),
-                device_id: "d".into(),
-                token: (*t).into(),
-                badge: None,
-            })
-            .collect()
-    }
 
     fn answer(status: u16, code: &str) -> Answer {
         let body = json!({"code": code, "msg": "whatever", "requestId": "1"}).to_string();
@@ -481,14 +272,6 @@ mod tests {
             classify(200, body, None, &targets(&["a"])),
             Answer::Done(vec![Outcome::Delivered])
         );
-    }
-
-    #[test]
-    fn access_tokens_are_replaced_five_minutes_before_they_expire() {
-        let t0 = Instant::now();
-        let at = |s| auth::refresh_at(t0, Duration::from_secs(s), REFRESH_MARGIN);
-        assert_eq!(at(3600), t0 + Duration::from_secs(3300));
-        assert_eq!(at(60), t0 + Duration::from_secs(30));
     }
 
     #[test]

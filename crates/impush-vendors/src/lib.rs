@@ -12,13 +12,16 @@
 //!   one "refresh once, then resend" step of [`auth`]);
 //! - **classify**: the vendor's status and reason or code → [`Outcome`], never on message text.
 //!
-//! `http` (requests and answers), `auth` (tokens) and `util` (China time, digests, token
-//! shortening) hold what they share; no vendor module imports another. A transport error or timeout is `Retry` for every target;
+//! `http` (requests and answers), `auth` (tokens), `oem` (what Huawei Push Kit, Honor and
+//! HarmonyOS NEXT share: OAuth client credentials, the bearer send, Push Kit answer codes)
+//! and `util` (China time, digests, token shortening) hold what they share; no vendor
+//! module imports another. A transport error or timeout is `Retry` for every target;
 //! nothing here panics on a vendor's answer. Tokens are logged as their first 8 characters
 //! and secrets never.
 
 mod auth;
 mod http;
+mod oem;
 mod util;
 
 pub use util::{china_day, until_china_midnight};
@@ -266,6 +269,19 @@ pub(crate) mod testing {
 
     pub fn read_key(name: &str) -> String {
         std::fs::read_to_string(local_dir().join("keys").join(name)).unwrap()
+    }
+
+    /// Targets with these tokens, for classification tables.
+    pub fn targets(tokens: &[&str]) -> Vec<impush_core::PushTarget> {
+        tokens
+            .iter()
+            .map(|t| impush_core::PushTarget {
+                user_id: "u".into(),
+                device_id: "d".into(),
+                token: (*t).into(),
+                badge: None,
+            })
+            .collect()
     }
 }
 

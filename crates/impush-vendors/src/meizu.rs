@@ -333,18 +333,6 @@ mod tests {
     use super::*;
     use crate::testing::*;
 
-    fn targets(tokens: &[&str]) -> Vec<PushTarget> {
-        tokens
-            .iter()
-            .map(|t| PushTarget {
-                user_id: "u".into(),
-                device_id: "d".into(),
-                token: (*t).into(),
-                badge: None,
-            })
-            .collect()
-    }
-
     fn answer(body: Value) -> Vec<u8> {
         serde_json::to_vec(&body).unwrap()
     }

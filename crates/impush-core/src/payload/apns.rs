@@ -21,7 +21,7 @@ use impush_proto::v1::{IosPushType, Notification, PushTarget, Vendor};
 use serde::Serialize;
 
 use super::{
-    Body, BuildError, Limits, VendorPayload, VendorRequest, check_path_safe_token, is_silent,
+    Body, BuildError, Limits, VendorPayload, VendorRequest, is_silent,
     required,
 };
 use crate::credential::CredentialProfile;
@@ -63,7 +63,6 @@ impl VendorPayload for Payload {
                 max: 1,
             });
         };
-        check_path_safe_token(Vendor::Apns, &target.token)?;
         let bundle_id = required(credential, "bundle_id", &credential.bundle_id)?;
         let voip = is_voip(notification);
         let silent = is_silent(notification);

@@ -41,7 +41,7 @@ use serde::Serialize;
 
 use super::{
     Body, BuildError, ExtMap, Limits, PassThrough, Seconds, VendorPayload, VendorRequest,
-    check_path_safe_token, is_pass_through, raw_resource_name, required, ttl_seconds,
+    is_pass_through, raw_resource_name, required, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 
@@ -73,7 +73,6 @@ impl VendorPayload for Payload {
                 max: Self::MAX_BATCH,
             });
         };
-        check_path_safe_token(Vendor::Fcm, &target.token)?;
         let project_id = required(credential, "project_id", &credential.project_id)?;
 
         Ok(VendorRequest {

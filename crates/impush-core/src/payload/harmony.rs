@@ -7,9 +7,9 @@
 //! "Pushing Scenario-Specific Messages",
 //! https://developer.huawei.com/consumer/en/doc/doccenter-capabilities/push-scenes-send/):
 //! `POST /v3/<project_id>/messages:send`, header `push-type: 0` (alert message: the
-//! notification this module builds; 1 widget, 2 text-to-speech, 6 background, 7 live view
-//! and 10 in-app call are not sent by impush), body
-//! `{"payload":{"notification":{…}},"target":{"token":[…]},"pushOptions":{…}}`. The
+//! notification this module builds) or `6` (background message, for notify mode CUSTOM;
+//! 1 widget, 2 voice broadcast, 7 live view and 10 in-app call are not sent by impush),
+//! body `{"payload":{"notification":{…}},"target":{"token":[…]},"pushOptions":{…}}`. The
 //! service-account JWT is added by the client.
 //!
 //! - `payload.notification.category`: `android_huawei_category` when set (the categories
@@ -32,6 +32,14 @@
 //!   messages never share one.
 //! - `pushOptions.ttl`: seconds left until expiry, 1 s to 15 days (1 296 000, the documented
 //!   maximum); without an expiry Push Kit's default of one day applies.
+//! - Notify mode: `android_notify_mode` CUSTOM (the app shows the message itself) sends a
+//!   background message, `push-type: 6`, `payload {"extraData": "<{title, body, ext} as a
+//!   JSON string>"}`: Push Kit hands it to the app when its process is in the foreground and
+//!   otherwise keeps it until the app starts ("场景化消息推送功能介绍", push-type 6 "后台消息",
+//!   https://developer.huawei.com/consumer/cn/doc/doccenter-references/api/push-scenariozed-api-intro),
+//!   so nothing is shown meanwhile. [unverified]: `extraData` as the one field of the
+//!   background payload, from Huawei's guide to background messages as third parties quote
+//!   it (the `BackgroundPayload` table could not be read).
 //! - Limits (function introduction, "使用约束"): the body at most 4096 bytes without the
 //!   tokens (`80300008`), 1 to 1000 tokens (`80300010`).
 
@@ -40,8 +48,8 @@ use serde::Serialize;
 use serde::de::IgnoredAny;
 
 use super::{
-    Body, BuildError, ExtMap, Limits, Tokens, VendorPayload, VendorRequest, check_path_safe_token,
-    json_member, required, stable_hash, ttl_seconds,
+    Body, BuildError, ExtMap, Limits, PassThrough, Tokens, VendorPayload, VendorRequest,
+    is_pass_through, json_member, json_string, required, stable_hash, ttl_seconds,
 };
 use crate::credential::{CredentialField, CredentialProfile};
 use crate::render::DEFAULT_SOUND;
@@ -56,6 +64,8 @@ pub const MAX_TTL_SECONDS: u64 = 15 * 24 * 3600;
 pub const IM_CATEGORY: &str = "IM";
 /// The `push-type` header of an alert (notification) message.
 pub const PUSH_TYPE_ALERT: &str = "0";
+/// The `push-type` header of a background message: data for the app, nothing shown.
+pub const PUSH_TYPE_BACKGROUND: &str = "6";
 
 /// `clickAction.actionType`: open the app's home ability.
 const OPEN_HOME: u8 = 0;
@@ -85,18 +95,26 @@ impl VendorPayload for Payload {
         credential: &CredentialProfile,
         targets: &[PushTarget],
     ) -> Result<VendorRequest, BuildError> {
-        if targets.is_empty() {
-            return Err(BuildError::NoTargets);
-        }
-        if targets.len() > MAX_TOKENS {
-            return Err(BuildError::TooManyTargets {
-                count: targets.len(),
-                max: MAX_TOKENS,
-            });
-        }
         let project_id = required(credential, "project_id", &credential.project_id)?;
-        for target in targets {
-            check_path_safe_token(Vendor::Harmony, &target.token)?;
+        let push_options = PushOptions {
+            ttl: ttl_seconds(notification, 1).map(|ttl| ttl.min(MAX_TTL_SECONDS)),
+        };
+        let path = format!("/v3/{project_id}/messages:send");
+        if is_pass_through(notification) {
+            let request = Request {
+                payload: PayloadBody::Background {
+                    extra_data: json_string(&PassThrough::of(notification)),
+                },
+                push_options,
+                target: Target {
+                    token: Tokens(targets),
+                },
+            };
+            return Ok(VendorRequest {
+                path,
+                headers: vec![("push-type", PUSH_TYPE_BACKGROUND.to_owned())],
+                body: Body::json(&request),
+            });
         }
         let category = if notification.android_huawei_category.is_empty() {
             IM_CATEGORY
@@ -108,7 +126,7 @@ impl VendorPayload for Payload {
             file => Some(file),
         };
         let request = Request {
-            payload: PayloadBody {
+            payload: PayloadBody::Alert {
                 notification: AlertNotification {
                     badge: Badge { add_num: 1 },
                     body: &notification.body,
@@ -119,15 +137,13 @@ impl VendorPayload for Payload {
                     title: &notification.title,
                 },
             },
-            push_options: PushOptions {
-                ttl: ttl_seconds(notification, 1).map(|ttl| ttl.min(MAX_TTL_SECONDS)),
-            },
+            push_options,
             target: Target {
                 token: Tokens(targets),
             },
         };
         Ok(VendorRequest {
-            path: format!("/v3/{project_id}/messages:send"),
+            path,
             headers: vec![("push-type", PUSH_TYPE_ALERT.to_owned())],
             body: Body::json(&request),
         })
@@ -188,9 +204,19 @@ struct Request<'a> {
     target: Target<'a>,
 }
 
+/// What `push-type` says the payload is.
 #[derive(Serialize)]
-struct PayloadBody<'a> {
-    notification: AlertNotification<'a>,
+#[serde(untagged)]
+enum PayloadBody<'a> {
+    /// `push-type: 0`.
+    Alert {
+        notification: AlertNotification<'a>,
+    },
+    /// `push-type: 6`: `{title, body, ext}` for the app, as a JSON string.
+    Background {
+        #[serde(rename = "extraData")]
+        extra_data: String,
+    },
 }
 
 #[derive(Serialize)]
@@ -351,6 +377,7 @@ mod tests {
 
     #[test]
     fn notify_id_follows_the_collapse_id_so_a_repeat_replaces_and_others_do_not() {
+        crate::payload::testing::key_follows_msg_id(notify_id);
         let mut a = notification();
         a.collapse_id = "msg-a".into();
         let mut b = notification();
@@ -420,5 +447,38 @@ mod tests {
                 field: "project_id"
             }
         );
+    }
+
+    #[test]
+    fn notify_mode_custom_is_a_background_message_with_push_type_6() {
+        use impush_proto::v1::AndroidNotifyMode;
+        // (notify mode, push-type)
+        let table = [
+            (AndroidNotifyMode::Unspecified, PUSH_TYPE_ALERT),
+            (AndroidNotifyMode::Normal, PUSH_TYPE_ALERT),
+            (AndroidNotifyMode::Custom, PUSH_TYPE_BACKGROUND),
+        ];
+        for (mode, push_type) in table {
+            let mut n = notification();
+            n.set_android_notify_mode(mode);
+            n.expires_at_ms = n.send_time_ms + 30_000;
+            let req = build_payload(&n, &credential(), &[target("tok-1")]).unwrap();
+            assert_eq!(req.headers, vec![("push-type", push_type.to_owned())]);
+            let sent = body(&req);
+            assert_eq!(sent["pushOptions"]["ttl"], 30, "{mode:?}");
+            assert_eq!(sent["target"]["token"], json!(["tok-1"]));
+            if push_type == PUSH_TYPE_BACKGROUND {
+                let payload = sent["payload"].as_object().unwrap();
+                assert_eq!(payload.keys().collect::<Vec<_>>(), ["extraData"]);
+                let data: Value =
+                    serde_json::from_str(payload["extraData"].as_str().unwrap()).unwrap();
+                assert_eq!(
+                    data,
+                    json!({"title": "Team chat", "body": "Denny: see you at 5", "ext": n.ext})
+                );
+            } else {
+                assert!(sent["payload"]["notification"].is_object());
+            }
+        }
     }
 }

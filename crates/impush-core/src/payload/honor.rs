@@ -27,32 +27,32 @@
 //!   shows no per-message sound for notification messages [unverified].
 //! - Badge: not sent. Honor's badge (`badge {addNum, setNum, badgeClass}`) needs the
 //!   launcher activity class, which credentials do not carry, and a batch shares one payload.
+//! - Notify mode: `android_notify_mode` CUSTOM sends a data ("透传") message: no
+//!   `android.notification`, `data` = `{"title","body","ext"}` as a JSON string, which Honor
+//!   hands to the app's `HonorMessageService.onMessageReceived` for the app to show itself
+//!   (the guide's "透传消息体示例" `{"data","token"}`). `android.ttl` goes with it when the
+//!   message expires [unverified for data messages: Huawei's v1 API, Honor's ancestor,
+//!   takes it].
 //! - Limits [unverified, Huawei's values]: at most 1000 tokens per request and 4096 bytes of
 //!   message, the token list not counted.
 
 use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde::Serialize;
-use serde::de::IgnoredAny;
 
 use super::{
-    Body, BuildError, ExtMap, Limits, Seconds, Tokens, VendorPayload, VendorRequest,
-    check_path_safe_token, json_member, json_string, required, ttl_seconds,
+    Body, BuildError, Limits, PassThrough, Seconds, Tokens, VendorPayload, VendorRequest,
+    is_pass_through, json_string, required,
 };
+use super::oem::{self, ClickAction};
 use crate::credential::CredentialProfile;
 
 /// Message body limit, token list excluded.
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 /// Tokens per request.
 pub const MAX_TOKENS: usize = 1000;
-/// The longest `android.ttl` accepted: 15 days.
-pub const MAX_TTL_SECONDS: u64 = 15 * 24 * 3600;
 /// The importance of service and communication (IM) notifications.
 pub const IM_IMPORTANCE: &str = "NORMAL";
 
-/// `clickAction.type`: open a page of the app by intent URI.
-const CLICK_INTENT: u8 = 1;
-/// `clickAction.type`: open the app's launcher page.
-const CLICK_OPEN_APP: u8 = 3;
 
 pub struct Payload;
 
@@ -76,46 +76,31 @@ impl VendorPayload for Payload {
         credential: &CredentialProfile,
         targets: &[PushTarget],
     ) -> Result<VendorRequest, BuildError> {
-        if targets.is_empty() {
-            return Err(BuildError::NoTargets);
-        }
-        if targets.len() > MAX_TOKENS {
-            return Err(BuildError::TooManyTargets {
-                count: targets.len(),
-                max: MAX_TOKENS,
-            });
-        }
         let app_id = required(credential, "app_id", &credential.app_id)?;
-        for target in targets {
-            check_path_safe_token(Vendor::Honor, &target.token)?;
-        }
-        let click_action = if credential.click_action.is_empty() {
-            ClickAction {
-                intent: "",
-                kind: CLICK_OPEN_APP,
+        let ttl = oem::android_ttl(notification);
+        let request = if is_pass_through(notification) {
+            Request {
+                android: ttl.map(|ttl| Android {
+                    notification: None,
+                    ttl: Some(ttl),
+                }),
+                data: Some(json_string(&PassThrough::of(notification))),
+                token: Tokens(targets),
             }
         } else {
-            ClickAction {
-                intent: &credential.click_action,
-                kind: CLICK_INTENT,
+            Request {
+                android: Some(Android {
+                    notification: Some(AndroidNotification {
+                        body: &notification.body,
+                        click_action: ClickAction::of(credential),
+                        importance: IM_IMPORTANCE,
+                        title: &notification.title,
+                    }),
+                    ttl,
+                }),
+                data: oem::ext_data(notification),
+                token: Tokens(targets),
             }
-        };
-        let request = Request {
-            android: Android {
-                notification: AndroidNotification {
-                    body: &notification.body,
-                    click_action,
-                    importance: IM_IMPORTANCE,
-                    title: &notification.title,
-                },
-                ttl: ttl_seconds(notification, 1).map(|ttl| Seconds(ttl.min(MAX_TTL_SECONDS))),
-            },
-            data: (!notification.ext.is_empty()).then(|| {
-                json_string(&ExtMap {
-                    ext: &notification.ext,
-                })
-            }),
-            token: Tokens(targets),
         };
         Ok(VendorRequest {
             path: format!("/api/v1/{app_id}/sendMessage"),
@@ -126,13 +111,7 @@ impl VendorPayload for Payload {
 
     /// The body without `token`: the limit excludes the token list.
     fn measure(request: &VendorRequest) -> usize {
-        match &request.body {
-            Body::Json(json) => {
-                let tokens = json_member::<IgnoredAny>(json, "token");
-                json.len() - tokens.map_or(0, |(_, t)| t.len() + r#""token":,"#.len())
-            }
-            Body::Form(_) => request.body.to_bytes().len(),
-        }
+        oem::measure_without_tokens(request)
     }
 }
 
@@ -140,8 +119,11 @@ impl VendorPayload for Payload {
 /// [`Payload::measure`] relies on `token` being the only key so named.
 #[derive(Serialize)]
 struct Request<'a> {
-    android: Android<'a>,
-    /// `{"ext": <ext>}` as a JSON string: Honor's `data` is text.
+    /// Absent from a data message without an expiry.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    android: Option<Android<'a>>,
+    /// `{"ext": <ext>}` as a JSON string (Honor's `data` is text); a data message's
+    /// `{"title","body","ext"}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<String>,
     token: Tokens<'a>,
@@ -149,7 +131,9 @@ struct Request<'a> {
 
 #[derive(Serialize)]
 struct Android<'a> {
-    notification: AndroidNotification<'a>,
+    /// Absent from a data message (notify mode CUSTOM).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notification: Option<AndroidNotification<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     ttl: Option<Seconds>,
 }
@@ -163,13 +147,6 @@ struct AndroidNotification<'a> {
     title: &'a str,
 }
 
-#[derive(Serialize)]
-struct ClickAction<'a> {
-    #[serde(skip_serializing_if = "str::is_empty")]
-    intent: &'a str,
-    #[serde(rename = "type")]
-    kind: u8,
-}
 
 #[cfg(test)]
 mod tests {
@@ -331,5 +308,38 @@ mod tests {
     fn tokens_that_could_break_the_request_are_refused() {
         let err = build_payload(&notification(), &credential(), &[target("a,b")]).unwrap_err();
         assert!(matches!(err, BuildError::InvalidToken { .. }));
+    }
+
+    #[test]
+    fn notify_mode_custom_is_a_data_message_the_app_shows_itself() {
+        use impush_proto::v1::AndroidNotifyMode;
+        // (notify mode, android.notification sent?)
+        let table = [
+            (AndroidNotifyMode::Unspecified, true),
+            (AndroidNotifyMode::Normal, true),
+            (AndroidNotifyMode::Custom, false),
+        ];
+        for (mode, shown) in table {
+            let mut n = notification();
+            n.set_android_notify_mode(mode);
+            let sent = body(&build_payload(&n, &credential(), &[target("tok-1")]).unwrap());
+            assert_eq!(
+                sent.pointer("/android/notification").is_some(),
+                shown,
+                "{mode:?}"
+            );
+            let data: Value = serde_json::from_str(sent["data"].as_str().unwrap()).unwrap();
+            assert_eq!(data["ext"], n.ext.as_str());
+            if !shown {
+                assert_eq!(data["title"], "Team chat");
+                assert_eq!(data["body"], "Denny: see you at 5");
+                assert!(sent.get("android").is_none(), "no expiry, no android: {sent}");
+            }
+        }
+        let mut expiring = notification();
+        expiring.set_android_notify_mode(AndroidNotifyMode::Custom);
+        expiring.expires_at_ms = expiring.send_time_ms + 30_000;
+        let sent = body(&build_payload(&expiring, &credential(), &[target("tok-1")]).unwrap());
+        assert_eq!(sent["android"], json!({"ttl": "30s"}));
     }
 }

@@ -43,13 +43,12 @@
 
 use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde::Serialize;
-use serde::de::IgnoredAny;
 
 use super::{
-    Body, BuildError, ExtMap, Limits, PassThrough, Seconds, Tokens, VendorPayload, VendorRequest,
-    check_path_safe_token, is_pass_through, json_member, json_string, raw_resource_name, required,
-    ttl_seconds,
+    Body, BuildError, Limits, PassThrough, Seconds, Tokens, VendorPayload, VendorRequest,
+    is_pass_through, json_string, message_key, raw_resource_name, required,
 };
+use super::oem::{self, ClickAction};
 use crate::credential::CredentialProfile;
 use crate::render::DEFAULT_SOUND;
 
@@ -57,15 +56,9 @@ use crate::render::DEFAULT_SOUND;
 pub const MAX_MESSAGE_BYTES: usize = 4096;
 /// Tokens per request (push-sendapi; `80300010` beyond).
 pub const MAX_TOKENS: usize = 1000;
-/// The longest `android.ttl` Push Kit accepts: 15 days.
-pub const MAX_TTL_SECONDS: u64 = 15 * 24 * 3600;
 /// The category of instant-messaging notifications.
 pub const IM_CATEGORY: &str = "IM";
 
-/// `click_action.type`: open a page by intent URI or action.
-const CLICK_INTENT: u8 = 1;
-/// `click_action.type`: open the app's launcher page.
-const CLICK_OPEN_APP: u8 = 3;
 /// `collapse_key`: deliver every cached offline message.
 const KEEP_ALL_CACHED: i32 = -1;
 
@@ -90,19 +83,7 @@ impl VendorPayload for Payload {
         credential: &CredentialProfile,
         targets: &[PushTarget],
     ) -> Result<VendorRequest, BuildError> {
-        if targets.is_empty() {
-            return Err(BuildError::NoTargets);
-        }
-        if targets.len() > MAX_TOKENS {
-            return Err(BuildError::TooManyTargets {
-                count: targets.len(),
-                max: MAX_TOKENS,
-            });
-        }
         let app_id = required(credential, "app_id", &credential.app_id)?;
-        for target in targets {
-            check_path_safe_token(Vendor::Huawei, &target.token)?;
-        }
 
         let message = if is_pass_through(notification) {
             Message {
@@ -113,11 +94,7 @@ impl VendorPayload for Payload {
         } else {
             Message {
                 android: android(notification, credential),
-                data: (!notification.ext.is_empty()).then(|| {
-                    json_string(&ExtMap {
-                        ext: &notification.ext,
-                    })
-                }),
+                data: oem::ext_data(notification),
                 token: Tokens(targets),
             }
         };
@@ -134,14 +111,7 @@ impl VendorPayload for Payload {
 
     /// The body without `message.token`: Huawei's 4096 bytes exclude the tokens.
     fn measure(request: &VendorRequest) -> usize {
-        match &request.body {
-            Body::Json(json) => {
-                // Everything but `"token":[…]` and the comma that joins it to its neighbour.
-                let tokens = json_member::<IgnoredAny>(json, "token");
-                json.len() - tokens.map_or(0, |(_, t)| t.len() + r#""token":,"#.len())
-            }
-            Body::Form(_) => request.body.to_bytes().len(),
-        }
+        oem::measure_without_tokens(request)
     }
 }
 
@@ -180,18 +150,14 @@ struct AndroidNotification<'a> {
     click_action: ClickAction<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     default_sound: Option<bool>,
+    /// A notification with the `notify_id` of one already shown replaces it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify_id: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sound: Option<String>,
     title: &'a str,
 }
 
-#[derive(Serialize)]
-struct ClickAction<'a> {
-    #[serde(skip_serializing_if = "str::is_empty")]
-    intent: &'a str,
-    #[serde(rename = "type")]
-    kind: u8,
-}
 
 fn android<'a>(notification: &'a Notification, credential: &'a CredentialProfile) -> Android<'a> {
     let category = if notification.android_huawei_category.is_empty() {
@@ -203,7 +169,7 @@ fn android<'a>(notification: &'a Notification, credential: &'a CredentialProfile
         category,
         collapse_key: KEEP_ALL_CACHED,
         notification: Some(android_notification(notification, credential)),
-        ttl: ttl_seconds(notification, 1).map(|ttl| Seconds(ttl.min(MAX_TTL_SECONDS))),
+        ttl: oem::android_ttl(notification),
     }
 }
 
@@ -215,7 +181,7 @@ fn data_android(notification: &Notification) -> Android<'_> {
         category: &notification.android_huawei_category,
         collapse_key: KEEP_ALL_CACHED,
         notification: None,
-        ttl: ttl_seconds(notification, 1).map(|ttl| Seconds(ttl.min(MAX_TTL_SECONDS))),
+        ttl: oem::android_ttl(notification),
     }
 }
 
@@ -223,14 +189,6 @@ fn android_notification<'a>(
     notification: &'a Notification,
     credential: &'a CredentialProfile,
 ) -> AndroidNotification<'a> {
-    let click_action = ClickAction {
-        intent: &credential.click_action,
-        kind: if credential.click_action.is_empty() {
-            CLICK_OPEN_APP
-        } else {
-            CLICK_INTENT
-        },
-    };
     let (sound, default_sound) = match notification.sound.as_str() {
         "" => (None, None),
         DEFAULT_SOUND => (None, Some(true)),
@@ -241,11 +199,24 @@ fn android_notification<'a>(
     };
     AndroidNotification {
         body: &notification.body,
-        click_action,
+        click_action: ClickAction::of(credential),
         default_sound,
+        notify_id: notify_id(notification),
         sound,
         title: &notification.title,
     }
+}
+
+/// `notify_id` from the message's collapse id (its `msg_id`), 1 to 2^31 - 1: a repeat of one
+/// message replaces its own notification, two messages keep one each whatever their
+/// conversation and send time. None without a collapse id (Push Kit then gives every
+/// notification its own id; `-1` and no value mean the same).
+fn notify_id(notification: &Notification) -> Option<i32> {
+    if notification.collapse_id.is_empty() {
+        return None;
+    }
+    let id = message_key(notification, None) % (i32::MAX as u64) + 1;
+    i32::try_from(id).ok()
 }
 
 #[cfg(test)]
@@ -282,7 +253,7 @@ mod tests {
         }
     }
     use crate::payload::build_payload;
-    use crate::payload::testing::{notification, target};
+    use crate::payload::testing::{key_follows_msg_id, keyed_notification, notification, target};
     use serde_json::{Value, json};
 
     const INTENT: &str = "intent://com.tencent.qcloud/detail#Intent;scheme=pushscheme;\
@@ -497,5 +468,18 @@ mod tests {
             .unwrap()
             .remove("token");
         assert_eq!(Payload::measure(&req), without_tokens.to_string().len());
+    }
+
+    #[test]
+    fn notify_id_comes_from_msg_id_so_a_repeat_replaces_itself_and_others_do_not() {
+        key_follows_msg_id(notify_id);
+        let first = keyed_notification();
+        let id = notify_id(&first).unwrap();
+        assert!(id >= 1, "{id}: -1 and 0 are not ids");
+        let req = build_payload(&first, &credential(), &[target("tok-1")]).unwrap();
+        assert_eq!(
+            body(&req)["message"]["android"]["notification"]["notify_id"],
+            json!(id)
+        );
     }
 }

@@ -40,8 +40,8 @@ use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde::Serialize;
 
 use super::{
-    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest, check_path_safe_token,
-    json_string, required, ttl_seconds,
+    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest, json_string, message_key,
+    required, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 
@@ -51,6 +51,8 @@ pub const MAX_CONTENT: usize = 100;
 pub const MIN_VALID_HOURS: u64 = 1;
 pub const MAX_VALID_HOURS: u64 = 72;
 pub const DEFAULT_VALID_HOURS: u64 = 24;
+/// `advanceInfo.notifyKey`: at most 8 characters of `[0-9a-zA-Z_-]`.
+pub const NOTIFY_KEY_LEN: usize = 8;
 
 const NOTICE_BAR_STANDARD: u8 = 0;
 const NOTICE_MSG_PRIVATE: u8 = 1;
@@ -79,18 +81,6 @@ impl VendorPayload for Payload {
         credential: &CredentialProfile,
         targets: &[PushTarget],
     ) -> Result<VendorRequest, BuildError> {
-        if targets.is_empty() {
-            return Err(BuildError::NoTargets);
-        }
-        if targets.len() > MAX_PUSH_IDS {
-            return Err(BuildError::TooManyTargets {
-                count: targets.len(),
-                max: MAX_PUSH_IDS,
-            });
-        }
-        for target in targets {
-            check_path_safe_token(Vendor::Meizu, &target.token)?;
-        }
         let app_id = required(credential, "app_id", &credential.app_id)?;
         let push_ids = targets
             .iter()
@@ -130,6 +120,9 @@ struct MessageJson<'a> {
 #[serde(rename_all = "camelCase")]
 struct AdvanceInfo {
     notification_type: NotificationType,
+    /// Meizu shows only the last notification that carries a given key.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notify_key: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -182,6 +175,7 @@ fn message_json<'a>(
                 sound: u8::from(!silent),
                 vibrate: u8::from(!silent),
             },
+            notify_key: notify_key(notification),
         },
         click_type_info: ClickTypeInfo {
             activity: &credential.click_action,
@@ -203,6 +197,23 @@ fn message_json<'a>(
     }
 }
 
+/// `notifyKey` from the message's collapse id (its `msg_id`): 48 bits of its hash as 8
+/// characters of `[0-9a-zA-Z_-]`. A repeat of one message replaces itself; two messages,
+/// whatever their conversation and send time, keep a notification each. None without a
+/// collapse id.
+fn notify_key(notification: &Notification) -> Option<String> {
+    const ALPHABET: &[u8; 64] =
+        b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-";
+    if notification.collapse_id.is_empty() {
+        return None;
+    }
+    let hash = message_key(notification, None);
+    let key = (0..NOTIFY_KEY_LEN)
+        .map(|i| char::from(ALPHABET[((hash >> (6 * i)) & 63) as usize]))
+        .collect();
+    Some(key)
+}
+
 fn valid_hours(notification: &Notification) -> u64 {
     match ttl_seconds(notification, 0) {
         None => DEFAULT_VALID_HOURS,
@@ -214,7 +225,7 @@ fn valid_hours(notification: &Notification) -> u64 {
 mod tests {
     use super::*;
     use crate::payload::build_payload;
-    use crate::payload::testing::{notification, target};
+    use crate::payload::testing::{key_follows_msg_id, keyed_notification, notification, target};
     use serde_json::{Value, json};
 
     const PUSH_ID: &str = "RA50c6348036344485d01776773577c64740465480a6b";
@@ -447,5 +458,18 @@ mod tests {
     fn badge_is_not_sent() {
         let req = build_payload(&notification(), &credential(), &[target(PUSH_ID)]).unwrap();
         assert!(!message_of(&req).to_string().contains("badge"));
+    }
+
+    #[test]
+    fn notify_key_comes_from_msg_id_so_a_repeat_replaces_itself_and_others_do_not() {
+        key_follows_msg_id(notify_key);
+        let first = keyed_notification();
+        let key = notify_key(&first).unwrap();
+        assert_eq!(key.len(), NOTIFY_KEY_LEN);
+        assert!(
+            key.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+            "{key}"
+        );
     }
 }

@@ -39,6 +39,7 @@ macro_rules! vendors {
 
 vendors! { apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns, honor, harmony }
 
+pub mod oem;
 pub mod withdraw;
 
 /// One vendor's facts, read from its [`VendorPayload`] implementation.
@@ -312,6 +313,8 @@ pub trait VendorPayload {
     fn limits(notification: &Notification) -> Limits;
 
     /// The request for these targets, with the notification's title and body as given.
+    /// `fit` has checked the batch first: 1 to `MAX_BATCH` targets, each token safe in a
+    /// URL path, a form field or a list ([`check_path_safe_token`]).
     fn build(
         notification: &Notification,
         credential: &CredentialProfile,
@@ -381,6 +384,9 @@ fn fit<P: VendorPayload>(
             count: targets.len(),
             max: P::MAX_BATCH,
         });
+    }
+    for target in targets {
+        check_path_safe_token(P::VENDOR, &target.token)?;
     }
     let limits = P::limits(notification);
     let clamp = |s, max: Option<usize>| match max {
@@ -592,6 +598,46 @@ pub(crate) mod testing {
             sender_name: "Denny".into(),
             ..Default::default()
         }
+    }
+
+    /// The sample notification of message `msg-1` (its collapse id).
+    pub fn keyed_notification() -> Notification {
+        Notification {
+            collapse_id: "msg-1".into(),
+            ..notification()
+        }
+    }
+
+    /// The rule of every vendor key derived from `msg_id`: two messages of one conversation
+    /// sent in the same millisecond get different keys, a later repeat of one message the
+    /// same key, and a notification without a collapse id none.
+    pub fn key_follows_msg_id<K: PartialEq + std::fmt::Debug>(
+        key: impl Fn(&Notification) -> Option<K>,
+    ) {
+        let first = keyed_notification();
+        let second_same_time = Notification {
+            collapse_id: "msg-2".into(),
+            ..first.clone()
+        };
+        let repeat_later = Notification {
+            request_at_ms: first.send_time_ms + 60_000,
+            ..first.clone()
+        };
+        let first_key = key(&first);
+        assert!(
+            first_key.is_some(),
+            "a message with a collapse id has a key"
+        );
+        // (other notification, same key?)
+        let table = [
+            (&first, true),
+            (&second_same_time, false),
+            (&repeat_later, true),
+        ];
+        for (other, same) in table {
+            assert_eq!(first_key == key(other), same, "{other:?}");
+        }
+        assert_eq!(key(&notification()), None, "no collapse id, no key");
     }
 
     pub fn target(token: &str) -> PushTarget {

@@ -42,8 +42,8 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 use super::{
-    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest, check_path_safe_token,
-    json_string, ttl_seconds,
+    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest, json_string, message_key,
+    ttl_seconds,
 };
 use crate::credential::CredentialProfile;
 
@@ -93,18 +93,6 @@ impl VendorPayload for Payload {
         credential: &CredentialProfile,
         targets: &[PushTarget],
     ) -> Result<VendorRequest, BuildError> {
-        if targets.is_empty() {
-            return Err(BuildError::NoTargets);
-        }
-        if targets.len() > MAX_MESSAGES {
-            return Err(BuildError::TooManyTargets {
-                count: targets.len(),
-                max: MAX_MESSAGES,
-            });
-        }
-        for target in targets {
-            check_path_safe_token(Vendor::Oppo, &target.token)?;
-        }
         // The notification is identical for every target: serialise it once and copy its
         // text into each message, instead of serialising it again per token. Serialising a
         // struct of strings and numbers cannot fail.
@@ -171,6 +159,10 @@ struct OppoNotification<'a> {
     /// `{"ext": <ext>}` as a JSON string, the form OPPO takes.
     #[serde(skip_serializing_if = "Option::is_none")]
     action_parameters: Option<String>,
+    /// OPPO's deduplication key: a unicast with an `app_message_id` already pushed to the
+    /// same device is not pushed again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    app_message_id: Option<String>,
     category: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     channel_id: &'a str,
@@ -199,6 +191,7 @@ fn oppo_notification<'a>(
                 ext: &notification.ext,
             })
         }),
+        app_message_id: app_message_id(notification),
         category: IM_CATEGORY,
         channel_id,
         click_action_activity: &credential.click_action,
@@ -215,11 +208,19 @@ fn oppo_notification<'a>(
     }
 }
 
+/// `app_message_id` from the message's collapse id (its `msg_id`): the same for a repeat of
+/// one message, so OPPO drops the repeat, and different for two messages, whatever their
+/// conversation and send time. None without a collapse id.
+fn app_message_id(notification: &Notification) -> Option<String> {
+    (!notification.collapse_id.is_empty())
+        .then(|| format!("impush-{:016x}", message_key(notification, None)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::payload::build_payload;
-    use crate::payload::testing::{notification, target};
+    use crate::payload::testing::{key_follows_msg_id, keyed_notification, notification, target};
     use crate::text;
     use serde_json::{Value, json};
 
@@ -410,5 +411,21 @@ mod tests {
                 field: "default_title"
             }
         );
+    }
+
+    #[test]
+    fn app_message_id_comes_from_msg_id_so_a_repeat_is_dropped_and_others_are_not() {
+        key_follows_msg_id(app_message_id);
+        let first = keyed_notification();
+        let key = app_message_id(&first);
+        let req = build_payload(&first, &credential(), &[target("r1"), target("r2")]).unwrap();
+        let messages: Value =
+            serde_json::from_str(req.body.form_field("messages").unwrap()).unwrap();
+        for message in messages.as_array().unwrap() {
+            assert_eq!(
+                message["notification"]["app_message_id"].as_str(),
+                key.as_deref()
+            );
+        }
     }
 }

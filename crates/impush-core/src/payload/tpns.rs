@@ -56,7 +56,7 @@ use serde::Serialize;
 use serde::de::IgnoredAny;
 
 use super::{
-    Body, BuildError, ExtMap, Limits, Tokens, VendorPayload, VendorRequest, check_path_safe_token,
+    Body, BuildError, ExtMap, Limits, Tokens, VendorPayload, VendorRequest,
     is_pass_through, is_silent, json_member, json_string, raw_resource_name, ttl_seconds,
 };
 use crate::credential::{CredentialProfile, Environment};
@@ -89,18 +89,6 @@ impl VendorPayload for Payload {
         credential: &CredentialProfile,
         targets: &[PushTarget],
     ) -> Result<VendorRequest, BuildError> {
-        if targets.is_empty() {
-            return Err(BuildError::NoTargets);
-        }
-        if targets.len() > Self::MAX_BATCH {
-            return Err(BuildError::TooManyTargets {
-                count: targets.len(),
-                max: Self::MAX_BATCH,
-            });
-        }
-        for target in targets {
-            check_path_safe_token(Vendor::Tpns, &target.token)?;
-        }
         let platform = Platform::of(credential, notification)?;
 
         let (audience_type, ignore_invalid_token) = match targets {

@@ -55,7 +55,7 @@ use impush_proto::v1::{Notification, PushTarget, Vendor};
 use serde::{Deserialize, Deserializer, Serialize, de};
 
 use super::{
-    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest, check_path_safe_token,
+    Body, BuildError, ExtMap, Limits, VendorPayload, VendorRequest,
     json_member, message_key, required, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
@@ -102,7 +102,6 @@ impl VendorPayload for Payload {
                 max: 1,
             });
         };
-        check_path_safe_token(Vendor::Vivo, &target.token)?;
         let app_id = required(credential, "app_id", &credential.app_id)?;
 
         let classification = notification

@@ -47,7 +47,7 @@
 use impush_proto::v1::{Notification, PushTarget, Vendor};
 
 use super::{
-    Body, BuildError, Limits, PassThrough, VendorPayload, VendorRequest, check_path_safe_token,
+    Body, BuildError, Limits, PassThrough, VendorPayload, VendorRequest,
     is_pass_through, json_string, message_key, raw_resource_name, required, ttl_seconds,
 };
 use crate::credential::CredentialProfile;
@@ -101,18 +101,6 @@ impl VendorPayload for Payload {
         credential: &CredentialProfile,
         targets: &[PushTarget],
     ) -> Result<VendorRequest, BuildError> {
-        if targets.is_empty() {
-            return Err(BuildError::NoTargets);
-        }
-        if targets.len() > MAX_REGIDS {
-            return Err(BuildError::TooManyTargets {
-                count: targets.len(),
-                max: MAX_REGIDS,
-            });
-        }
-        for target in targets {
-            check_path_safe_token(Vendor::Xiaomi, &target.token)?;
-        }
         let package = required(credential, "package_name", &credential.package_name)?;
         let title = notification.title.as_str();
 

@@ -105,6 +105,20 @@ impl Stack {
         clients.send(business_id, &request, &targets).await
     }
 
+    /// Sends `notification` to `token` with credential `business_id`.
+    pub async fn send_notification(
+        &self,
+        clients: &VendorClients,
+        business_id: u64,
+        notification: &Notification,
+        token: &str,
+    ) -> SendResult {
+        let targets = [target(token)];
+        let credential = &self.config.credentials[&business_id];
+        let request = build_payload(notification, credential, &targets).unwrap();
+        clients.send(business_id, &request, &targets).await
+    }
+
     pub fn fault(&self, fault: Fault) {
         self.sim.inject_fault(fault).unwrap();
     }
@@ -132,6 +146,13 @@ pub fn notification() -> Notification {
         send_time_ms: 1_700_000_000_000,
         ..Default::default()
     }
+}
+
+/// The sample notification in notify mode CUSTOM: a data message the app shows itself.
+pub fn data_notification() -> Notification {
+    let mut notification = notification();
+    notification.set_android_notify_mode(impush_proto::v1::AndroidNotifyMode::Custom);
+    notification
 }
 
 pub fn target(token: &str) -> PushTarget {

@@ -133,3 +133,28 @@ async fn harmony_a_jwt_the_simulator_cannot_verify_is_rejected_after_one_new_jwt
     );
     assert!(stack.sim.deliveries(Some("harmony")).is_empty());
 }
+
+#[tokio::test]
+async fn harmony_notify_mode_custom_is_a_background_message_the_app_gets() {
+    let stack = stack().await;
+    let clients = stack.clients(Vendor::Harmony);
+    let token = device(1);
+    let result = stack
+        .send_notification(&clients, HARMONY, &data_notification(), &token)
+        .await;
+    assert_eq!(result.outcomes, vec![Outcome::Delivered]);
+    let deliveries = stack.sim.deliveries(Some("harmony"));
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].title, None, "nothing shown by the vendor");
+    assert_eq!(
+        deliveries[0].ext.as_deref(),
+        Some(r#"{"chat":"c2c:denny"}"#)
+    );
+    assert_eq!(deliveries[0].headers["push-type"], "6");
+    let data = deliveries[0].payload["payload"]["extraData"]
+        .as_str()
+        .unwrap();
+    let data: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(data["title"], "Team chat");
+    assert_eq!(data["body"], "Denny: see you at 5");
+}

@@ -131,3 +131,31 @@ async fn honor_wrong_client_secret_is_rejected_by_the_token_endpoint() {
     );
     assert!(stack.sim.deliveries(Some("honor")).is_empty());
 }
+
+#[tokio::test]
+async fn honor_notify_mode_custom_is_a_data_message_the_app_shows_itself() {
+    let stack = stack().await;
+    let clients = stack.clients(Vendor::Honor);
+    let token = "honor-token-1".to_owned();
+    let result = stack
+        .send_notification(&clients, HONOR, &data_notification(), &token)
+        .await;
+    assert_eq!(result.outcomes, vec![Outcome::Delivered]);
+    let deliveries = stack.sim.deliveries(Some("honor"));
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].title, None, "nothing shown by the vendor");
+    assert_eq!(
+        deliveries[0].ext.as_deref(),
+        Some(r#"{"chat":"c2c:denny"}"#)
+    );
+    assert!(
+        deliveries[0]
+            .payload
+            .pointer("/android/notification")
+            .is_none()
+    );
+    let data = deliveries[0].payload["data"].as_str().unwrap();
+    let data: serde_json::Value = serde_json::from_str(data).unwrap();
+    assert_eq!(data["title"], "Team chat");
+    assert_eq!(data["body"], "Denny: see you at 5");
+}
