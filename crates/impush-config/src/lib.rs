@@ -25,9 +25,10 @@ pub use secret::{Secret, SecretRef};
 pub use show::{REDACTED, effective_toml};
 pub use tls::{ClientIdentity, ClientTls};
 pub use workers::{
-    AmqpConfig, ApnsSecrets, FcmSecrets, HarmonySecrets, LogConfig, LogFormat, OemSecrets,
-    QueueType, RedisConfig, ReloadConfig, RouterConfig, SenderConfig, SimApnsKey, SimConfig,
-    SimFcmAccount, SimHarmonyAccount, VendorSettings,
+    AmqpConfig, ApnsSecrets, FcmSecrets, FeedbackConfig, HarmonySecrets, LogConfig, LogFormat,
+    OemSecrets, QueueType, ReceiptSecrets, ReceiptsConfig, RedisConfig, ReloadConfig,
+    RouterConfig, SenderConfig, SimApnsKey, SimConfig, SimFcmAccount, SimHarmonyAccount,
+    SimReceipts, VendorSettings,
 };
 
 /// The prefix of environment variables that override config values.
@@ -89,6 +90,10 @@ struct RawConfig {
     log: LogConfig,
     #[serde(default)]
     reload: ReloadConfig,
+    #[serde(default)]
+    feedback: FeedbackConfig,
+    #[serde(default)]
+    receipts: ReceiptsConfig,
 }
 
 /// The whole configuration, validated.
@@ -106,6 +111,8 @@ pub struct Config {
     pub sim: SimConfig,
     pub log: LogConfig,
     pub reload: ReloadConfig,
+    pub feedback: FeedbackConfig,
+    pub receipts: ReceiptsConfig,
     /// The directory relative secret and key file paths are resolved against.
     pub base_dir: PathBuf,
 }
@@ -230,6 +237,9 @@ impl Config {
         raw.redis
             .validate()
             .map_err(|m| parse_error(format!("redis: {m}")))?;
+        raw.feedback
+            .validate()
+            .map_err(|m| parse_error(format!("feedback: {m}")))?;
         Ok(Config {
             credentials,
             vendors,
@@ -241,6 +251,8 @@ impl Config {
             sim: raw.sim,
             log: raw.log,
             reload: raw.reload,
+            feedback: raw.feedback,
+            receipts: raw.receipts,
             base_dir: PathBuf::new(),
         })
     }
@@ -279,6 +291,10 @@ impl Config {
             for (_, oem) in settings.oem_secrets() {
                 add(oem.app_secret.as_ref());
                 add(oem.master_secret.as_ref());
+            }
+            if let Some(receipt) = &settings.receipt {
+                add(receipt.callback_key.as_ref());
+                add(receipt.token.as_ref());
             }
         }
         let mut files: Vec<PathBuf> = files.iter().map(|f| self.path(f)).collect();

@@ -100,8 +100,11 @@ impl VendorPayload for Payload {
                 kind: CLICK_INTENT,
             }
         };
+        let receipt = super::receipt::Receipt::of(notification, credential);
         let request = Request {
             android: Android {
+                bi_tag: receipt.param,
+                receipt_id: receipt.id,
                 notification: AndroidNotification {
                     body: &notification.body,
                     click_action,
@@ -149,7 +152,13 @@ struct Request<'a> {
 
 #[derive(Serialize)]
 struct Android<'a> {
+    /// Echoed in the delivery receipt (see [`super::receipt`]); Honor's field names for the
+    /// receipt tag and configuration are modelled on Huawei's (unverified).
+    #[serde(rename = "biTag", skip_serializing_if = "str::is_empty")]
+    bi_tag: &'a str,
     notification: AndroidNotification<'a>,
+    #[serde(rename = "receiptId", skip_serializing_if = "str::is_empty")]
+    receipt_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     ttl: Option<Seconds>,
 }

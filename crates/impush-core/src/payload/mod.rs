@@ -39,6 +39,8 @@ macro_rules! vendors {
 
 vendors! { apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns, honor, harmony }
 
+pub mod receipt;
+
 /// One vendor's facts, read from its [`VendorPayload`] implementation.
 #[derive(Debug, Clone, Copy)]
 pub struct VendorSpec {
