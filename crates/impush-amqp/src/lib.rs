@@ -7,6 +7,7 @@
 mod consumer;
 mod depth;
 mod events;
+mod outcomes;
 mod publisher;
 mod settle;
 mod topology;
@@ -16,6 +17,7 @@ pub use depth::watch_queue_depths;
 pub use events::{EventDeadLetter, check_event_size, dead_letter_event};
 pub use impush_config::ClientTls;
 pub use lapin::message::Delivery;
+pub use outcomes::Outcomes;
 pub use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 pub use lapin::{BasicProperties, Channel, Connection, options};
 
