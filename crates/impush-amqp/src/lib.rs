@@ -17,9 +17,9 @@ pub use depth::watch_queue_depths;
 pub use events::{EventDeadLetter, check_event_size, dead_letter_event};
 pub use impush_config::ClientTls;
 pub use lapin::message::Delivery;
-pub use outcomes::Outcomes;
 pub use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 pub use lapin::{BasicProperties, Channel, Connection, options};
+pub use outcomes::Outcomes;
 
 use std::time::Duration;
 

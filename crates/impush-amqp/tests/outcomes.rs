@@ -103,7 +103,11 @@ async fn outcomes_go_only_to_opted_in_apps_in_batches_flushed_by_count_and_at_sh
     // Three for app 7 fill one batch; the fourth waits for the next flush.
     let first = batches(&channel, queue.name().as_str(), 3).await;
     assert_eq!(first.len(), 1, "{first:?}");
-    let ids: Vec<&str> = first[0].outcomes.iter().map(|o| o.msg_id.as_str()).collect();
+    let ids: Vec<&str> = first[0]
+        .outcomes
+        .iter()
+        .map(|o| o.msg_id.as_str())
+        .collect();
     assert_eq!(ids, ["m0", "m1", "m2"]);
 
     shutdown.cancel();

@@ -26,9 +26,9 @@ pub use show::{REDACTED, effective_toml};
 pub use tls::{ClientIdentity, ClientTls};
 pub use workers::{
     AmqpConfig, ApnsSecrets, FcmSecrets, FeedbackConfig, HarmonySecrets, LogConfig, LogFormat,
-    OemSecrets, QueueType, ReceiptSecrets, ReceiptsConfig, RedisConfig, ReloadConfig,
-    RouterConfig, SenderConfig, SimApnsKey, SimConfig, SimFcmAccount, SimHarmonyAccount,
-    SimReceipts, VendorSettings,
+    OemSecrets, QueueType, ReceiptSecrets, ReceiptsConfig, RedisConfig, ReloadConfig, RouterConfig,
+    SenderConfig, SimApnsKey, SimConfig, SimFcmAccount, SimHarmonyAccount, SimReceipts,
+    VendorSettings,
 };
 
 /// The prefix of environment variables that override config values.

@@ -69,12 +69,17 @@ async fn main() -> anyhow::Result<()> {
     redis_ready.store(true, Ordering::SeqCst);
 
     let topology = Topology::new(&config.amqp);
-    let router = Arc::new(route::Router::new(
-        store,
-        Arc::clone(&config),
-        topology.clone(),
-        redis_ready,
-    ));
+    let outcomes = impush_amqp::Outcomes::start(
+        &config.feedback,
+        config.amqp.addresses(),
+        amqp_tls.clone(),
+        &topology,
+        shutdown.clone(),
+    );
+    let router = Arc::new(
+        route::Router::new(store, Arc::clone(&config), topology.clone(), redis_ready)
+            .with_outcomes(outcomes),
+    );
     let reloading = Arc::clone(&router);
     let apply: impush_runtime::ApplyFn = Box::new(move |new_config| {
         reloading.reload(new_config);

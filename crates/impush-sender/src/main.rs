@@ -83,14 +83,24 @@ async fn main() -> anyhow::Result<()> {
     redis_ready.store(true, Ordering::SeqCst);
 
     let topology = Topology::new(&config.amqp);
-    let sender = Arc::new(send::Sender::new(
-        vendor,
-        store,
-        clients,
-        Arc::clone(&config),
-        topology.clone(),
-        redis_ready,
-    ));
+    let outcomes = impush_amqp::Outcomes::start(
+        &config.feedback,
+        config.amqp.addresses(),
+        amqp_tls.clone(),
+        &topology,
+        shutdown.clone(),
+    );
+    let sender = Arc::new(
+        send::Sender::new(
+            vendor,
+            store,
+            clients,
+            Arc::clone(&config),
+            topology.clone(),
+            redis_ready,
+        )
+        .with_outcomes(outcomes),
+    );
     let reloading = Arc::clone(&sender);
     let apply: impush_runtime::ApplyFn = Box::new(move |new_config| {
         // A reload that breaks a credential is refused whole: the running clients stay.

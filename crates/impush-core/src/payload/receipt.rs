@@ -146,7 +146,10 @@ mod tests {
 
         let xiaomi = build_payload(&n, &profile(Vendor::Xiaomi, URL, ""), &targets).unwrap();
         assert_eq!(xiaomi.body.form_field("extra.callback"), Some(URL));
-        assert_eq!(xiaomi.body.form_field("extra.callback.param"), Some("7:m-1"));
+        assert_eq!(
+            xiaomi.body.form_field("extra.callback.param"),
+            Some("7:m-1")
+        );
         assert_eq!(xiaomi.body.form_field("extra.callback.type"), Some("19"));
 
         let oppo = build_payload(&n, &profile(Vendor::Oppo, URL, ""), &targets).unwrap();
@@ -161,7 +164,13 @@ mod tests {
 
         // Without a receipt parameter (or without configuration) nothing is added.
         n.receipt_param.clear();
-        for vendor in [Vendor::Huawei, Vendor::Honor, Vendor::Xiaomi, Vendor::Oppo, Vendor::Vivo] {
+        for vendor in [
+            Vendor::Huawei,
+            Vendor::Honor,
+            Vendor::Xiaomi,
+            Vendor::Oppo,
+            Vendor::Vivo,
+        ] {
             let request = build_payload(&n, &profile(vendor, URL, "RCP"), &targets).unwrap();
             let text = String::from_utf8(request.body.to_bytes()).unwrap();
             for field in ["bi_tag", "biTag", "receipt", "call_back", "callback"] {
