@@ -397,7 +397,7 @@ pub struct SimConfig {
 
 /// `[[sim.receipts]]`: one vendor simulator that posts a receipt, in that vendor's format
 /// and signed as it signs, after it accepted a push that asked for one.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct SimReceipts {
     /// `huawei`, `honor`, `xiaomi`, `oppo` or `vivo`.

@@ -49,7 +49,6 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use impush_proto::v1::Vendor;
 use serde::Deserialize;
-use serde_json::Value;
 use sha2::Sha256;
 
 /// What one receipt says about one token.
@@ -284,28 +283,6 @@ fn each_target(list: &str) -> impl Iterator<Item = String> + '_ {
 
 type HmacSha256 = Hmac<Sha256>;
 
-/// The `value` of Huawei's `X-HUAWEI-CALLBACK-ID` for these parts (also what the simulator
-/// sends).
-pub fn huawei_signature(key: &[u8], timestamp: &str, nonce: &str, user: &str) -> String {
-    let mut mac = match HmacSha256::new_from_slice(key) {
-        Ok(mac) => mac,
-        // HMAC takes keys of any length.
-        Err(_) => return String::new(),
-    };
-    mac.update(timestamp.as_bytes());
-    mac.update(nonce.as_bytes());
-    mac.update(user.as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
-/// The `X-HUAWEI-CALLBACK-ID` header for these parts.
-pub fn huawei_callback_id(key: &[u8], timestamp: &str, nonce: &str, user: &str) -> String {
-    format!(
-        "timestamp={timestamp};nonce={nonce};value={}",
-        huawei_signature(key, timestamp, nonce, user)
-    )
-}
-
 /// Checks Huawei's `X-HUAWEI-CALLBACK-ID` header (`timestamp=…;nonce=…;value=…`, spaces
 /// allowed after the semicolons) against the console's callback user name and key.
 pub fn check_huawei_header(header: Option<&str>, user: &str, key: &[u8]) -> Result<(), Rejection> {
@@ -359,67 +336,6 @@ pub fn token_matches(query: Option<&str>, expected: &str) -> bool {
     };
     let expected_tag = expected_mac.finalize().into_bytes();
     !given.is_empty() && given_mac.verify_slice(&expected_tag).is_ok()
-}
-
-/// A receipt body as JSON text, for the simulator and tests: one document per vendor
-/// format, for `tokens` of one push with `param`, all with `status`.
-pub fn encode(vendor: Vendor, param: &str, tokens: &[&str], status: Status) -> Option<Vec<u8>> {
-    let targets = tokens.join(",");
-    let body = match vendor {
-        Vendor::Huawei | Vendor::Honor => {
-            let code = match status {
-                Status::Arrived | Status::Clicked => 0,
-                Status::TokenInvalid => 2,
-                Status::Other => 6,
-            };
-            let statuses: Vec<Value> = tokens
-                .iter()
-                .map(|token| {
-                    serde_json::json!({
-                        "biTag": param, "appid": "", "token": token, "status": code,
-                        "timestamp": 0, "requestId": ""
-                    })
-                })
-                .collect();
-            serde_json::json!({ "statuses": statuses }).to_string()
-        }
-        Vendor::Xiaomi => {
-            let kind = match status {
-                Status::Arrived => 1,
-                Status::Clicked => 2,
-                Status::TokenInvalid => 16,
-                Status::Other => 32,
-            };
-            let data = serde_json::json!({
-                "sim-msg": { "param": param, "type": kind, "targets": targets,
-                             "jobkey": "", "barStatus": "Enable", "timestamp": 0 }
-            });
-            serde_urlencoded::to_string([("data", data.to_string())]).ok()?
-        }
-        Vendor::Oppo => {
-            let event = match status {
-                Status::Arrived => "push_arrive",
-                Status::Clicked => "push_click",
-                Status::TokenInvalid => "regid_invalid",
-                Status::Other => "push_other",
-            };
-            serde_json::json!([{
-                "messageId": "sim-msg", "appId": "", "taskId": "sim-msg",
-                "registrationIds": targets, "eventTime": 0, "param": param, "eventType": event
-            }])
-            .to_string()
-        }
-        Vendor::Vivo => {
-            serde_json::json!({ "sim-task": { "param": param, "targets": targets } }).to_string()
-        }
-        Vendor::Unspecified
-        | Vendor::Apns
-        | Vendor::Fcm
-        | Vendor::Meizu
-        | Vendor::Tpns
-        | Vendor::Harmony => return None,
-    };
-    Some(body.into_bytes())
 }
 
 #[cfg(test)]
@@ -534,18 +450,31 @@ mod tests {
     }
 
     #[test]
-    fn what_the_simulator_encodes_reads_back_for_every_vendor() {
+    fn what_the_simulator_sends_reads_back_for_every_vendor() {
+        use impush_sim::receipts::{ReceiptStatus, encode};
+        let table = [
+            (ReceiptStatus::Arrived, Status::Arrived),
+            (ReceiptStatus::Clicked, Status::Clicked),
+            (ReceiptStatus::TokenInvalid, Status::TokenInvalid),
+        ];
         for vendor in RECEIPT_VENDORS {
-            for status in [Status::Arrived, Status::TokenInvalid] {
-                // vivo reports arrivals only.
-                if vendor == Vendor::Vivo && status != Status::Arrived {
-                    continue;
-                }
-                let body = encode(vendor, "7:m", &["a", "b"], status).unwrap();
+            let name = impush_core::vendor::name(vendor);
+            for (sent, read) in table {
+                let (body, _) = encode(name, "7:m", &["a", "b"], sent).unwrap();
                 let got = parse(vendor, &body).unwrap();
                 let tokens: Vec<&str> = got.iter().map(|r| r.token.as_str()).collect();
                 assert_eq!(tokens, ["a", "b"], "{vendor:?}");
-                assert!(got.iter().all(|r| r.status == status && r.param == "7:m"));
+                assert!(got.iter().all(|r| r.param == "7:m"), "{vendor:?}");
+                // Huawei and Honor report arrivals, not clicks; vivo only arrivals.
+                let expected = match (vendor, read) {
+                    (Vendor::Huawei | Vendor::Honor, Status::Clicked) => Status::Arrived,
+                    (Vendor::Vivo, _) => Status::Arrived,
+                    _ => read,
+                };
+                assert!(
+                    got.iter().all(|r| r.status == expected),
+                    "{vendor:?} {sent:?}: {got:?}"
+                );
             }
         }
     }
@@ -554,7 +483,14 @@ mod tests {
     #[test]
     fn huawei_receipts_must_carry_the_hmac_of_timestamp_nonce_and_user() {
         let key = b"callback-key";
-        let good = huawei_callback_id(key, "1563105451261", "a07bfa17", "impush");
+        // Signed as the simulator signs.
+        let good = impush_sim::receipts::huawei_callback_id(
+            "callback-key",
+            "1563105451261",
+            "a07bfa17",
+            "impush",
+        )
+        .unwrap();
         let spaced = good.replace(';', "; ");
         let table = [
             (Some(good.as_str()), "impush", &key[..], true),

@@ -9,6 +9,8 @@
 //! - `POST /sim/expire-auth`: every access token and provider token issued so far is expired.
 //! - `GET /sim/stats`: delivery counts and latency per vendor ([`crate::stats`]);
 //!   `DELETE /sim/stats` resets them.
+//! - `POST|GET|DELETE /sim/receipts`: vendors that send delivery receipts
+//!   ([`crate::receipts`]).
 //! - `GET /healthz`, `GET /readyz`.
 //!
 //! Everything is in memory behind one mutex, never held across an await.
@@ -167,6 +169,8 @@ pub(crate) struct Control {
     /// When `expire-auth` was last called, in Unix seconds: credentials made before then are
     /// expired even if the simulator has not seen them yet.
     auth_expired_before_s: AtomicU64,
+    /// The vendors that send delivery receipts after a push ([`crate::receipts`]).
+    pub receipts: crate::receipts::Receipts,
 }
 
 impl Default for Control {
@@ -189,7 +193,14 @@ impl Control {
             max_deliveries,
             auth_epoch: AtomicU64::new(0),
             auth_expired_before_s: AtomicU64::new(0),
+            receipts: crate::receipts::Receipts::new(&[]),
         }
+    }
+
+    /// Sends delivery receipts for these vendors.
+    pub fn with_receipts(mut self, receipts: &[impush_config::SimReceipts]) -> Control {
+        self.receipts = crate::receipts::Receipts::new(receipts);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -200,6 +211,8 @@ impl Control {
     }
 
     pub fn record(&self, record: Record) {
+        self.receipts
+            .after_accept(record.vendor, &record.token, &record.payload);
         let mut inner = self.lock();
         inner
             .stats
