@@ -83,6 +83,9 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A change a test makes to the fleet's config table before it is written.
+pub type ConfigEdit = Box<dyn Fn(&mut toml::Table)>;
+
 /// Settings a test may change before the fleet starts.
 pub struct FleetOptions {
     pub vendors: Vec<Vendor>,
@@ -112,7 +115,7 @@ pub struct FleetOptions {
     /// trip, so that senders are bound by latency as in production, not by loopback speed.
     pub sim_latency_ms: u64,
     /// Any other change to the config, made last (credentials' receipt settings, …).
-    pub edit_config: Option<Box<dyn Fn(&mut toml::Table)>>,
+    pub edit_config: Option<ConfigEdit>,
 }
 
 impl Default for FleetOptions {
