@@ -145,6 +145,9 @@ async fn a_vendor_receipt_becomes_an_arrived_outcome_and_a_dead_token_receipt_pr
             presence("vinson", "mi", PresenceState::Background, 0, t + 1),
             register("vinson", "mate", Vendor::Huawei, HUAWEI_TOKEN, t),
             presence("vinson", "mate", PresenceState::Background, 0, t + 1),
+            // In the foreground: skipped by the router, which says so too.
+            register("vinson", "pad", Vendor::Huawei, "huawei-vinson-pad", t),
+            presence("vinson", "pad", PresenceState::Foreground, 0, t + 1),
             register("mia", "mate", Vendor::Huawei, GONE_TOKEN, t),
             presence("mia", "mate", PresenceState::Background, 0, t + 1),
         ])
@@ -166,6 +169,7 @@ async fn a_vendor_receipt_becomes_an_arrived_outcome_and_a_dead_token_receipt_pr
         ("m-rcpt-1", "mi", PushOutcomeKind::Clicked),
         ("m-rcpt-1", "mate", PushOutcomeKind::Arrived),
         ("m-rcpt-2", "mate", PushOutcomeKind::InvalidToken),
+        ("m-rcpt-1", "pad", PushOutcomeKind::Skipped),
     ]
     .into_iter()
     .map(|(m, d, k)| (m.to_owned(), d.to_owned(), k as i32))
@@ -185,6 +189,13 @@ async fn a_vendor_receipt_becomes_an_arrived_outcome_and_a_dead_token_receipt_pr
                 .outcomes
             {
                 assert_eq!(outcome.sdk_app_id, APP);
+                if outcome.outcome == PushOutcomeKind::Skipped as i32 {
+                    assert_eq!(outcome.reason, "foreground");
+                    assert_eq!(outcome.vendor, Vendor::Huawei as i32);
+                }
+                if outcome.outcome == PushOutcomeKind::InvalidToken as i32 {
+                    assert_eq!(outcome.reason, "2", "Huawei's receipt status");
+                }
                 seen.insert((outcome.msg_id, outcome.device_id, outcome.outcome));
             }
         }
@@ -229,7 +240,7 @@ async fn a_vendor_receipt_becomes_an_arrived_outcome_and_a_dead_token_receipt_pr
         .query_async(&mut con)
         .await
         .unwrap();
-    assert_eq!(devices.len(), 2, "vinson's devices stay: {devices:?}");
+    assert_eq!(devices.len(), 3, "vinson's devices stay: {devices:?}");
 
     // A receipt without Huawei's signature is refused and counted.
     let refused = fleet

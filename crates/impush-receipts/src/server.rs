@@ -257,11 +257,7 @@ async fn act_on(
         if !wants_outcomes && !prunes {
             continue;
         }
-        let shown = receipts
-            .store
-            .shown_pushes(sdk_app_id, msg_id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let shown = shown_with_all(receipts, sdk_app_id, msg_id, business_id, &group).await?;
         for receipt in &group {
             let Some(device) = device_of(&shown, business_id, &receipt.token) else {
                 tracing::debug!(
@@ -287,6 +283,40 @@ async fn act_on(
         }
     }
     Ok(())
+}
+
+/// How long to wait before looking again for devices a receipt names but the message's
+/// list does not hold yet: a vendor may post its receipt before the sender, which has just
+/// had the vendor's answer, has written that list.
+const LOOK_AGAIN_AFTER: [std::time::Duration; 2] = [
+    std::time::Duration::from_millis(250),
+    std::time::Duration::from_millis(1000),
+];
+
+/// The devices `msg_id` reached, looked up again (twice at most) while some receipt of
+/// `group` names a token not among them.
+async fn shown_with_all(
+    receipts: &Receipts,
+    sdk_app_id: u32,
+    msg_id: &str,
+    business_id: u64,
+    group: &[Receipt],
+) -> Result<Vec<ShownPush>, String> {
+    let mut waits = LOOK_AGAIN_AFTER.iter();
+    loop {
+        let shown = receipts
+            .store
+            .shown_pushes(sdk_app_id, msg_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        let complete = group
+            .iter()
+            .all(|r| device_of(&shown, business_id, &r.token).is_some());
+        match waits.next() {
+            Some(wait) if !complete => tokio::time::sleep(*wait).await,
+            _ => return Ok(shown),
+        }
+    }
 }
 
 /// The user and device a token of this credential belonged to when the push reached it.
