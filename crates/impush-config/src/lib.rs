@@ -197,6 +197,9 @@ impl Config {
                     impush_core::vendor::name(credential.vendor)
                 )));
             }
+            if let Some(problem) = receipt_url_problem(&credential) {
+                return Err(fail(problem));
+            }
             if credentials.contains_key(&credential.business_id) {
                 return Err(fail("business_id is used by an earlier credential".into()));
             }
@@ -364,6 +367,32 @@ fn merged_table(
     Ok(value)
 }
 
+/// What is wrong with a credential's `receipt_url`, if anything: the vendors cap its length
+/// (OPPO `call_back_url` 200 characters, <https://www.yimenapp.com/kb-yimen/11083>; vivo
+/// `callback` 128, <https://www.yimenapp.com/kb-yimen/12123/>), and it must be an HTTP(S)
+/// URL.
+fn receipt_url_problem(c: &CredentialProfile) -> Option<String> {
+    use impush_core::Vendor;
+    let url = &c.receipt_url;
+    if url.is_empty() {
+        return None;
+    }
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Some("`receipt_url` must be an http(s) URL".into());
+    }
+    let max = match c.vendor {
+        Vendor::Oppo => 200,
+        Vendor::Vivo => 128,
+        _ => usize::MAX,
+    };
+    (url.chars().count() > max).then(|| {
+        format!(
+            "`receipt_url` is longer than the {max} characters {} takes",
+            impush_core::vendor::name(c.vendor)
+        )
+    })
+}
+
 /// Whether the sections of `table` have the keys and types they must (credentials are
 /// checked later, entry by entry).
 fn sections_accept(table: &toml::Table) -> Result<(), String> {
@@ -464,6 +493,21 @@ mod tests {
         .to_string();
         assert!(err.contains("business_id 9"), "{err}");
         assert!(err.contains("bundle_id"), "{err}");
+    }
+
+    #[test]
+    fn a_receipt_url_longer_than_its_vendor_takes_is_refused_naming_the_field() {
+        let credential = |vendor: &str, url: &str| {
+            format!(
+                "[[credentials]]\nbusiness_id = 6\nvendor = \"{vendor}\"\napp_id = \"a\"\npackage_name = \"p\"\nreceipt_url = \"{url}\"\n"
+            )
+        };
+        let long = format!("https://r.example/{}", "x".repeat(120));
+        let err = Config::parse(&credential("vivo", &long), "t").unwrap_err();
+        assert!(err.to_string().contains("`receipt_url`"), "{err}");
+        Config::parse(&credential("oppo", &long), "t").unwrap();
+        let err = Config::parse(&credential("xiaomi", "ftp://r"), "t").unwrap_err();
+        assert!(err.to_string().contains("http(s)"), "{err}");
     }
 
     #[test]
