@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use impush_amqp::options::{BasicGetOptions, QueueBindOptions, QueueDeclareOptions};
 use impush_amqp::{Channel, FieldTable, Outcomes, Topology, connect};
-use impush_config::{AmqpConfig, FeedbackConfig};
+use impush_config::{AmqpConfig, FeedbackConfig, QueueType};
 use impush_proto::v1::{PushOutcome, PushOutcomeKind, PushOutcomes};
 use prost::Message;
 use tokio_util::sync::CancellationToken;
@@ -51,8 +51,10 @@ async fn batches(channel: &Channel, queue: &str, want: usize) -> Vec<PushOutcome
 
 #[tokio::test]
 async fn outcomes_go_only_to_opted_in_apps_in_batches_flushed_by_count_and_at_shutdown() {
+    // Classic queues: cheap to declare and delete; only the events exchange matters here.
     let topology = Topology::new(&AmqpConfig {
         prefix: format!("impush-outcomes-{}", uuid::Uuid::new_v4().simple()),
+        queue_type: QueueType::Classic,
         ..AmqpConfig::default()
     });
     let connection = connect(URL).await.expect("RabbitMQ on loopback");
@@ -63,6 +65,7 @@ async fn outcomes_go_only_to_opted_in_apps_in_batches_flushed_by_count_and_at_sh
             "".into(),
             QueueDeclareOptions {
                 exclusive: true,
+                auto_delete: true,
                 ..QueueDeclareOptions::default()
             },
             FieldTable::default(),
@@ -118,6 +121,7 @@ async fn outcomes_go_only_to_opted_in_apps_in_batches_flushed_by_count_and_at_sh
         .map(|o| o.msg_id.as_str())
         .collect();
     assert_eq!(ids, ["m3"], "app 8 did not opt in");
+    let _ = topology.delete(&channel).await;
 }
 
 #[test]

@@ -117,6 +117,7 @@ fn start_counters_at_zero() {
     .chain([
         Rejection::BadSignature.label(),
         Rejection::Malformed(String::new()).label(),
+        server::FAILED,
     ]);
     for status in statuses {
         for vendor in RECEIPT_VENDORS {

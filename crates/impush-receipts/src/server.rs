@@ -38,6 +38,10 @@ use tokio::sync::Mutex;
 
 use crate::formats::{self, Receipt, Rejection, Status};
 
+/// The `status` of `impush_receipts_total` for a request answered 503 because Redis or the
+/// broker failed (the vendor may send it again).
+pub const FAILED: &str = "failed";
+
 /// How one credential's receipts prove themselves.
 #[derive(Default)]
 pub struct Check {
@@ -188,6 +192,8 @@ async fn receive(
                 detail,
                 "receipt not acted on; the vendor may retry"
             );
+            metrics::counter!("impush_receipts_total", "vendor" => name, "status" => FAILED)
+                .increment(1);
             (StatusCode::SERVICE_UNAVAILABLE, "try again later").into_response()
         }
     }

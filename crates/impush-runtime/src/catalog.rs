@@ -112,7 +112,7 @@ pub const METRICS: &[MetricInfo] = &[
         "impush_receipts_total",
         Kind::Counter,
         "vendor, status",
-        "Vendor delivery receipts taken by impush-receipts, one per token: arrived, clicked, token_invalid, other; whole requests refused: rejected_signature, malformed.",
+        "Vendor delivery receipts taken by impush-receipts, one per token: arrived, clicked, token_invalid, other; whole requests refused: rejected_signature, malformed; not acted on (Redis or broker down, answered 503): failed.",
     ),
     m(
         "impush_jobs_requeued_total",
