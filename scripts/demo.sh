@@ -4,7 +4,8 @@
 # sample conversation (C2C and group, several element types, one dead token, one transient
 # vendor failure) reaching all ten vendors, with a muted group, an @ mention that breaks
 # through, quiet hours and a recalled message, then prints what each vendor received and
-# what was skipped and why.
+# what was skipped and why; last, two delivered messages are recalled and the devices' trays
+# show which notifications were withdrawn, replaced or left.
 # Everything it started is stopped on exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -83,13 +84,27 @@ for _ in $(seq 1 60); do
   last=$count; sleep 0.5
 done
 
-echo
 curl -fsS "$SIM/sim/deliveries" >"$LOGS/deliveries.json"
+
+echo "== denny recalls the group message and the standup after delivery (deploy/local/demo-recall-after.jsonl)"
+fill deploy/local/demo-recall-after.jsonl | "$BIN/impush" publish --config "$CONFIG"
+# Wait until the trays stop changing.
+last=""; stable=0
+for _ in $(seq 1 60); do
+  tray=$(curl -fsS "$SIM/sim/notifications" || true)
+  if [ "$tray" = "$last" ]; then stable=$((stable + 1)); else stable=0; fi
+  [ "$stable" -ge 6 ] && break
+  last=$tray; sleep 0.5
+done
+curl -fsS "$SIM/sim/notifications" >"$LOGS/notifications.json"
+
+echo
 for port in $(seq 9602 9612); do curl -fsS "http://127.0.0.1:$port/metrics"; done >"$LOGS/metrics.txt"
-python3 - "$LOGS/deliveries.json" "$LOGS/metrics.txt" <<'PY'
+python3 - "$LOGS/deliveries.json" "$LOGS/metrics.txt" "$LOGS/notifications.json" <<'PY'
 import json, sys, re
 deliveries = json.load(open(sys.argv[1]))
 metrics = open(sys.argv[2]).read()
+tray = json.load(open(sys.argv[3]))
 def short(s, n):
     s = "" if s is None else str(s)
     return s if len(s) <= n else s[: n - 1] + "…"
@@ -120,4 +135,11 @@ for labels, n in sorted(series("impush_recalls_total").items()):
     print(f"  recalls {dict(labels)['outcome']:<16} {int(n)}")
 for labels, n in sorted(series("impush_tokens_pruned_total").items()):
     print(f"  {dict(labels)['vendor']:<7} token pruned     {int(n)}  (device removed, feedback.token published)")
+recalled = [n for n in tray if n["withdrawn"] or n["replaced"]]
+recalled.sort(key=lambda n: (n["vendor"], n["token"]))
+print("\nAfter the recalls, on the devices whose vendor can take a notification back or replace it:")
+for n in recalled:
+    state = "withdrawn" if n["withdrawn"] else ("replaced" if n["replaced"] else "shown")
+    print(f"  {n['vendor']:<7} {short(n['token'], 14):<14} {state:<10} {short(n.get('body'), 44)}")
+print("  (the other vendors' devices keep theirs: too late)")
 PY

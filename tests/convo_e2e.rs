@@ -452,6 +452,134 @@ async fn a_recall_after_delivery_replaces_the_notification_where_the_vendor_can(
     );
 }
 
+/// What the simulated devices' trays show (`GET /sim/notifications`), by token.
+async fn tray(fleet: &Fleet) -> Vec<Value> {
+    fleet
+        .http()
+        .get(format!("{}/sim/notifications", fleet.sim_url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recall_after_delivery_is_withdrawn_on_harmony_and_xiaomi_and_replaced_on_fcm() {
+    let fleet = Fleet::start(FleetOptions {
+        vendors: vec![Vendor::Fcm, Vendor::Harmony, Vendor::Xiaomi, Vendor::Vivo],
+        ..FleetOptions::default()
+    })
+    .await;
+    let t = now_ms() - 10_000;
+    let mut state = phones(&["vinson"], t);
+    for (device, vendor, token) in [
+        ("pura", Vendor::Harmony, "harmony-vinson"),
+        ("redmi", Vendor::Xiaomi, "xiaomi-vinson"),
+        ("x100", Vendor::Vivo, "vivo-vinson"),
+    ] {
+        state.extend([
+            register("vinson", device, vendor, token, t),
+            presence("vinson", device, PresenceState::Background, 0, t + 1),
+        ]);
+    }
+    publish_state(&fleet, state).await;
+    let gone = || Event::OfflineMessage(text_message("m-gone", "denny", "vinson", "oops"));
+    publish_messages(&fleet, vec![gone()]).await;
+    fleet.wait_deliveries(WAIT, |d| d.len() >= 4).await;
+    for sender in [
+        "sender-fcm",
+        "sender-harmony",
+        "sender-xiaomi",
+        "sender-vivo",
+    ] {
+        wait_metric(
+            &fleet,
+            sender,
+            "impush_pushes_total",
+            &["outcome=\"delivered\""],
+            1.0,
+        )
+        .await;
+    }
+
+    publish_messages(&fleet, vec![recall("m-gone", now_ms())]).await;
+    // HarmonyOS and Xiaomi take the notification back through their revoke APIs; FCM
+    // replaces it with the recall text; vivo keeps it (too late).
+    for (sender, outcome) in [
+        ("sender-harmony", "withdrawn"),
+        ("sender-xiaomi", "withdrawn"),
+        ("sender-fcm", "replaced"),
+    ] {
+        wait_metric(
+            &fleet,
+            sender,
+            "impush_recalls_total",
+            &[&format!("outcome=\"{outcome}\"")],
+            1.0,
+        )
+        .await;
+    }
+    let router = fleet.metrics("impush-router").await;
+    assert_eq!(
+        metric(&router, "impush_recalls_total", &["outcome=\"too_late\""]),
+        1.0
+    );
+
+    let tray = tray(&fleet).await;
+    let of = |token: &str| -> Vec<&Value> { tray.iter().filter(|n| n["token"] == token).collect() };
+    for token in ["harmony-vinson", "xiaomi-vinson"] {
+        let shown = of(token);
+        assert_eq!(shown.len(), 1, "{tray:#?}");
+        assert_eq!(shown[0]["withdrawn"], true, "{token}: {tray:#?}");
+        assert_eq!(shown[0]["replaced"], 0, "{token}: withdrawn, not replaced");
+        assert!(
+            shown[0]["body"].as_str().unwrap().contains("oops"),
+            "{token}: {tray:#?}"
+        );
+    }
+    let fcm = of("fcm-vinson");
+    assert_eq!(fcm.len(), 1, "{tray:#?}");
+    assert_eq!(fcm[0]["id"], "m-gone");
+    assert_eq!(fcm[0]["body"], "[message recalled]");
+    assert_eq!(
+        (fcm[0]["replaced"].clone(), fcm[0]["withdrawn"].clone()),
+        (json!(1), json!(false))
+    );
+    assert!(
+        of("vivo-vinson").is_empty(),
+        "vivo notifications have no tracked id"
+    );
+    // A withdrawal sends no push: HarmonyOS and Xiaomi received the message once.
+    let deliveries = fleet.deliveries(None).await;
+    for token in ["harmony-vinson", "xiaomi-vinson", "vivo-vinson"] {
+        let n = deliveries.iter().filter(|d| d["token"] == token).count();
+        assert_eq!(n, 1, "{token}: {deliveries:#?}");
+    }
+
+    // The recall again: the withdrawals are deduplicated like pushes.
+    publish_messages(&fleet, vec![recall("m-gone", now_ms())]).await;
+    for sender in ["sender-harmony", "sender-xiaomi", "sender-fcm"] {
+        wait_metric(
+            &fleet,
+            sender,
+            "impush_pushes_total",
+            &["outcome=\"duplicate\""],
+            1.0,
+        )
+        .await;
+    }
+    for sender in ["sender-harmony", "sender-xiaomi"] {
+        let metrics = fleet.metrics(sender).await;
+        assert_eq!(
+            metric(&metrics, "impush_recalls_total", &["outcome=\"withdrawn\""]),
+            1.0,
+            "{sender}"
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ten_thousand_member_group_half_muted_costs_no_more_redis_round_trips() {
     let fleet = Fleet::start(fcm_fleet()).await;

@@ -935,6 +935,7 @@ async fn each_job_of_a_bundle_has_its_own_outcome() {
         attempt: 0,
         deadline_ms: now_ms() + 60_000,
         recall_replacement: false,
+        recall_withdrawal: false,
     };
     let bundle = impush_proto::v1::PushJobs {
         jobs: vec![

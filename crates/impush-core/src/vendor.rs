@@ -48,14 +48,6 @@ pub fn check_token(vendor: Vendor, token: &str) -> Result<(), TokenFormatError> 
         .check(token)
 }
 
-/// Whether a notification this vendor shows is replaced by a later push with the same
-/// collapse id (APNs `apns-collapse-id`, FCM `android.notification.tag`): how a recall
-/// reaches a notification already shown. Other vendors' replacement keys are not the
-/// collapse id, and their withdrawal APIs are not used yet.
-pub fn replaces_by_collapse_id(vendor: Vendor) -> bool {
-    matches!(vendor, Vendor::Apns | Vendor::Fcm)
-}
-
 /// True for the vendors whose devices run iOS (badge numbers apply).
 pub fn is_ios(vendor: Vendor) -> bool {
     spec(vendor).is_some_and(|spec| spec.is_ios)

@@ -414,6 +414,7 @@ impl Router {
                     attempt: 0,
                     deadline_ms,
                     recall_replacement: false,
+                    recall_withdrawal: false,
                 };
                 jobs.push(Outgoing {
                     mandatory: true,

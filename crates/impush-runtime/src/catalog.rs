@@ -52,7 +52,7 @@ pub const METRICS: &[MetricInfo] = &[
         "impush_recalls_total",
         Kind::Counter,
         "outcome",
-        "MessageRevoked events: taken_in (remembered), repeated; devices whose shown notification was replaced by the recall text, or too_late to change.",
+        "MessageRevoked events: taken_in (remembered), repeated; devices whose shown notification was withdrawn through the vendor's revoke API, replaced by the recall text, or too_late to change.",
     ),
     m(
         "impush_notifications_routed_total",
@@ -233,7 +233,8 @@ pub const PUSH_OUTCOMES: [&str; 8] = [
     "revoked",
 ];
 
-/// The outcomes of `impush_recalls_total` the router counts (senders count `replaced`).
+/// The outcomes of `impush_recalls_total` the router counts (senders count `replaced` and
+/// `withdrawn`).
 pub const ROUTER_RECALL_OUTCOMES: [&str; 3] = ["taken_in", "repeated", "too_late"];
 
 /// The counter series a worker of `role` can know before anything happens, as
@@ -338,7 +339,9 @@ pub fn known_counters(
             ] {
                 series.push((counter, vec![("vendor", name.into())]));
             }
-            series.push(("impush_recalls_total", vec![("outcome", "replaced".into())]));
+            for outcome in ["replaced", "withdrawn"] {
+                series.push(("impush_recalls_total", vec![("outcome", outcome.into())]));
+            }
             for counter in [
                 "impush_redis_round_trips_total",
                 "impush_redis_commands_total",

@@ -1,6 +1,7 @@
 //! Sending one PushJob and acting on each target's outcome. A job whose message was recalled
 //! (`MessageRevoked`) is dropped before its push leaves: the recall is looked up with the
-//! send claims, in the same round trip.
+//! send claims, in the same round trip. A recall's withdrawal job (`recall_withdrawal`)
+//! takes the same steps with the vendor's revoke request in place of the push.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,6 +12,7 @@ use impush_amqp::{
     protobuf_properties,
 };
 use impush_config::Config;
+use impush_core::payload::withdraw::build_withdrawal;
 use impush_core::text::short_token;
 use impush_core::{BuildError, CredentialProfile, VendorRequest, build_payload, vendor};
 use impush_proto::v1::{
@@ -289,12 +291,11 @@ impl Sender {
                 .await
                 .map_err(|e| e.to_string());
         }
-        let request = match build_payload(&notification, credential.profile, &targets) {
+        let request = match build_request(&job, &notification, credential.profile, &targets) {
             Ok(request) => request,
-            Err(err) => {
-                let reason = build_error_reason(&err);
+            Err((reason, detail)) => {
                 return self
-                    .dead_letter_job(publisher, &job, &targets, reason, &err.to_string(), None)
+                    .dead_letter_job(publisher, &job, &targets, reason, &detail, None)
                     .await;
             }
         };
@@ -525,9 +526,16 @@ impl Sender {
         }
         let config = &self.state.load().config;
         let ttl_s = config.redis.dedupe_ttl_s;
-        // Kept for a recall to replace; a replacement itself is not.
-        let shown_ttl_s = if job.recall_replacement {
-            metrics::counter!("impush_recalls_total", "outcome" => "replaced")
+        // Kept for a recall to reach; a replacement or withdrawal itself is not.
+        let recall_outcome = if job.recall_withdrawal {
+            Some("withdrawn")
+        } else if job.recall_replacement {
+            Some("replaced")
+        } else {
+            None
+        };
+        let shown_ttl_s = if let Some(outcome) = recall_outcome {
+            metrics::counter!("impush_recalls_total", "outcome" => outcome)
                 .increment(delivered.len() as u64);
             None
         } else {
@@ -783,6 +791,33 @@ fn device_ref(target: &PushTarget) -> DeviceRef<'_> {
         user_id: &target.user_id,
         device_id: &target.device_id,
     }
+}
+
+/// The job's request: the push, or for a recall's withdrawal the vendor's revoke request;
+/// why not (dead-letter reason and detail) when it cannot be built.
+fn build_request(
+    job: &PushJob,
+    notification: &Notification,
+    profile: &CredentialProfile,
+    targets: &[PushTarget],
+) -> Result<VendorRequest, (&'static str, String)> {
+    let built = if job.recall_withdrawal {
+        match build_withdrawal(notification, profile, targets) {
+            Some(built) => built,
+            None => {
+                return Err((
+                    "no_withdrawal_api",
+                    format!(
+                        "{} has no withdrawal API impush uses",
+                        vendor::name(profile.vendor)
+                    ),
+                ));
+            }
+        }
+    } else {
+        build_payload(notification, profile, targets)
+    };
+    built.map_err(|err| (build_error_reason(&err), err.to_string()))
 }
 
 fn build_error_reason(err: &BuildError) -> &'static str {

@@ -11,6 +11,9 @@
 //!   `DELETE /sim/stats` resets them.
 //! - `POST|GET|DELETE /sim/receipts`: vendors that send delivery receipts
 //!   ([`crate::receipts`]).
+//! - `GET /sim/notifications[?vendor=V][&token=T]`: what the devices' trays show, by
+//!   notification id: replaced by a later push with the same id, or withdrawn by a revoke
+//!   call ([`crate::tray`]); cleared with the deliveries.
 //! - `GET /healthz`, `GET /readyz`.
 //!
 //! Everything is in memory behind one mutex, never held across an await.
@@ -31,6 +34,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use crate::stats::{Stats, StatsReport};
+use crate::tray::{Tray, TrayNotification, notification_id};
 use crate::{Shown, Sim, VENDORS};
 
 /// Deliveries kept; the oldest go first beyond this.
@@ -159,6 +163,7 @@ struct Inner {
     deliveries: VecDeque<Record>,
     faults: Vec<Fault>,
     stats: Stats,
+    tray: Tray,
 }
 
 pub(crate) struct Control {
@@ -220,6 +225,19 @@ impl Control {
         if self.max_deliveries == 0 {
             return;
         }
+        if let Some(payload) = record_tracked(&record) {
+            let id = notification_id(record.vendor, &payload, &record.headers);
+            if let Some(id) = id {
+                let shown = (record.shown)(&payload);
+                inner.tray.show(
+                    record.vendor,
+                    &record.token,
+                    id,
+                    (shown.title, shown.body),
+                    record.received_at_ms,
+                );
+            }
+        }
         if inner.deliveries.len() >= self.max_deliveries {
             inner.deliveries.pop_front();
         }
@@ -279,7 +297,25 @@ impl Control {
         let mut inner = self.lock();
         let count = inner.deliveries.len();
         inner.deliveries.clear();
+        inner.tray.clear();
         count
+    }
+
+    /// A vendor's revoke call took notification `id` back from `token` (noted only while
+    /// deliveries are recorded, like the tray it changes).
+    pub fn withdraw(&self, vendor: &'static str, token: &str, id: &str) {
+        if self.max_deliveries == 0 {
+            return;
+        }
+        self.lock().tray.withdraw(vendor, token, id, now_ms());
+    }
+
+    pub fn notifications(
+        &self,
+        vendor: Option<&str>,
+        token: Option<&str>,
+    ) -> Vec<TrayNotification> {
+        self.lock().tray.list(vendor, token)
     }
 
     pub fn stats(&self) -> StatsReport {
@@ -395,6 +431,13 @@ impl Control {
 }
 
 /// Milliseconds since the Unix epoch.
+/// The payload of a push whose vendor's notifications have ids, parsed.
+fn record_tracked(record: &Record) -> Option<Value> {
+    matches!(record.vendor, "apns" | "fcm" | "harmony" | "xiaomi")
+        .then(|| serde_json::from_str(&record.payload).ok())
+        .flatten()
+}
+
 pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -412,6 +455,7 @@ pub(crate) fn routes() -> Router<Arc<Sim>> {
             "/sim/faults",
             get(list_faults).post(add_fault).delete(clear_faults),
         )
+        .route("/sim/notifications", get(list_notifications))
         .route("/sim/expire-auth", post(expire_auth))
         .route("/sim/stats", get(stats).delete(reset_stats))
         .route("/healthz", get(|| async { "ok" }))
@@ -449,6 +493,26 @@ async fn list_deliveries(
     Json(
         sim.control
             .deliveries(filter.vendor.as_deref(), filter.token.as_deref()),
+    )
+    .into_response()
+}
+
+async fn list_notifications(
+    State(sim): State<Arc<Sim>>,
+    filter: Result<Query<DeliveryFilter>, QueryRejection>,
+) -> Response {
+    let Query(filter) = match filter {
+        Ok(filter) => filter,
+        Err(rejection) => return bad_request(rejection.body_text()),
+    };
+    if let Some(vendor) = &filter.vendor
+        && !VENDORS.contains(&vendor.as_str())
+    {
+        return bad_request(FaultError::UnknownVendor(vendor.clone()));
+    }
+    Json(
+        sim.control
+            .notifications(filter.vendor.as_deref(), filter.token.as_deref()),
     )
     .into_response()
 }

@@ -18,6 +18,13 @@
 //!   - 200 `80000000` success; 200 `80100000` when some tokens start `invalid-`, `msg`
 //!     being the JSON string `{"success":N,"failure":M,"illegal_tokens":[…]}`; 400
 //!     `80300007` when all of them do.
+//! - `POST /harmony/v1/<clientId>/messages:revoke` (message revocation, API v1 under the
+//!   app's client id): the same JWT (the simulator does not know the apps' client ids, so
+//!   any clientId of digits is taken, and no project is checked), header `push-type` `0` or
+//!   `2` (else 400 `80100003`), body `{"notifyId": <integer>, "token": [1..1000]}` (400
+//!   `80100001` without an integer `notifyId`, `80300010` for the token count): each token's
+//!   notification with that `notifyId` is withdrawn (`GET /sim/notifications`), answer 200
+//!   `80000000`.
 //! - Injected faults answer with their status and `{"code":<reason>,"msg","requestId"}`,
 //!   plus `Retry-After` if given; a fault on any token of a batch fails the whole request.
 //!
@@ -26,7 +33,8 @@
 //! (URL, headers, body), https://developer.huawei.com/consumer/cn/doc/doccenter-references/api/push-scenariozed-api-request-param.md
 //! (pushOptions, target, notification) and
 //! https://developer.huawei.com/consumer/en/doc/doccenter-references/api/push-scenariozed-api-response/
-//! (codes and HTTP statuses). [unverified]: the shape of the `80100000` details and the
+//! (codes and HTTP statuses), https://developer.huawei.com/consumer/cn/doc/harmonyos-references/push-msg-revoke/
+//! (revocation). [unverified]: the shape of the `80100000` details and the
 //! HTTP status that comes with `80300007`.
 
 use std::collections::HashMap;
@@ -119,12 +127,13 @@ impl Harmony {
         format!("{}{n:011}", now_ms())
     }
 
-    /// Checks the JWT of a send for `project_id`: the code to refuse with, if any.
+    /// Checks the JWT of a request (a send: for `project_id`): the code to refuse with, if
+    /// any.
     fn authenticate(
         &self,
         sim: &Sim,
         headers: &HeaderMap,
-        project_id: &str,
+        project_id: Option<&str>,
     ) -> Result<(), &'static str> {
         let jwt = headers
             .get("authorization")
@@ -151,7 +160,7 @@ impl Harmony {
             .map_err(|_| AUTH_ERROR)?
             .claims;
         if claims["iss"].as_str() != Some(account.sub_account.as_str())
-            || account.project_id != project_id
+            || project_id.is_some_and(|p| p != account.project_id)
         {
             return Err(AUTH_ERROR);
         }
@@ -266,19 +275,96 @@ async fn handle(State(sim): State<Arc<Sim>>, request: Request) -> Response {
         .strip_prefix("/v3/")
         .and_then(|rest| rest.strip_suffix("/messages:send"))
         .filter(|p| !p.is_empty() && !p.contains('/'));
-    match project_id {
-        Some(project_id) if request.method() == Method::POST => {
+    let client_id = path
+        .strip_prefix("/v1/")
+        .and_then(|rest| rest.strip_suffix("/messages:revoke"))
+        .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_digit()));
+    match (project_id, client_id) {
+        (Some(project_id), _) if request.method() == Method::POST => {
             let project_id = project_id.to_owned();
             send(&sim, &project_id, request).await
         }
+        (_, Some(_)) if request.method() == Method::POST => revoke(&sim, request).await,
         _ => (StatusCode::NOT_FOUND, "Not Found").into_response(),
     }
+}
+
+/// `POST /harmony/v1/<clientId>/messages:revoke`.
+async fn revoke(sim: &Sim, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    if let Err(code) = sim.harmony.authenticate(sim, &parts.headers, None) {
+        let status = if code == JWT_TOO_LONG {
+            StatusCode::BAD_REQUEST
+        } else {
+            StatusCode::UNAUTHORIZED
+        };
+        return answer(sim, status, code);
+    }
+    let push_type = parts
+        .headers
+        .get("push-type")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim);
+    if !matches!(push_type, Some("0" | "2")) {
+        return answer(sim, StatusCode::BAD_REQUEST, BAD_STRUCTURE);
+    }
+    let Ok(body) = axum::body::to_bytes(body, READ_LIMIT).await else {
+        return answer(sim, StatusCode::BAD_REQUEST, TOO_LARGE);
+    };
+    let Some(request) = serde_json::from_slice::<Value>(&body)
+        .ok()
+        .filter(Value::is_object)
+    else {
+        return answer(sim, StatusCode::BAD_REQUEST, BAD_STRUCTURE);
+    };
+    let (notify_id, tokens) = match check_revoke(&request) {
+        Ok(checked) => checked,
+        Err(code) => return answer(sim, StatusCode::BAD_REQUEST, code),
+    };
+    for token in &tokens {
+        if let Some(fault) = sim
+            .control
+            .strike(Harmony::NAME, token, &sim.shutdown)
+            .await
+        {
+            return Harmony::fault_response(&fault);
+        }
+    }
+    let notify_id = notify_id.to_string();
+    for token in &tokens {
+        sim.control.withdraw(Harmony::NAME, token, &notify_id);
+    }
+    answer(sim, StatusCode::OK, SUCCESS)
+}
+
+/// Checks a revoke body: its notifyId and tokens, or the code to refuse with.
+fn check_revoke(request: &Value) -> Result<(i64, Vec<String>), &'static str> {
+    let notify_id = request
+        .get("notifyId")
+        .and_then(Value::as_i64)
+        .ok_or(PARAMETER_ERROR)?;
+    let tokens: Vec<String> = match request.get("token") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|t| t.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or(PARAMETER_ERROR)?,
+        Some(_) => return Err(PARAMETER_ERROR),
+        None => Vec::new(),
+    };
+    if tokens.is_empty() || tokens.len() > MAX_TOKENS {
+        return Err(TOKEN_COUNT);
+    }
+    Ok((notify_id, tokens))
 }
 
 /// `POST /harmony/v3/<projectId>/messages:send`.
 async fn send(sim: &Sim, project_id: &str, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    if let Err(code) = sim.harmony.authenticate(sim, &parts.headers, project_id) {
+    if let Err(code) = sim
+        .harmony
+        .authenticate(sim, &parts.headers, Some(project_id))
+    {
         tracing::debug!(code, "HarmonyOS send refused");
         let status = if code == JWT_TOO_LONG {
             StatusCode::BAD_REQUEST
@@ -438,6 +524,28 @@ mod tests {
             check_request(&alert(json!(["a", "invalid-b"]))),
             Ok(vec!["a".into(), "invalid-b".into()])
         );
+    }
+
+    #[test]
+    fn revoke_bodies_get_push_kit_codes() {
+        assert_eq!(
+            check_revoke(&json!({"notifyId": 7, "token": ["a", "b"]})),
+            Ok((7, vec!["a".to_owned(), "b".to_owned()]))
+        );
+        // (body, code)
+        let many: Vec<String> = (0..1001).map(|i| format!("t{i}")).collect();
+        let table = [
+            (json!({"token": ["a"]}), PARAMETER_ERROR),
+            (json!({"notifyId": "7", "token": ["a"]}), PARAMETER_ERROR),
+            (json!({"notifyId": 7, "token": "a"}), PARAMETER_ERROR),
+            (json!({"notifyId": 7, "token": [1]}), PARAMETER_ERROR),
+            (json!({"notifyId": 7}), TOKEN_COUNT),
+            (json!({"notifyId": 7, "token": []}), TOKEN_COUNT),
+            (json!({"notifyId": 7, "token": many}), TOKEN_COUNT),
+        ];
+        for (body, code) in table {
+            assert_eq!(check_revoke(&body), Err(code), "{body}");
+        }
     }
 
     #[test]

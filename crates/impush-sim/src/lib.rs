@@ -17,6 +17,7 @@ mod control;
 mod digest;
 pub mod receipts;
 mod stats;
+mod tray;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -38,6 +39,7 @@ pub use control::{Delivery, Fault, FaultError};
 /// The vendors' sign hashes, for tests that sign by hand.
 pub use digest::{md5_hex, sha256_hex};
 pub use stats::{Percentiles, SENT_MS_MARKER, StatsReport, VendorReport};
+pub use tray::TrayNotification;
 
 /// An APNs provider-token key the simulator trusts (the public half of a `.p8`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -564,6 +566,11 @@ impl RunningSim {
     /// What was accepted so far, oldest first, of one vendor or all.
     pub fn deliveries(&self, vendor: Option<&str>) -> Vec<Delivery> {
         self.sim.control.deliveries(vendor, None)
+    }
+
+    /// What the devices' trays show (`GET /sim/notifications`).
+    pub fn notifications(&self, vendor: Option<&str>) -> Vec<TrayNotification> {
+        self.sim.control.notifications(vendor, None)
     }
 
     pub fn clear_deliveries(&self) {

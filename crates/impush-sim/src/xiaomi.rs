@@ -19,6 +19,13 @@
 //!   answers the fault's own status, like a failing front end. `Retry-After` if given. A
 //!   fault for any regid of a batch fails the whole request.
 //!
+//! - `POST /xiaomi/v1/message/regid/revoke`, the same key and form: `registration_ids`
+//!   (comma-separated), `restricted_package_name` and `notify_id` withdraw that
+//!   notification from those regids (`GET /sim/notifications`); the answer is the success
+//!   body without `data.id`, or `10016` / `10017` / `22022` as for a send. Faults apply as
+//!   to a send. [unverified: the endpoint and fields are the official SDK's
+//!   `revokeRegIdMessage`; its answers are taken to be a send's.]
+//!
 //! Sources: Xiaomi's server API (<https://dev.mi.com/xiaomihyperos/documentation/detail?pId=1696>);
 //! the official Java SDK (ggg17226/xmpush-server-api-http2, `Constants.java`, `ErrorCode.java`).
 
@@ -160,27 +167,28 @@ async fn handle(State(sim): State<Arc<Sim>>, request: Request) -> Response {
         .path()
         .strip_prefix("/xiaomi")
         .unwrap_or_default();
-    let known = matches!(path, "/v3/message/regid" | "/v2/message/regid");
-    if known && request.method() == Method::POST {
-        send(&sim, request).await
-    } else {
-        (StatusCode::NOT_FOUND, "Not Found").into_response()
+    let post = request.method() == Method::POST;
+    match path {
+        "/v3/message/regid" | "/v2/message/regid" if post => send(&sim, request).await,
+        "/v1/message/regid/revoke" if post => revoke(&sim, request).await,
+        _ => (StatusCode::NOT_FOUND, "Not Found").into_response(),
     }
 }
 
-/// `POST /xiaomi/v3/message/regid`.
-async fn send(sim: &Sim, request: Request) -> Response {
-    let n = sim.xiaomi.next_id();
-    let trace = trace_id(n);
+/// The app's package and the form of a request with a trusted key; the code to refuse with
+/// otherwise.
+async fn authorized_form(
+    sim: &Sim,
+    request: Request,
+) -> Result<(String, Vec<(String, String)>), i64> {
     let headers = request.headers();
     let package = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().strip_prefix("key="))
-        .and_then(|key| sim.xiaomi.apps.get(key.trim()));
-    let Some(package) = package else {
-        return error_answer(AUTH_FAILED, &trace);
-    };
+        .and_then(|key| sim.xiaomi.apps.get(key.trim()))
+        .cloned()
+        .ok_or(AUTH_FAILED)?;
     let is_form = headers
         .get("content-type")
         .and_then(|v| v.to_str().ok())
@@ -189,12 +197,80 @@ async fn send(sim: &Sim, request: Request) -> Response {
                 .starts_with("application/x-www-form-urlencoded")
         });
     if !is_form {
-        return error_answer(UNSUPPORTED_MIME, &trace);
+        return Err(UNSUPPORTED_MIME);
     }
-    let package = package.clone();
-    let fields = match Form::<Vec<(String, String)>>::from_request(request, &()).await {
-        Ok(Form(fields)) => fields,
-        Err(_) => return error_answer(INVALID_PARAMETER, &trace),
+    match Form::<Vec<(String, String)>>::from_request(request, &()).await {
+        Ok(Form(fields)) => Ok((package, fields)),
+        Err(_) => Err(INVALID_PARAMETER),
+    }
+}
+
+/// `POST /xiaomi/v1/message/regid/revoke`.
+async fn revoke(sim: &Sim, request: Request) -> Response {
+    let trace = trace_id(sim.xiaomi.next_id());
+    let (package, fields) = match authorized_form(sim, request).await {
+        Ok(form) => form,
+        Err(code) => return error_answer(code, &trace),
+    };
+    let (regids, notify_id) = match check_revoke_form(&fields, &package) {
+        Ok(checked) => checked,
+        Err(code) => return error_answer(code, &trace),
+    };
+    for regid in &regids {
+        if let Some(fault) = sim.control.strike(Xiaomi::NAME, regid, &sim.shutdown).await {
+            return Xiaomi::fault_response(&fault);
+        }
+    }
+    for regid in &regids {
+        sim.control.withdraw(Xiaomi::NAME, regid, notify_id);
+    }
+    json_answer(&json!({
+        "result": "ok",
+        "code": 0,
+        "data": {},
+        "description": "成功",
+        "trace_id": trace,
+    }))
+}
+
+/// Checks a revoke form: the regids and the notify id, or the code to refuse with.
+fn check_revoke_form<'a>(
+    fields: &'a [(String, String)],
+    package: &str,
+) -> Result<(Vec<&'a str>, &'a str), i64> {
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let regids: Vec<&str> = field("registration_ids")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .collect();
+    let restricted = field("restricted_package_name").unwrap_or_default();
+    let notify_id = field("notify_id").unwrap_or_default();
+    if regids.is_empty() || restricted.is_empty() || notify_id.is_empty() {
+        return Err(MISSING_PARAMETER);
+    }
+    if regids.len() > MAX_REGIDS || notify_id.parse::<i64>().is_err() {
+        return Err(INVALID_PARAMETER);
+    }
+    if !package.is_empty() && restricted.split(',').all(|p| p.trim() != package) {
+        return Err(INVALID_PACKAGE);
+    }
+    Ok((regids, notify_id))
+}
+
+/// `POST /xiaomi/v3/message/regid`.
+async fn send(sim: &Sim, request: Request) -> Response {
+    let n = sim.xiaomi.next_id();
+    let trace = trace_id(n);
+    let (package, fields) = match authorized_form(sim, request).await {
+        Ok(form) => form,
+        Err(code) => return error_answer(code, &trace),
     };
     let package = package.as_str();
     let regids = match check_form(&fields, package) {
@@ -311,6 +387,35 @@ mod tests {
     fn what_impush_sends_passes() {
         let fields = impush_form("r1,invalid-2");
         assert_eq!(check_form(&fields, "com.x"), Ok(vec!["r1", "invalid-2"]));
+    }
+
+    #[test]
+    fn revoke_forms_get_xiaomi_codes() {
+        let revoke = |regids: &str, package: &str, notify_id: &str| {
+            form(&[
+                ("registration_ids", regids),
+                ("restricted_package_name", package),
+                ("notify_id", notify_id),
+            ])
+        };
+        assert_eq!(
+            check_revoke_form(&revoke("r1,r2", "com.x", "42"), "com.x"),
+            Ok((vec!["r1", "r2"], "42"))
+        );
+        let many: Vec<String> = (0..1001).map(|i| format!("r{i}")).collect();
+        let many = many.join(",");
+        // (form, code)
+        let table = [
+            (revoke("", "com.x", "42"), MISSING_PARAMETER),
+            (revoke("r1", "", "42"), MISSING_PARAMETER),
+            (revoke("r1", "com.x", ""), MISSING_PARAMETER),
+            (revoke("r1", "com.x", "soon"), INVALID_PARAMETER),
+            (revoke(&many, "com.x", "42"), INVALID_PARAMETER),
+            (revoke("r1", "com.other", "42"), INVALID_PACKAGE),
+        ];
+        for (fields, code) in table {
+            assert_eq!(check_revoke_form(&fields, "com.x"), Err(code), "{fields:?}");
+        }
     }
 
     #[test]

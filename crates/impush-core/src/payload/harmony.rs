@@ -170,7 +170,7 @@ fn click_action<'a>(
 
 /// A positive 31-bit id from the message's collapse id; none without one (Push Kit then
 /// gives every notification its own).
-fn notify_id(notification: &Notification) -> Option<i32> {
+pub(crate) fn notify_id(notification: &Notification) -> Option<i32> {
     if notification.collapse_id.is_empty() {
         return None;
     }

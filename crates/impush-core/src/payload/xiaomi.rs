@@ -210,7 +210,7 @@ impl Form {
 /// A stable id per message (FNV-1a of its `collapse_id`, i.e. its `msg_id`, in 31 bits): a
 /// repeat of the message always gets the same id, different messages almost never share
 /// one, whatever their conversation, send time and text.
-fn notify_id(notification: &Notification) -> u32 {
+pub(crate) fn notify_id(notification: &Notification) -> u32 {
     let hash = message_key(notification, None);
     ((hash ^ (hash >> 32)) as u32) & 0x7fff_ffff
 }

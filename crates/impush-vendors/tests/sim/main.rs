@@ -14,4 +14,5 @@ mod meizu;
 mod oppo;
 mod tpns;
 mod vivo;
+mod withdraw;
 mod xiaomi;
