@@ -1,5 +1,5 @@
 # The impush image: every binary (impush, impush-ingest, impush-router, impush-sender,
-# impush-sim) in one slim, non-root image, so the fleet runs one artifact whatever the role.
+# impush-receipts, impush-sim) in one slim, non-root image, so the fleet runs one artifact whatever the role.
 # Build: docker build -t impush:dev .
 
 # The builder matches the toolchain the project is tested with.
@@ -13,7 +13,7 @@ COPY . .
 RUN cargo build --release --locked --bins \
     && mkdir /out \
     && cp target/release/impush target/release/impush-ingest target/release/impush-router \
-          target/release/impush-sender target/release/impush-sim /out/
+          target/release/impush-sender target/release/impush-receipts target/release/impush-sim /out/
 
 FROM debian:bookworm-slim
 # ca-certificates: the vendors are reached over TLS. tini is PID 1 because the kernel gives

@@ -312,6 +312,7 @@ fn router_scales_on_the_messages_queue_and_ingest_runs() {
         .expect("a ScaledObject for the router");
     assert_scales_on_queue(scaled, "impush.messages");
     assert!(manifests.deployment_running(&["impush-ingest"]).is_some());
+    assert!(manifests.deployment_running(&["impush-receipts"]).is_some());
     let setup = manifests.of_kind("Job").find(|job| {
         containers(job)
             .iter()
@@ -380,8 +381,8 @@ fn every_deployment_probes_healthz_and_readyz_on_its_admin_port() {
     }
     assert_eq!(
         checked,
-        vendors().len() + 2,
-        "ingest, router and one sender per vendor"
+        vendors().len() + 3,
+        "ingest, router, receipts and one sender per vendor"
     );
 }
 

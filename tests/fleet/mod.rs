@@ -83,6 +83,9 @@ pub fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// A change a test makes to the fleet's config table before it is written.
+pub type ConfigEdit = Box<dyn Fn(&mut toml::Table)>;
+
 /// Settings a test may change before the fleet starts.
 pub struct FleetOptions {
     pub vendors: Vec<Vendor>,
@@ -111,6 +114,8 @@ pub struct FleetOptions {
     /// How long impush-sim holds every vendor answer (`--latency-ms`): a vendor's round
     /// trip, so that senders are bound by latency as in production, not by loopback speed.
     pub sim_latency_ms: u64,
+    /// Any other change to the config, made last (credentials' receipt settings, …).
+    pub edit_config: Option<ConfigEdit>,
 }
 
 impl Default for FleetOptions {
@@ -131,6 +136,7 @@ impl Default for FleetOptions {
             senders_per_vendor: 1,
             settings: Vec::new(),
             sim_latency_ms: 0,
+            edit_config: None,
         }
     }
 }
@@ -258,6 +264,9 @@ impl Fleet {
         );
         for (section, key, value) in &options.settings {
             set(&mut table, section, key, value.clone());
+        }
+        if let Some(edit) = &options.edit_config {
+            edit(&mut table);
         }
         let config_path = dir.join("impush.toml");
         std::fs::write(

@@ -7,6 +7,7 @@
 mod consumer;
 mod depth;
 mod events;
+mod outcomes;
 mod publisher;
 mod settle;
 mod topology;
@@ -18,6 +19,7 @@ pub use impush_config::ClientTls;
 pub use lapin::message::Delivery;
 pub use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 pub use lapin::{BasicProperties, Channel, Connection, options};
+pub use outcomes::Outcomes;
 
 use std::time::Duration;
 

@@ -23,6 +23,19 @@ pub fn check(path: &Path) -> anyhow::Result<ExitCode> {
     // The CA and client certificate files of `[amqp]` and `[redis]`, read as a worker would.
     config.amqp_tls()?;
     config.redis_tls()?;
+    // The `[credentials.receipt]` secrets impush-receipts reads.
+    for (business_id, settings) in &config.vendors {
+        if let Some(receipt) = &settings.receipt {
+            for secret in [&receipt.callback_key, &receipt.token]
+                .into_iter()
+                .flatten()
+            {
+                config.secret(secret).map_err(|e| {
+                    anyhow::anyhow!("credential {business_id}: [credentials.receipt]: {e}")
+                })?;
+            }
+        }
+    }
     let mut summary = Vec::new();
     for v in vendor::ALL {
         let count = config

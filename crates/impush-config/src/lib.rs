@@ -25,9 +25,10 @@ pub use secret::{Secret, SecretRef};
 pub use show::{REDACTED, effective_toml};
 pub use tls::{ClientIdentity, ClientTls};
 pub use workers::{
-    AmqpConfig, ApnsSecrets, FcmSecrets, HarmonySecrets, LogConfig, LogFormat, OemSecrets,
-    QueueType, RedisConfig, ReloadConfig, RouterConfig, SenderConfig, SimApnsKey, SimConfig,
-    SimFcmAccount, SimHarmonyAccount, VendorSettings,
+    AmqpConfig, ApnsSecrets, FcmSecrets, FeedbackConfig, HarmonySecrets, LogConfig, LogFormat,
+    OemSecrets, QueueType, ReceiptSecrets, ReceiptsConfig, RedisConfig, ReloadConfig, RouterConfig,
+    SenderConfig, SimApnsKey, SimConfig, SimFcmAccount, SimHarmonyAccount, SimReceipts,
+    VendorSettings,
 };
 
 /// The prefix of environment variables that override config values.
@@ -89,6 +90,10 @@ struct RawConfig {
     log: LogConfig,
     #[serde(default)]
     reload: ReloadConfig,
+    #[serde(default)]
+    feedback: FeedbackConfig,
+    #[serde(default)]
+    receipts: ReceiptsConfig,
 }
 
 /// The whole configuration, validated.
@@ -106,6 +111,8 @@ pub struct Config {
     pub sim: SimConfig,
     pub log: LogConfig,
     pub reload: ReloadConfig,
+    pub feedback: FeedbackConfig,
+    pub receipts: ReceiptsConfig,
     /// The directory relative secret and key file paths are resolved against.
     pub base_dir: PathBuf,
 }
@@ -190,6 +197,9 @@ impl Config {
                     impush_core::vendor::name(credential.vendor)
                 )));
             }
+            if let Some(problem) = receipt_url_problem(&credential) {
+                return Err(fail(problem));
+            }
             if credentials.contains_key(&credential.business_id) {
                 return Err(fail("business_id is used by an earlier credential".into()));
             }
@@ -230,6 +240,9 @@ impl Config {
         raw.redis
             .validate()
             .map_err(|m| parse_error(format!("redis: {m}")))?;
+        raw.feedback
+            .validate()
+            .map_err(|m| parse_error(format!("feedback: {m}")))?;
         Ok(Config {
             credentials,
             vendors,
@@ -241,6 +254,8 @@ impl Config {
             sim: raw.sim,
             log: raw.log,
             reload: raw.reload,
+            feedback: raw.feedback,
+            receipts: raw.receipts,
             base_dir: PathBuf::new(),
         })
     }
@@ -279,6 +294,10 @@ impl Config {
             for (_, oem) in settings.oem_secrets() {
                 add(oem.app_secret.as_ref());
                 add(oem.master_secret.as_ref());
+            }
+            if let Some(receipt) = &settings.receipt {
+                add(receipt.callback_key.as_ref());
+                add(receipt.token.as_ref());
             }
         }
         let mut files: Vec<PathBuf> = files.iter().map(|f| self.path(f)).collect();
@@ -346,6 +365,32 @@ fn merged_table(
         }
     }
     Ok(value)
+}
+
+/// What is wrong with a credential's `receipt_url`, if anything: the vendors cap its length
+/// (OPPO `call_back_url` 200 characters, <https://www.yimenapp.com/kb-yimen/11083>; vivo
+/// `callback` 128, <https://www.yimenapp.com/kb-yimen/12123/>), and it must be an HTTP(S)
+/// URL.
+fn receipt_url_problem(c: &CredentialProfile) -> Option<String> {
+    use impush_core::Vendor;
+    let url = &c.receipt_url;
+    if url.is_empty() {
+        return None;
+    }
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Some("`receipt_url` must be an http(s) URL".into());
+    }
+    let max = match c.vendor {
+        Vendor::Oppo => 200,
+        Vendor::Vivo => 128,
+        _ => usize::MAX,
+    };
+    (url.chars().count() > max).then(|| {
+        format!(
+            "`receipt_url` is longer than the {max} characters {} takes",
+            impush_core::vendor::name(c.vendor)
+        )
+    })
 }
 
 /// Whether the sections of `table` have the keys and types they must (credentials are
@@ -448,6 +493,21 @@ mod tests {
         .to_string();
         assert!(err.contains("business_id 9"), "{err}");
         assert!(err.contains("bundle_id"), "{err}");
+    }
+
+    #[test]
+    fn a_receipt_url_longer_than_its_vendor_takes_is_refused_naming_the_field() {
+        let credential = |vendor: &str, url: &str| {
+            format!(
+                "[[credentials]]\nbusiness_id = 6\nvendor = \"{vendor}\"\napp_id = \"a\"\npackage_name = \"p\"\nreceipt_url = \"{url}\"\n"
+            )
+        };
+        let long = format!("https://r.example/{}", "x".repeat(120));
+        let err = Config::parse(&credential("vivo", &long), "t").unwrap_err();
+        assert!(err.to_string().contains("`receipt_url`"), "{err}");
+        Config::parse(&credential("oppo", &long), "t").unwrap();
+        let err = Config::parse(&credential("xiaomi", "ftp://r"), "t").unwrap_err();
+        assert!(err.to_string().contains("http(s)"), "{err}");
     }
 
     #[test]

@@ -34,6 +34,8 @@ pub fn effective_toml(
         ("sim", toml::Value::try_from(&raw.sim)),
         ("log", toml::Value::try_from(&raw.log)),
         ("reload", toml::Value::try_from(&raw.reload)),
+        ("feedback", toml::Value::try_from(&raw.feedback)),
+        ("receipts", toml::Value::try_from(&raw.receipts)),
     ];
     for (name, value) in sections {
         let value = value.map_err(|e| parse_error(format!("{name}: {e}")))?;
@@ -56,6 +58,9 @@ fn redact_value(key: &str, value: &mut toml::Value) {
                 *text = REDACTED.to_owned();
             } else if let Some(redacted) = redact_url_password(text) {
                 *text = redacted;
+            } else if let Some((base, _)) = text.split_once("?token=") {
+                // A receipt URL proves a receipt by its `token` query parameter.
+                *text = format!("{base}?token={REDACTED}");
             }
         }
         toml::Value::Table(table) => redact_table(table),
@@ -74,6 +79,7 @@ fn secret_like_key(key: &str) -> bool {
     key.contains("secret")
         || key.contains("password")
         || key == "private_key"
+        || key == "callback_key"
         || key == "token"
         || key.ends_with("_token")
 }
@@ -109,6 +115,20 @@ mod tests {
         );
         assert_eq!(redact_url_password("redis://redis:6379"), None);
         assert_eq!(redact_url_password("http://h/p?a=b@c"), None);
+    }
+
+    #[test]
+    fn receipt_url_tokens_and_sim_callback_keys_are_redacted() {
+        let mut table: toml::Table = toml::from_str(
+            "receipt_url = \"https://r.example/receipts/xiaomi/4?token=abc\"\ncallback_key = \"k\"\n",
+        )
+        .unwrap();
+        redact_table(&mut table);
+        assert_eq!(
+            table["receipt_url"].as_str(),
+            Some("https://r.example/receipts/xiaomi/4?token=***")
+        );
+        assert_eq!(table["callback_key"].as_str(), Some(REDACTED));
     }
 
     #[test]

@@ -273,6 +273,10 @@ macro_rules! vendor_settings {
             pub fcm: Option<FcmSecrets>,
             #[serde(default)]
             pub harmony: Option<HarmonySecrets>,
+            /// `[credentials.receipt]`: how `impush-receipts` checks this credential's
+            /// delivery receipts.
+            #[serde(default)]
+            pub receipt: Option<ReceiptSecrets>,
             $(
                 #[doc = concat!("`[credentials.", stringify!($oem), "]`")]
                 #[serde(default)]
@@ -318,6 +322,24 @@ pub struct OemSecrets {
     /// simulator.
     #[serde(default)]
     pub auth_url: Option<String>,
+}
+
+/// `[credentials.receipt]`: what a receipt for this credential must prove.
+///
+/// - Huawei: `callback_user` and `callback_key` as set in AppGallery Connect's receipt
+///   settings; the receipt's `X-HUAWEI-CALLBACK-ID` header must carry their HMAC.
+/// - Every vendor: `token`, which the receipt URL must carry as its `token` query
+///   parameter. Xiaomi, OPPO, vivo and Honor sign nothing we could check (unverified for
+///   Honor), so the URL is the only proof: give them an unguessable one.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptSecrets {
+    #[serde(default)]
+    pub callback_user: String,
+    #[serde(default)]
+    pub callback_key: Option<SecretRef>,
+    #[serde(default)]
+    pub token: Option<SecretRef>,
 }
 
 /// `[credentials.harmony]`: the service-account key file of a HarmonyOS NEXT Push Kit
@@ -368,6 +390,90 @@ pub struct SimConfig {
     pub fcm_accounts: Vec<SimFcmAccount>,
     /// HarmonyOS Push Kit service accounts the simulator accepts.
     pub harmony_accounts: Vec<SimHarmonyAccount>,
+    /// Vendors whose simulator sends delivery receipts after accepting a push (none by
+    /// default); also switched at run time through `POST /sim/receipts`.
+    pub receipts: Vec<SimReceipts>,
+}
+
+/// `[[sim.receipts]]`: one vendor simulator that posts a receipt, in that vendor's format
+/// and signed as it signs, after it accepted a push that asked for one.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimReceipts {
+    /// `huawei`, `honor`, `xiaomi`, `oppo` or `vivo`.
+    pub vendor: String,
+    /// Where receipts go for vendors whose receipt address lives in their console, not in
+    /// the push request (Huawei, Honor). Xiaomi, OPPO and vivo take it from the request.
+    #[serde(default)]
+    pub url: String,
+    /// Huawei's "callback user name" and "callback key" of the console's receipt settings:
+    /// with both set, receipts carry the `X-HUAWEI-CALLBACK-ID` HMAC header.
+    #[serde(default)]
+    pub callback_user: String,
+    #[serde(default)]
+    pub callback_key: String,
+    /// Also send a `clicked` receipt (vendors that report clicks: Xiaomi).
+    #[serde(default)]
+    pub clicked: bool,
+}
+
+/// `[feedback]`: push outcomes for IM core (`feedback.push` on `impush.events`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedbackConfig {
+    /// The sdk_app_ids that receive `feedback.push` outcomes; none by default.
+    pub push_outcomes: Vec<u32>,
+    /// Outcomes per broker message at most; a full batch is published at once.
+    pub batch_max: usize,
+    /// A batch that is not full is published after this long, in milliseconds.
+    pub flush_interval_ms: u64,
+    /// Outcomes waiting to be published at most; more are dropped and counted
+    /// (`impush_push_outcomes_total{result="dropped"}`), never slowing pushes down.
+    pub queue_max: usize,
+}
+
+impl Default for FeedbackConfig {
+    fn default() -> FeedbackConfig {
+        FeedbackConfig {
+            push_outcomes: Vec::new(),
+            batch_max: 500,
+            flush_interval_ms: 200,
+            queue_max: 50_000,
+        }
+    }
+}
+
+impl FeedbackConfig {
+    /// Whether any app asked for outcomes.
+    pub fn enabled(&self) -> bool {
+        !self.push_outcomes.is_empty()
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), String> {
+        if self.batch_max == 0 || self.flush_interval_ms == 0 || self.queue_max == 0 {
+            return Err("batch_max, flush_interval_ms and queue_max must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+/// `[receipts]`: the `impush-receipts` process that takes the vendors' delivery receipts.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReceiptsConfig {
+    /// Where the receipt endpoints (`POST /receipts/<vendor>/<business_id>`) listen.
+    pub listen: String,
+    /// Largest receipt body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ReceiptsConfig {
+    fn default() -> ReceiptsConfig {
+        ReceiptsConfig {
+            listen: "127.0.0.1:8790".into(),
+            max_body_bytes: 1 << 20,
+        }
+    }
 }
 
 impl Default for SimConfig {
@@ -377,6 +483,7 @@ impl Default for SimConfig {
             apns_keys: Vec::new(),
             fcm_accounts: Vec::new(),
             harmony_accounts: Vec::new(),
+            receipts: Vec::new(),
         }
     }
 }

@@ -79,9 +79,24 @@ pub struct CredentialProfile {
     /// business_id 0 (the seeds tell apps to report 0 with a TPNS token).
     #[serde(default)]
     pub sdk_app_id: u32,
+    /// Where the vendor posts this credential's delivery receipts, for vendors that take
+    /// the address in each push request (Xiaomi `extra.callback`, OPPO `call_back_url`, vivo
+    /// `extra.callback`). Empty: no receipts asked for.
+    #[serde(default)]
+    pub receipt_url: String,
+    /// The receipt configuration to use, for vendors whose receipt address is set in their
+    /// console and picked per request by its id (Huawei and Honor `receipt_id`). Empty: the
+    /// console's default, and no `bi_tag` in requests unless `receipt_url` is set.
+    #[serde(default)]
+    pub receipt_id: String,
 }
 
 impl CredentialProfile {
+    /// Whether pushes with this credential ask the vendor for delivery receipts.
+    pub fn wants_receipts(&self) -> bool {
+        !self.receipt_url.is_empty() || !self.receipt_id.is_empty()
+    }
+
     /// Whether a TPNS credential sends to iPhones: it names a bundle ID. (A TPNS AccessID
     /// belongs to one platform; a credential naming both a bundle ID and a package name
     /// serves both, the device deciding.)
@@ -130,6 +145,8 @@ impl CredentialProfile {
             default_title: String::new(),
             default_channel_id: String::new(),
             sdk_app_id: 0,
+            receipt_url: String::new(),
+            receipt_id: String::new(),
         }
     }
 }

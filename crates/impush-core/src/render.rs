@@ -133,6 +133,8 @@ pub fn render_for_recipient(
         ios_mutable_content: info.ios_mutable_content,
         request_at_ms: 0,
         ios_device: vendor::is_ios(device_vendor),
+        // Set by the sender, which knows whether the credential asks for receipts.
+        receipt_param: String::new(),
     }
 }
 

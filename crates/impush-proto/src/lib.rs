@@ -19,3 +19,8 @@ pub const PUSH_JOB_TYPE: &str = "PushJob";
 pub const PUSH_JOBS_TYPE: &str = "PushJobs";
 
 pub use envelope::{Event, EventError, EventKind};
+
+/// The AMQP `type` of a `feedback.push` message (a batch of `PushOutcome`s).
+pub const PUSH_OUTCOMES_TYPE: &str = "PushOutcomes";
+/// The routing key of push outcomes on `impush.events`.
+pub const FEEDBACK_PUSH_KEY: &str = "feedback.push";

@@ -44,12 +44,15 @@ async fn main() -> anyhow::Result<()> {
     serving
         .run(|parts| {
             let topology = parts.topology;
-            let router = Arc::new(route::Router::new(
-                parts.store,
-                Arc::clone(&parts.config),
-                topology.clone(),
-                parts.redis_ready,
-            ));
+            let router = Arc::new(
+                route::Router::new(
+                    parts.store,
+                    Arc::clone(&parts.config),
+                    topology.clone(),
+                    parts.redis_ready,
+                )
+                .with_outcomes(parts.outcomes),
+            );
             let reloading = Arc::clone(&router);
             let handler =
                 impush_runtime::handler(router, |router, delivery, publisher| async move {

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use arc_swap::ArcSwap;
 
 use impush_amqp::{
-    Delivery, EventDeadLetter, Handled, Outgoing, Publisher, Topology, check_event_size,
+    Delivery, EventDeadLetter, Handled, Outcomes, Outgoing, Publisher, Topology, check_event_size,
     dead_letter_event, protobuf_properties,
 };
 use impush_config::Config;
@@ -20,7 +20,7 @@ use impush_core::{
     DeviceState, Renders, SkipReason, badge_for, channel, decide, decide_conversation,
     decide_message, mention_of, vendor,
 };
-use impush_proto::v1::{OfflineMessage, PushJob, PushTarget, Vendor};
+use impush_proto::v1::{OfflineMessage, PushJob, PushOutcome, PushOutcomeKind, PushTarget, Vendor};
 use impush_proto::{Event, EventKind};
 use impush_runtime::now_ms;
 use impush_store::{DeviceRef, Store, StoreError};
@@ -36,6 +36,8 @@ pub struct Router {
     pub(crate) topology: Topology,
     redis_ready: Arc<AtomicBool>,
     bundler: Arc<Bundler>,
+    /// `feedback.push` outcomes (skips) for the apps that opted in.
+    outcomes: Outcomes,
 }
 
 /// Why a message could not be routed at all.
@@ -89,13 +91,46 @@ impl Router {
             config: ArcSwap::new(config),
             topology,
             redis_ready,
+            outcomes: Outcomes::disabled(),
         }
+    }
+
+    /// Publishes skip outcomes through `outcomes` (`[feedback] push_outcomes`).
+    pub fn with_outcomes(mut self, outcomes: Outcomes) -> Router {
+        self.outcomes = outcomes;
+        self
+    }
+
+    /// A `feedback.push` skip outcome, when the message's app opted in; `device_id` empty
+    /// when the whole message was skipped for the user.
+    fn skipped(
+        &self,
+        message: &OfflineMessage,
+        user_id: &str,
+        device: Option<(&str, Vendor)>,
+        reason: SkipReason,
+    ) {
+        if !self.outcomes.wants(message.sdk_app_id) {
+            return;
+        }
+        let (device_id, vendor) = device.unwrap_or(("", Vendor::Unspecified));
+        self.outcomes.record(PushOutcome {
+            msg_id: message.msg_id.clone(),
+            sdk_app_id: message.sdk_app_id,
+            user_id: user_id.to_owned(),
+            device_id: device_id.to_owned(),
+            vendor: vendor as i32,
+            outcome: PushOutcomeKind::Skipped as i32,
+            reason: reason.as_str().to_owned(),
+            at_ms: now_ms(),
+        });
     }
 
     /// Takes a reloaded config (templates, credentials): messages being routed finish
     /// with the one they started with.
     pub fn reload(&self, config: Config) {
         self.bundler.set_max_jobs(config.router.bundle_max_jobs);
+        self.outcomes.set_apps(&config.feedback);
         self.config.store(Arc::new(config));
     }
 
@@ -164,6 +199,9 @@ impl Router {
         if let Err(reason) = decide_message(&message, now) {
             metrics::counter!("impush_skips_total", "reason" => reason.as_str())
                 .increment(recipients.len() as u64);
+            for user_id in &recipients {
+                self.skipped(&message, user_id, None, reason);
+            }
             return Ok("skipped");
         }
         let span =
@@ -258,6 +296,12 @@ impl Router {
                 .and(wanted)
                 {
                     skips.add(reason.as_str());
+                    self.skipped(
+                        message,
+                        &recipient.user_id,
+                        Some((&state.device_id, channel.vendor)),
+                        reason,
+                    );
                     continue;
                 }
                 pending.push(Pending {

@@ -103,6 +103,18 @@ pub const METRICS: &[MetricInfo] = &[
         "Device registrations deleted because the vendor said the token is invalid.",
     ),
     m(
+        "impush_push_outcomes_total",
+        Kind::Counter,
+        "result",
+        "feedback.push outcomes for opted-in apps: published, or dropped (queue full, broker unreachable).",
+    ),
+    m(
+        "impush_receipts_total",
+        Kind::Counter,
+        "vendor, status",
+        "Vendor delivery receipts taken by impush-receipts, one per token: arrived, clicked, token_invalid, other; whole requests refused: rejected_signature, malformed; not acted on (Redis or broker down, answered 503): failed.",
+    ),
+    m(
         "impush_jobs_requeued_total",
         Kind::Counter,
         "vendor",

@@ -75,6 +75,9 @@ pub struct Parts {
     pub topology: Topology,
     /// `/readyz`'s Redis check: the handler clears it while Redis fails and sets it again.
     pub redis_ready: Arc<AtomicBool>,
+    /// The push outcomes of `[feedback] push_outcomes` (`feedback.push`): a background task
+    /// that publishes batches on a connection of its own, opened at the first batch.
+    pub outcomes: impush_amqp::Outcomes,
 }
 
 /// The queue(s) a worker consumes and how.
@@ -125,11 +128,19 @@ impl Serving {
         redis_ready.store(true, Ordering::SeqCst);
 
         let topology = Topology::new(&config.amqp);
+        let outcomes = impush_amqp::Outcomes::start(
+            &config.feedback,
+            config.amqp.addresses(),
+            boot.amqp_tls.clone(),
+            &topology,
+            shutdown.clone(),
+        );
         let consume = build(Parts {
             config: Arc::clone(&config),
             store,
             topology: topology.clone(),
             redis_ready,
+            outcomes,
         });
         if let Some(apply) = consume.reload {
             tokio::spawn(crate::watch_config(

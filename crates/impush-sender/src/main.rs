@@ -85,14 +85,17 @@ async fn main() -> anyhow::Result<()> {
             let senders: Vec<Arc<send::Sender>> = clients
                 .into_iter()
                 .map(|(vendor, clients)| {
-                    Arc::new(send::Sender::new(
-                        vendor,
-                        parts.store.clone(),
-                        clients,
-                        Arc::clone(&config),
-                        topology.clone(),
-                        Arc::clone(&parts.redis_ready),
-                    ))
+                    Arc::new(
+                        send::Sender::new(
+                            vendor,
+                            parts.store.clone(),
+                            clients,
+                            Arc::clone(&config),
+                            topology.clone(),
+                            Arc::clone(&parts.redis_ready),
+                        )
+                        .with_outcomes(parts.outcomes.clone()),
+                    )
                 })
                 .collect();
             let reloading = senders.clone();

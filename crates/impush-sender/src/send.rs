@@ -8,14 +8,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use impush_amqp::{
-    DeadLetterReason, Delivery, Handled, Outgoing, Publisher, Topology, dead_letter,
+    DeadLetterReason, Delivery, Handled, Outcomes, Outgoing, Publisher, Topology, dead_letter,
     protobuf_properties,
 };
 use impush_config::Config;
 use impush_core::payload::withdraw::build_withdrawal;
 use impush_core::text::short_token;
 use impush_core::{BuildError, CredentialProfile, VendorRequest, build_payload, vendor};
-use impush_proto::v1::{Notification, PushJob, PushJobs, PushTarget, TokenInvalidated, Vendor};
+use impush_proto::v1::{
+    Notification, PushJob, PushJobs, PushOutcome, PushOutcomeKind, PushTarget, TokenInvalidated,
+    Vendor,
+};
 use impush_runtime::now_ms;
 use impush_store::{DeviceRef, SendClaim, Store, StoreError};
 use impush_vendors::{Outcome, SendResult, VendorClients};
@@ -34,6 +37,8 @@ pub struct Sender {
     redis_ready: Arc<AtomicBool>,
     /// Jobs being sent at once (`[sender] concurrency`), bundled or not.
     jobs_in_flight: Semaphore,
+    /// `feedback.push` outcomes for the apps that opted in.
+    outcomes: Outcomes,
 }
 
 /// What a config reload replaces: the config, the vendor clients built from its
@@ -125,6 +130,33 @@ impl Sender {
             store,
             topology,
             redis_ready,
+            outcomes: Outcomes::disabled(),
+        }
+    }
+
+    /// Publishes push outcomes through `outcomes` (`[feedback] push_outcomes`).
+    pub fn with_outcomes(mut self, outcomes: Outcomes) -> Sender {
+        self.outcomes = outcomes;
+        self
+    }
+
+    /// One `feedback.push` outcome per target, when the job's app opted in.
+    fn outcome(&self, job: &PushJob, targets: &[PushTarget], kind: PushOutcomeKind, reason: &str) {
+        if !self.outcomes.wants(job.sdk_app_id) {
+            return;
+        }
+        let at_ms = now_ms();
+        for target in targets {
+            self.outcomes.record(PushOutcome {
+                msg_id: job.msg_id.clone(),
+                sdk_app_id: job.sdk_app_id,
+                user_id: target.user_id.clone(),
+                device_id: target.device_id.clone(),
+                vendor: self.vendor as i32,
+                outcome: kind as i32,
+                reason: reason.to_owned(),
+                at_ms,
+            });
         }
     }
 
@@ -135,6 +167,7 @@ impl Sender {
         let old = self.state.load_full();
         let limits = Limits::new(&config, self.vendor).shared_through(self.store.clone());
         limits.carry_over(&old.limits);
+        self.outcomes.set_apps(&config.feedback);
         limits.report_quotas(&config);
         self.state.store(Arc::new(State {
             config,
@@ -265,12 +298,18 @@ impl Sender {
         // it) may have used up the rest.
         let mut notification = notification;
         notification.request_at_ms = now_ms();
+        if credential.profile.wants_receipts() {
+            notification.receipt_param =
+                impush_core::payload::receipt::param(job.sdk_app_id, &job.msg_id)
+                    .unwrap_or_default();
+        }
         if expired_at(&job, &notification, notification.request_at_ms) {
             tracing::info!(
                 targets = targets.len(),
                 "expired while waiting to be sent; dropped"
             );
             self.count("expired", job.business_id, targets.len());
+            self.outcome(&job, &targets, PushOutcomeKind::Expired, "");
             self.release(&job, &targets).await;
             return publisher
                 .publish_all(outgoing)
@@ -311,6 +350,7 @@ impl Sender {
                 "expired before delivery; dropped"
             );
             self.count("expired", job.business_id, job.targets.len());
+            self.outcome(job, &job.targets, PushOutcomeKind::Expired, "");
         }
         expired
     }
@@ -335,6 +375,7 @@ impl Sender {
                 "recalled before delivery; dropped"
             );
             self.count("revoked", job.business_id, job.targets.len());
+            self.outcome(job, &job.targets, PushOutcomeKind::Skipped, "revoked");
             return Ok((Vec::new(), Vec::new()));
         };
         let mut targets = Vec::with_capacity(job.targets.len());
@@ -498,6 +539,7 @@ impl Sender {
 
     async fn record_delivered(&self, job: &PushJob, delivered: &[PushTarget], now: i64) {
         self.count("delivered", job.business_id, delivered.len());
+        self.outcome(job, delivered, PushOutcomeKind::Delivered, "");
         if let Some(sent_ms) = job
             .notification
             .as_ref()
@@ -557,6 +599,12 @@ impl Sender {
             .map_err(|e| self.store_failed(e))?;
         tracing::info!(device_id = %target.device_id, token = short_token(&target.token), reason, removed, "token invalid");
         self.count("invalid_token", job.business_id, 1);
+        self.outcome(
+            job,
+            std::slice::from_ref(target),
+            PushOutcomeKind::InvalidToken,
+            &impush_core::reason::label(reason),
+        );
         if removed {
             metrics::counter!("impush_tokens_pruned_total", "vendor" => self.vendor_name())
                 .increment(1);
@@ -687,6 +735,7 @@ impl Sender {
             ..job.clone()
         };
         tracing::warn!(targets = targets.len(), reason, detail, "dead-lettered");
+        self.outcome(job, targets, PushOutcomeKind::DeadLettered, reason);
         metrics::counter!("impush_dead_letters_total", "queue" => self.vendor_name(), "reason" => reason.to_owned()).increment(1);
         // Fresh properties: the dead letter must not inherit a retry's expiration.
         let properties = protobuf_properties("PushJob").with_message_id(job.msg_id.as_str().into());

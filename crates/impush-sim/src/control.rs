@@ -9,6 +9,8 @@
 //! - `POST /sim/expire-auth`: every access token and provider token issued so far is expired.
 //! - `GET /sim/stats`: delivery counts and latency per vendor ([`crate::stats`]);
 //!   `DELETE /sim/stats` resets them.
+//! - `POST|GET|DELETE /sim/receipts`: vendors that send delivery receipts
+//!   ([`crate::receipts`]).
 //! - `GET /sim/notifications[?vendor=V][&token=T]`: what the devices' trays show, by
 //!   notification id: replaced by a later push with the same id, or withdrawn by a revoke
 //!   call ([`crate::tray`]); cleared with the deliveries.
@@ -177,6 +179,8 @@ pub(crate) struct Control {
     /// When `expire-auth` was last called, in Unix seconds: credentials made before then are
     /// expired even if the simulator has not seen them yet.
     auth_expired_before_s: AtomicU64,
+    /// The vendors that send delivery receipts after a push ([`crate::receipts`]).
+    pub receipts: crate::receipts::Receipts,
 }
 
 impl Default for Control {
@@ -199,7 +203,14 @@ impl Control {
             max_deliveries,
             auth_epoch: AtomicU64::new(0),
             auth_expired_before_s: AtomicU64::new(0),
+            receipts: crate::receipts::Receipts::new(&[]),
         }
+    }
+
+    /// Sends delivery receipts for these vendors.
+    pub fn with_receipts(mut self, receipts: &[impush_config::SimReceipts]) -> Control {
+        self.receipts = crate::receipts::Receipts::new(receipts);
+        self
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -210,6 +221,8 @@ impl Control {
     }
 
     pub fn record(&self, record: Record) {
+        self.receipts
+            .after_accept(record.vendor, &record.token, &record.payload);
         let mut inner = self.lock();
         inner
             .stats

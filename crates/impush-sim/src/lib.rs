@@ -16,6 +16,7 @@
 mod control;
 mod digest;
 mod oem;
+pub mod receipts;
 mod stats;
 mod tray;
 
@@ -130,6 +131,8 @@ pub struct SimSettings {
     /// How long every vendor request waits before it is handled (`impush-sim
     /// --latency-ms`): a vendor's round trip. Requests wait side by side; `/sim` does not.
     pub vendor_latency: Duration,
+    /// Vendors that send delivery receipts ([`receipts`]).
+    pub receipts: Vec<impush_config::SimReceipts>,
 }
 
 impl Default for SimSettings {
@@ -145,6 +148,7 @@ impl Default for SimSettings {
             huawei_token_lifetime: Duration::from_secs(3600),
             record_deliveries: true,
             vendor_latency: Duration::ZERO,
+            receipts: Vec::new(),
         }
     }
 }
@@ -217,6 +221,7 @@ impl SimSettings {
             oppo_apps,
             vivo_apps,
             oem_apps: oem_apps(config)?,
+            receipts: config.sim.receipts.clone(),
             ..SimSettings::default()
         })
     }
@@ -370,7 +375,8 @@ macro_rules! personalities {
         impl Sim {
             fn new(settings: &SimSettings, shutdown: watch::Receiver<bool>) -> Result<Sim, SimError> {
                 Ok(Sim {
-                    control: control::Control::new(settings.record_deliveries),
+                    control: control::Control::new(settings.record_deliveries)
+                        .with_receipts(&settings.receipts),
                     $($module: <$module::$personality as Personality>::from_settings(settings)?,)+
                     shutdown,
                     vendor_latency: settings.vendor_latency,
@@ -411,7 +417,10 @@ fn router(sim: Arc<Sim>) -> Router {
             vendor_round_trip,
         ))
     };
-    vendors.merge(control::routes()).with_state(sim)
+    vendors
+        .merge(control::routes())
+        .merge(receipts::routes())
+        .with_state(sim)
 }
 
 /// Holds a vendor request for the simulated round trip before handling it. Each request

@@ -30,6 +30,7 @@ mod error;
 mod keys;
 mod limits;
 mod nodes;
+mod receipts;
 mod recipients;
 mod redirect;
 mod reply;

@@ -78,10 +78,13 @@ impl VendorPayload for Payload {
     ) -> Result<VendorRequest, BuildError> {
         let app_id = required(credential, "app_id", &credential.app_id)?;
         let ttl = oem::android_ttl(notification);
+        let receipt = super::receipt::Receipt::of(notification, credential);
         let request = if is_pass_through(notification) {
             Request {
                 android: ttl.map(|ttl| Android {
+                    bi_tag: "",
                     notification: None,
+                    receipt_id: "",
                     ttl: Some(ttl),
                 }),
                 data: Some(json_string(&PassThrough::of(notification))),
@@ -90,6 +93,8 @@ impl VendorPayload for Payload {
         } else {
             Request {
                 android: Some(Android {
+                    bi_tag: receipt.param,
+                    receipt_id: receipt.id,
                     notification: Some(AndroidNotification {
                         body: &notification.body,
                         click_action: ClickAction::of(credential),
@@ -131,9 +136,15 @@ struct Request<'a> {
 
 #[derive(Serialize)]
 struct Android<'a> {
+    /// Echoed in the delivery receipt (see [`super::receipt`]); Honor's field names for the
+    /// receipt tag and configuration are modelled on Huawei's (unverified).
+    #[serde(rename = "biTag", skip_serializing_if = "str::is_empty")]
+    bi_tag: &'a str,
     /// Absent from a data message (notify mode CUSTOM).
     #[serde(skip_serializing_if = "Option::is_none")]
     notification: Option<AndroidNotification<'a>>,
+    #[serde(rename = "receiptId", skip_serializing_if = "str::is_empty")]
+    receipt_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     ttl: Option<Seconds>,
 }

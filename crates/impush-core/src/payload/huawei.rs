@@ -87,7 +87,7 @@ impl VendorPayload for Payload {
 
         let message = if is_pass_through(notification) {
             Message {
-                android: data_android(notification),
+                android: data_android(notification, credential),
                 data: Some(json_string(&PassThrough::of(notification))),
                 token: Tokens(targets),
             }
@@ -134,12 +134,18 @@ struct Message<'a> {
 
 #[derive(Serialize)]
 struct Android<'a> {
+    /// Echoed in the delivery receipt (`biTag`), see [`super::receipt`].
+    #[serde(skip_serializing_if = "str::is_empty")]
+    bi_tag: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     category: &'a str,
     collapse_key: i32,
     /// Absent for a data message (notify mode CUSTOM).
     #[serde(skip_serializing_if = "Option::is_none")]
     notification: Option<AndroidNotification<'a>>,
+    /// The AppGallery Connect receipt configuration the receipt goes to.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    receipt_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     ttl: Option<Seconds>,
 }
@@ -165,10 +171,13 @@ fn android<'a>(notification: &'a Notification, credential: &'a CredentialProfile
     } else {
         &notification.android_huawei_category
     };
+    let receipt = super::receipt::Receipt::of(notification, credential);
     Android {
+        bi_tag: receipt.param,
         category,
         collapse_key: KEEP_ALL_CACHED,
         notification: Some(android_notification(notification, credential)),
+        receipt_id: receipt.id,
         ttl: oem::android_ttl(notification),
     }
 }
@@ -176,11 +185,17 @@ fn android<'a>(notification: &'a Notification, credential: &'a CredentialProfile
 /// `android` of a data message: no notification; `category` only when the sender named one
 /// (Push Kit takes `VOIP` and `PLAY_VOICE` for data messages, not the notification
 /// categories such as `IM`).
-fn data_android(notification: &Notification) -> Android<'_> {
+fn data_android<'a>(
+    notification: &'a Notification,
+    credential: &'a CredentialProfile,
+) -> Android<'a> {
+    let receipt = super::receipt::Receipt::of(notification, credential);
     Android {
+        bi_tag: receipt.param,
         category: &notification.android_huawei_category,
         collapse_key: KEEP_ALL_CACHED,
         notification: None,
+        receipt_id: receipt.id,
         ttl: oem::android_ttl(notification),
     }
 }

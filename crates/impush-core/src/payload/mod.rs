@@ -40,6 +40,7 @@ macro_rules! vendors {
 vendors! { apns, fcm, huawei, xiaomi, oppo, vivo, meizu, tpns, honor, harmony }
 
 pub mod oem;
+pub mod receipt;
 pub mod withdraw;
 
 /// One vendor's facts, read from its [`VendorPayload`] implementation.

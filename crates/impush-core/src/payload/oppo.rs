@@ -163,6 +163,11 @@ struct OppoNotification<'a> {
     /// same device is not pushed again.
     #[serde(skip_serializing_if = "Option::is_none")]
     app_message_id: Option<String>,
+    /// Where OPPO posts the delivery receipt, and what it echoes (see [`super::receipt`]).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    call_back_parameter: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    call_back_url: &'a str,
     category: &'a str,
     #[serde(skip_serializing_if = "str::is_empty")]
     channel_id: &'a str,
@@ -185,7 +190,15 @@ fn oppo_notification<'a>(
     } else {
         &notification.android_oppo_channel_id
     };
+    let receipt = super::receipt::Receipt::of(notification, credential);
+    let (call_back_url, call_back_parameter) = if receipt.has_url() {
+        (receipt.url, receipt.param)
+    } else {
+        ("", "")
+    };
     OppoNotification {
+        call_back_parameter,
+        call_back_url,
         action_parameters: (!notification.ext.is_empty()).then(|| {
             json_string(&ExtMap {
                 ext: &notification.ext,

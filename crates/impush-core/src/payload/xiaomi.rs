@@ -156,6 +156,12 @@ impl VendorPayload for Payload {
         if !notification.ext.is_empty() {
             form.add("extra.ext", notification.ext.as_str());
         }
+        let receipt = super::receipt::Receipt::of(notification, credential);
+        if receipt.has_url() {
+            form.add("extra.callback", receipt.url);
+            form.add("extra.callback.param", receipt.param);
+            form.add("extra.callback.type", super::receipt::XIAOMI_CALLBACK_TYPE);
+        }
         let regids: Vec<&str> = targets.iter().map(|t| t.token.as_str()).collect();
         form.add("registration_id", regids.join(","));
 
