@@ -41,12 +41,16 @@ echo "fleet up (prefix $IMPUSH__AMQP__PREFIX, $QUEUE_TYPE queues, simulator $SIM
 # The processes whose CPU time each flat-out run reports, as `--cpu name=pid`: the fleet's,
 # and the broker and Redis found by the port they listen on (other brokers may run here).
 listener_pid() { ss -Hltnp "sport = :$1" | grep -o 'pid=[0-9]*' | head -1 | cut -d= -f2; }
-CPU_ARGS=(--cpu loadgen=self)
-for entry in "${FLEET_PIDS[@]}"; do CPU_ARGS+=(--cpu "$entry"); done
-for service in rabbitmq=5672 redis=6379; do
-  pid=$(listener_pid "${service#*=}" || true)
-  if [ -n "$pid" ]; then CPU_ARGS+=(--cpu "${service%=*}=$pid"); else echo "no process listens on ${service#*=}; its CPU is left out" >&2; fi
-done
+cpu_args() {
+  CPU_ARGS=(--cpu loadgen=self)
+  local entry service pid
+  for entry in "${FLEET_PIDS[@]}"; do CPU_ARGS+=(--cpu "$entry"); done
+  for service in rabbitmq=5672 redis=6379; do
+    pid=$(listener_pid "${service#*=}" || true)
+    if [ -n "$pid" ]; then CPU_ARGS+=(--cpu "${service%=*}=$pid"); else echo "no process listens on ${service#*=}; its CPU is left out" >&2; fi
+  done
+}
+cpu_args
 
 # CPU of every process, sampled over 3 s while the fleet runs flat out.
 sample_top() {
@@ -76,6 +80,23 @@ for rep in $(seq 1 "$REPS"); do
   run group "$rep" group "$GROUP_MESSAGES" --group-size 1000
   run mixed "$rep" c2c "$C2C_MESSAGES"
 done
+
+# c2c-outcomes: the c2c stream again with push outcomes (`feedback.push`) switched on for
+# the load generator's app, in a fleet of its own; beside the c2c row it shows what the
+# outcome batches cost in the workers (BENCH_OUTCOMES=0 leaves it out). No queue is bound
+# to `feedback.push` here, so the broker drops the batches: its cost of keeping them (one
+# message per batch of up to `feedback.batch_max` outcomes) is not in the figure.
+if [ "${BENCH_OUTCOMES:-1}" != 0 ]; then
+  fleet_stop
+  export IMPUSH__FEEDBACK__PUSH_OUTCOMES="[1400000900]"
+  fleet_start
+  "$LOADGEN" register --config "$CONFIG" --users "$USERS"
+  cpu_args
+  for rep in $(seq 1 "$REPS"); do
+    echo "== c2c with push outcomes, repetition $rep of $REPS"
+    run c2c-outcomes "$rep" c2c "$C2C_MESSAGES" --to apns
+  done
+fi
 
 rabbitmq=$(dpkg-query -W -f='${Version}' rabbitmq-server 2>/dev/null || echo unknown)
 "$LOADGEN" report --results "$RESULTS" --csv "$OUT/$DATE.csv" --png "$OUT/$DATE.png" \
