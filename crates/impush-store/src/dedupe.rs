@@ -93,7 +93,8 @@ impl Store {
         read_claims(CALL, &replies, devices.len())
     }
 
-    /// Adds a `SET NX EX` and a `GET` per device to `batch`: its claim of (message, device).
+    /// Adds a `SET NX GET EX` per device to `batch`: its claim of (message, device), which
+    /// answers with what the key held when the claim was not taken (Redis 7.0 or later).
     pub(crate) fn add_claims(
         &self,
         batch: &mut Batch,
@@ -112,12 +113,10 @@ impl Store {
                 .arg(&key)
                 .arg(&*self.claim_owner)
                 .arg("NX")
+                .arg("GET")
                 .arg("EX")
                 .arg(claim_ttl_s);
             batch.add(&key, claim);
-            let mut read = redis::cmd("GET");
-            read.arg(&key);
-            batch.add(&key, read);
         }
     }
 
@@ -192,26 +191,33 @@ impl Store {
     }
 }
 
-/// Reads the replies of [`Store::add_claims`] for `devices` devices.
+/// Reads the replies of [`Store::add_claims`] for `devices` devices: nothing held the key
+/// (claimed), a delivery record, or someone's claim.
 pub(crate) fn read_claims(
     call: &'static str,
     replies: &[Value],
     devices: usize,
 ) -> Result<Vec<SendClaim>, StoreError> {
-    if replies.len() != devices * 2 {
+    if replies.len() != devices {
         return Err(StoreError::unexpected(
             call,
             format!("{} replies for {devices} devices", replies.len()),
         ));
     }
-    Ok(replies
-        .chunks(2)
-        .map(|pair| match pair {
-            [Value::Okay, _] => SendClaim::Claimed,
-            [_, Value::BulkString(value)] if value.as_slice() == DELIVERED.as_bytes() => {
-                SendClaim::AlreadySent
+    replies
+        .iter()
+        .map(|reply| match reply {
+            Value::Nil => Ok(SendClaim::Claimed),
+            Value::BulkString(value) if value.as_slice() == DELIVERED.as_bytes() => {
+                Ok(SendClaim::AlreadySent)
             }
-            _ => SendClaim::InProgress,
+            // Someone's claim, or a node that refused the command (a slot moving): try
+            // again later, as for a claim in progress.
+            Value::BulkString(_) | Value::ServerError(_) => Ok(SendClaim::InProgress),
+            other => Err(StoreError::unexpected(
+                call,
+                format!("SET NX GET answered {other:?}"),
+            )),
         })
-        .collect())
+        .collect()
 }

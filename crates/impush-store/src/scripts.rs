@@ -143,8 +143,9 @@ return 1
 /// KEYS[2i-1] the i-th device hash, KEYS[2i] its badge record for this message.
 /// ARGV[1] lifetime of the badge records, in seconds.
 /// Returns per device `{pushes_since, corrupt}`: the pushes since the last BACKGROUND or
-/// FOREGROUND report, this one included; `corrupt` is 1 when the stored counter was not a
-/// number and was restarted from 0.
+/// FOREGROUND report, this one included; `corrupt` is 1 when the stored counter was not an
+/// integer (`HINCRBY` refused it) and was restarted from 0. Four commands per device on a
+/// first count (the script's cost is in its `redis.call`s, about a microsecond each).
 pub(crate) const BUMP_BADGES: &str = r"
 local counts = {}
 for i = 1, #KEYS, 2 do
@@ -153,11 +154,12 @@ for i = 1, #KEYS, 2 do
   local count = tonumber(redis.call('GET', record))
   if not count then
     if redis.call('EXISTS', device) == 1 then
-      local since = redis.call('HGET', device, 'since')
-      local since_count = tonumber(since)
-      if since and not since_count then corrupt = 1 end
-      count = (since_count or 0) + 1
-      redis.call('HSET', device, 'since', count)
+      count = redis.pcall('HINCRBY', device, 'since', 1)
+      if type(count) == 'table' then
+        corrupt = 1
+        count = 1
+        redis.call('HSET', device, 'since', count)
+      end
     else
       count = 1
     end

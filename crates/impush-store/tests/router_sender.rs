@@ -9,6 +9,7 @@ use std::time::Duration;
 use common::*;
 use impush_proto::v1::{OpenPush, PresenceState, Vendor};
 use impush_store::{Applied, DeviceRef, SendClaim, Store, StoreError};
+use redis::AsyncCommands;
 
 fn dev<'a>(user_id: &'a str, device_id: &'a str) -> DeviceRef<'a> {
     DeviceRef { user_id, device_id }
@@ -172,6 +173,31 @@ store_test! {
         assert_eq!(s.bump_badges(APP, "m4", &twice, 60).await.unwrap(), [4, 4]);
         let ttl = t.ttl_of_key_containing(":b:m1:iphone").await;
         assert!((1..=60).contains(&ttl), "badge record ttl {ttl}");
+        t.cleanup().await;
+    }
+}
+
+store_test! {
+    async fn a_badge_counter_that_is_not_an_integer_restarts_from_zero(t) {
+        let s = &t.store;
+        s.register_device(&registered("alice", "iphone", "tok", 1))
+            .await
+            .unwrap();
+        let phone = [dev("alice", "iphone")];
+        assert_eq!(s.bump_badges(APP, "m1", &phone, 60).await.unwrap(), [1]);
+        let device_key = t
+            .keys()
+            .await
+            .into_iter()
+            .find(|k| k.ends_with(":d:iphone"))
+            .unwrap();
+        let mut raw = t.raw.clone();
+        let _: () = raw.hset(&device_key, "since", "lots").await.unwrap();
+        // Restarted, not an error: this push is the first one counted again.
+        assert_eq!(s.bump_badges(APP, "m2", &phone, 60).await.unwrap(), [1]);
+        assert_eq!(s.bump_badges(APP, "m3", &phone, 60).await.unwrap(), [2]);
+        let since: String = raw.hget(&device_key, "since").await.unwrap();
+        assert_eq!(since, "2");
         t.cleanup().await;
     }
 }
