@@ -243,9 +243,6 @@ impl Config {
         raw.feedback
             .validate()
             .map_err(|m| parse_error(format!("feedback: {m}")))?;
-        raw.router
-            .validate()
-            .map_err(|m| parse_error(format!("router: {m}")))?;
         Ok(Config {
             credentials,
             vendors,
@@ -520,17 +517,6 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("earlier credential"), "{err}");
-    }
-
-    #[test]
-    fn a_bundle_linger_beyond_a_second_is_refused_naming_the_field() {
-        let ok = Config::parse("[router]\nbundle_linger_ms = 5\n", "t").unwrap();
-        assert_eq!(ok.router.bundle_linger_ms, 5);
-        assert_eq!(Config::parse("", "t").unwrap().router.bundle_linger_ms, 0);
-        let err = Config::parse("[router]\nbundle_linger_ms = 5000\n", "t")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("router: bundle_linger_ms is 5000"), "{err}");
     }
 
     #[test]

@@ -174,26 +174,7 @@ pub struct RouterConfig {
     /// while the previous publish to that vendor waits for its confirm go out together.
     /// 1 publishes every job on its own.
     pub bundle_max_jobs: usize,
-    /// How long a busy vendor lane waits for more jobs before its next bundle, in
-    /// milliseconds, while fewer than 16 are ready (0: never). The first job on an idle lane
-    /// never waits; see docs/performance.md for what it buys and costs.
-    pub bundle_linger_ms: u64,
 }
-
-impl RouterConfig {
-    pub(crate) fn validate(&self) -> Result<(), String> {
-        if self.bundle_linger_ms > MAX_BUNDLE_LINGER_MS {
-            return Err(format!(
-                "bundle_linger_ms is {}, at most {MAX_BUNDLE_LINGER_MS} (it delays pushes)",
-                self.bundle_linger_ms
-            ));
-        }
-        Ok(())
-    }
-}
-
-/// A bound on `[router] bundle_linger_ms`: beyond it the wait is a delay, not a batch.
-const MAX_BUNDLE_LINGER_MS: u64 = 1_000;
 
 impl Default for RouterConfig {
     fn default() -> RouterConfig {
@@ -201,7 +182,6 @@ impl Default for RouterConfig {
             chunk_size: 500,
             max_age_s: 24 * 3600,
             bundle_max_jobs: 64,
-            bundle_linger_ms: 0,
         }
     }
 }

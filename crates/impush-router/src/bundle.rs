@@ -5,18 +5,12 @@
 //! message instead of one each, and the broker (the bottleneck of a C2C stream) does half
 //! the work per notification.
 //!
-//! With several vendors the traffic splits over their lanes and each lane's bundles shrink
-//! (a mixed stream over ten vendors: about two jobs a bundle where C2C to one vendor gets
-//! twenty). `[router] bundle_linger_ms` lets a busy lane wait that long for more jobs while
-//! fewer than [`LINGER_ENOUGH`] are ready; the first job on an idle lane never waits.
-//!
 //! A handler's jobs count as published only when the message holding each of them is
 //! confirmed; a failed publish fails every job in it, and their events are retried whole.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
 use impush_amqp::{Outgoing, Publisher, protobuf_properties};
 use tokio::sync::oneshot;
@@ -26,15 +20,10 @@ use impush_proto::PUSH_JOBS_TYPE as BUNDLE_TYPE;
 /// A bundle's body stays under this size however many jobs are waiting: a group's jobs of
 /// 1,000 tokens each are already large and gain nothing from sharing a message.
 const MAX_BUNDLE_BYTES: usize = 256 * 1024;
-/// A lingering lane stops waiting once this many jobs (or `max_jobs`) are ready.
-const LINGER_ENOUGH: usize = 16;
-/// A lingering lane looks at what is ready this often.
-const LINGER_STEP: Duration = Duration::from_millis(1);
 
 pub struct Bundler {
     lanes: Mutex<HashMap<String, Lane>>,
     max_jobs: AtomicUsize,
-    linger_ms: AtomicU64,
 }
 
 #[derive(Default)]
@@ -52,19 +41,16 @@ struct Waiting {
 }
 
 impl Bundler {
-    pub fn new(max_jobs: usize, linger_ms: u64) -> Arc<Bundler> {
+    pub fn new(max_jobs: usize) -> Arc<Bundler> {
         Arc::new(Bundler {
             lanes: Mutex::default(),
             max_jobs: AtomicUsize::new(max_jobs.max(1)),
-            linger_ms: AtomicU64::new(linger_ms),
         })
     }
 
-    /// Takes a reloaded `[router] bundle_max_jobs` and `bundle_linger_ms`; bundles being
-    /// built keep the old ones.
-    pub fn set_limits(&self, max_jobs: usize, linger_ms: u64) {
+    /// Takes a reloaded `[router] bundle_max_jobs`; bundles being built keep the old one.
+    pub fn set_max_jobs(&self, max_jobs: usize) {
         self.max_jobs.store(max_jobs.max(1), Ordering::Relaxed);
-        self.linger_ms.store(linger_ms, Ordering::Relaxed);
     }
 
     /// Publishes the jobs, alone or in bundles with other handlers' jobs for the same
@@ -110,12 +96,7 @@ impl Bundler {
     /// once (in bundles of at most `max_jobs`, confirms awaited together), and what arrives
     /// meanwhile waits for the next round.
     async fn flush(self: Arc<Self>, routing_key: String) {
-        let mut busy = false;
         loop {
-            if busy {
-                self.linger(&routing_key).await;
-            }
-            busy = true;
             let (publisher, bundles) = {
                 let mut lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
                 let Some(lane) = lanes.get_mut(&routing_key) else {
@@ -150,30 +131,6 @@ impl Bundler {
                 }
             }))
             .await;
-        }
-    }
-}
-
-impl Bundler {
-    /// After a round of a busy lane: waits up to `bundle_linger_ms` for more jobs while
-    /// fewer than enough are ready.
-    async fn linger(&self, routing_key: &str) {
-        let linger = Duration::from_millis(self.linger_ms.load(Ordering::Relaxed));
-        if linger.is_zero() {
-            return;
-        }
-        let enough = LINGER_ENOUGH.min(self.max_jobs.load(Ordering::Relaxed));
-        let deadline = tokio::time::Instant::now() + linger;
-        loop {
-            let ready = {
-                let lanes = self.lanes.lock().unwrap_or_else(PoisonError::into_inner);
-                lanes.get(routing_key).map_or(0, |lane| lane.waiting.len())
-            };
-            let now = tokio::time::Instant::now();
-            if ready == 0 || ready >= enough || now >= deadline {
-                return;
-            }
-            tokio::time::sleep(LINGER_STEP.min(deadline - now)).await;
         }
     }
 }
@@ -305,48 +262,6 @@ mod tests {
             Some("PushJob")
         );
         assert_eq!(message.body, body);
-    }
-
-    /// A lane with `ready` jobs waiting, on a bundler lingering `linger_ms`.
-    fn lane_with(
-        ready: usize,
-        linger_ms: u64,
-    ) -> (Arc<Bundler>, Vec<oneshot::Receiver<Result<(), String>>>) {
-        let bundler = Bundler::new(64, linger_ms);
-        let mut receivers = Vec::new();
-        {
-            let mut lanes = bundler.lanes.lock().unwrap();
-            let lane = lanes.entry("apns".into()).or_default();
-            for i in 0..ready {
-                let (w, rx) = waiting(&format!("m{i}"), 5);
-                lane.waiting.push(w);
-                receivers.push(rx);
-            }
-        }
-        (bundler, receivers)
-    }
-
-    async fn lingered(ready: usize, linger_ms: u64) -> Duration {
-        let (bundler, _receivers) = lane_with(ready, linger_ms);
-        let started = tokio::time::Instant::now();
-        bundler.linger("apns").await;
-        started.elapsed()
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_busy_lane_with_few_jobs_waits_the_linger_and_no_longer() {
-        assert_eq!(lingered(1, 5).await, Duration::from_millis(5));
-        assert_eq!(
-            lingered(LINGER_ENOUGH - 1, 7).await,
-            Duration::from_millis(7)
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_lane_does_not_linger_with_enough_jobs_none_or_linger_off() {
-        assert_eq!(lingered(LINGER_ENOUGH, 5).await, Duration::ZERO);
-        assert_eq!(lingered(0, 5).await, Duration::ZERO);
-        assert_eq!(lingered(1, 0).await, Duration::ZERO);
     }
 
     #[test]

@@ -84,10 +84,7 @@ impl Router {
         topology: Topology,
         redis_ready: Arc<AtomicBool>,
     ) -> Router {
-        let bundler = Bundler::new(
-            config.router.bundle_max_jobs,
-            config.router.bundle_linger_ms,
-        );
+        let bundler = Bundler::new(config.router.bundle_max_jobs);
         Router {
             store,
             bundler,
@@ -132,10 +129,7 @@ impl Router {
     /// Takes a reloaded config (templates, credentials): messages being routed finish
     /// with the one they started with.
     pub fn reload(&self, config: Config) {
-        self.bundler.set_limits(
-            config.router.bundle_max_jobs,
-            config.router.bundle_linger_ms,
-        );
+        self.bundler.set_max_jobs(config.router.bundle_max_jobs);
         self.outcomes.set_apps(&config.feedback);
         self.config.store(Arc::new(config));
     }
