@@ -43,7 +43,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{RedisError, Script, ServerErrorKind, Value};
+use redis::{FromRedisValue, RedisError, Script, ServerErrorKind, Value};
 
 pub use connection::Endpoint;
 pub use dedupe::SendClaim;
@@ -235,6 +235,19 @@ impl Store {
     /// redis-rs knows and to every primary of the store's slot map.
     async fn load_scripts(&self) -> Result<(), StoreError> {
         let mut con = self.con.clone();
+        // One text from a server; a map of node to text from a cluster (every node).
+        let info: Value = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut con)
+            .await?;
+        match info {
+            Value::Map(nodes) => {
+                for (_, text) in nodes {
+                    check_version(&info_text(text)?)?;
+                }
+            }
+            text => check_version(&info_text(text)?)?,
+        }
         for script in self.scripts.all() {
             script.load_async(&mut con).await?;
         }
@@ -326,9 +339,60 @@ fn group_by_user<'d>(devices: &[DeviceRef<'d>]) -> Vec<(&'d str, Vec<usize>)> {
     groups
 }
 
+/// The oldest Redis impush runs on: a send claim is `SET … NX GET`, which 7.0 introduced.
+const MIN_REDIS: (u32, u32) = (7, 0);
+
+/// The text of one node's `INFO` reply.
+fn info_text(reply: Value) -> Result<String, StoreError> {
+    String::from_redis_value(reply)
+        .map_err(|e| StoreError::unexpected("INFO server", e.to_string()))
+}
+
+/// Refuses a server older than [`MIN_REDIS`], named by `INFO server`'s `redis_version`
+/// (Valkey reports the Redis version it is compatible with there too).
+fn check_version(info: &str) -> Result<(), StoreError> {
+    const WHAT: &str = "redis version";
+    let version = info
+        .lines()
+        .find_map(|line| line.strip_prefix("redis_version:"))
+        .map(str::trim)
+        .ok_or_else(|| StoreError::invalid(WHAT, "INFO server names no redis_version"))?;
+    let mut parts = version.split('.').map(str::parse::<u32>);
+    let (Some(Ok(major)), Some(Ok(minor))) = (parts.next(), parts.next()) else {
+        return Err(StoreError::invalid(
+            WHAT,
+            format!("cannot read redis_version {version:?}"),
+        ));
+    };
+    if (major, minor) < MIN_REDIS {
+        return Err(StoreError::invalid(
+            WHAT,
+            format!(
+                "Redis {version} is too old: impush needs {}.{} or later",
+                MIN_REDIS.0, MIN_REDIS.1
+            ),
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_redis_older_than_7_0_is_refused_at_connect() {
+        let info = |v: &str| format!("# Server\r\nredis_version:{v}\r\nredis_mode:standalone\r\n");
+        assert!(check_version(&info("7.0.15")).is_ok());
+        assert!(check_version(&info("8.2.1")).is_ok());
+        let old = check_version(&info("6.2.14")).unwrap_err().to_string();
+        assert!(
+            old.contains("6.2.14 is too old") && old.contains("7.0"),
+            "{old}"
+        );
+        assert!(check_version(&info("seven")).is_err());
+        assert!(check_version("# Server\r\n").is_err());
+    }
 
     #[test]
     fn grouping_by_user_keeps_first_appearance_order_and_positions() {
