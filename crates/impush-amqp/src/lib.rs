@@ -27,7 +27,8 @@ use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 pub use publisher::{Outgoing, Publisher};
 pub use topology::{Topology, headers};
 
-/// Errors of the broker connection. All of them are worth retrying after a reconnect.
+/// Errors of the broker connection. All of them but a bad URL are worth retrying after a
+/// reconnect.
 #[derive(Debug, thiserror::Error)]
 pub enum AmqpError {
     #[error("RabbitMQ: {0}")]
@@ -46,6 +47,9 @@ pub enum AmqpError {
     Timeout { node: String },
     #[error("no RabbitMQ address configured")]
     NoAddress,
+    /// Not worth retrying: the config names a URL lapin cannot read.
+    #[error("the RabbitMQ URL cannot be read: {0}")]
+    BadUrl(String),
 }
 
 /// Opens a connection with the system's trust store and no client certificate; the caller
@@ -61,7 +65,24 @@ pub async fn connect_with_tls(url: &str, tls: &ClientTls) -> Result<Connection, 
     let properties = lapin::ConnectionProperties::default()
         .with_connection_name(format!("impush-{}", std::process::id()).into());
     let runtime = lapin::runtime::default_runtime()?;
-    Ok(Connection::connect_with_config(url, properties, lapin_tls(tls), runtime).await?)
+    let uri = with_frame_max(url)?;
+    Ok(Connection::connect_uri_with_config(uri, properties, lapin_tls(tls), runtime).await?)
+}
+
+/// The largest AMQP frame impush proposes unless the URL names one (`?frame_max=`). lapin
+/// keeps 32 frames of buffer each way per connection: at RabbitMQ's default of 128 KiB that
+/// is 8 MiB per connection, the bulk of a sender that serves ten vendor queues (one
+/// connection each). A bigger message (a bundle of PushJobs is at most 256 KiB) goes out as
+/// several frames.
+pub const FRAME_MAX: u32 = 32 * 1024;
+
+/// `url` parsed, with [`FRAME_MAX`] unless it names its own `frame_max`.
+fn with_frame_max(url: &str) -> Result<lapin::uri::AMQPUri, AmqpError> {
+    let mut uri: lapin::uri::AMQPUri = url.parse().map_err(AmqpError::BadUrl)?;
+    if uri.query.frame_max.is_none() {
+        uri.query.frame_max = Some(FRAME_MAX.into());
+    }
+    Ok(uri)
 }
 
 /// How long one node may take to accept a connection and finish the AMQP handshake. A node
@@ -272,6 +293,15 @@ pub fn header_u64(properties: &BasicProperties, name: &str) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn connections_propose_a_32_kib_frame_unless_the_url_names_one() {
+        let uri = with_frame_max("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
+        assert_eq!(uri.query.frame_max.map(u32::from), Some(FRAME_MAX));
+        let own = with_frame_max("amqp://127.0.0.1:5672/%2f?frame_max=131072").unwrap();
+        assert_eq!(own.query.frame_max.map(u32::from), Some(131_072));
+        assert!(with_frame_max("http://not-amqp").is_err());
+    }
 
     #[test]
     fn dead_letter_headers_read_back_what_dead_letter_wrote() {
