@@ -71,10 +71,12 @@ failover: services build
 		$$run -p impush-tests --test failover -- $$extra; status=$$?; \
 	cat $(FAILOVER_REPORT) $(FAILOVER_REPORT).notes 2>/dev/null; exit $$status
 
-## bench: the criterion benchmark of decide + render + build per device, then the fleet end
+## bench: the criterion benchmark of decide + render + build per device, the HTTP client per
+## request (reqwest against hyper's HTTP/2 connection, benches/http_client.rs), then the fleet end
 ## to end against the bare broker relay (scripts/bench.sh; results in benches/results/).
 bench: services release-bins
 	$(CARGO) bench -p impush-benches --bench core -- --warm-up-time 1 --measurement-time 3
+	$(CARGO) bench -p impush-benches --bench http_client
 	./scripts/bench.sh
 
 ## soak: ten minutes at half the maximum rate, workers' memory and descriptors sampled

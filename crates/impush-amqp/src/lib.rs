@@ -80,7 +80,7 @@ pub const FRAME_MAX: u32 = 32 * 1024;
 fn with_frame_max(url: &str) -> Result<lapin::uri::AMQPUri, AmqpError> {
     let mut uri: lapin::uri::AMQPUri = url.parse().map_err(AmqpError::BadUrl)?;
     if uri.query.frame_max.is_none() {
-        uri.query.frame_max = Some(FRAME_MAX.into());
+        uri.query.frame_max = Some(FRAME_MAX);
     }
     Ok(uri)
 }
@@ -297,9 +297,9 @@ mod tests {
     #[test]
     fn connections_propose_a_32_kib_frame_unless_the_url_names_one() {
         let uri = with_frame_max("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
-        assert_eq!(uri.query.frame_max.map(u32::from), Some(FRAME_MAX));
+        assert_eq!(uri.query.frame_max, Some(FRAME_MAX));
         let own = with_frame_max("amqp://127.0.0.1:5672/%2f?frame_max=131072").unwrap();
-        assert_eq!(own.query.frame_max.map(u32::from), Some(131_072));
+        assert_eq!(own.query.frame_max, Some(131_072));
         assert!(with_frame_max("http://not-amqp").is_err());
     }
 
