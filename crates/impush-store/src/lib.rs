@@ -216,8 +216,29 @@ impl Store {
             scripts: Arc::new(Scripts::new()),
             claim_owner: claim_owner().into(),
         };
+        store.check_version().await?;
         store.load_scripts().await?;
         Ok(store)
+    }
+
+    /// Refuses a Redis older than [`MIN_REDIS`], on every node of a cluster; once, at
+    /// connect (not again when a node that forgot the scripts gets them back).
+    async fn check_version(&self) -> Result<(), StoreError> {
+        let mut con = self.con.clone();
+        // One text from a server; a map of node to text from a cluster (every node).
+        let info: Value = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut con)
+            .await?;
+        match info {
+            Value::Map(nodes) => {
+                for (_, text) in nodes {
+                    check_version(&info_text(text)?)?;
+                }
+            }
+            text => check_version(&info_text(text)?)?,
+        }
+        Ok(())
     }
 
     /// Whether Redis answers (every node, on a cluster); for `/readyz`.
@@ -235,19 +256,6 @@ impl Store {
     /// redis-rs knows and to every primary of the store's slot map.
     async fn load_scripts(&self) -> Result<(), StoreError> {
         let mut con = self.con.clone();
-        // One text from a server; a map of node to text from a cluster (every node).
-        let info: Value = redis::cmd("INFO")
-            .arg("server")
-            .query_async(&mut con)
-            .await?;
-        match info {
-            Value::Map(nodes) => {
-                for (_, text) in nodes {
-                    check_version(&info_text(text)?)?;
-                }
-            }
-            text => check_version(&info_text(text)?)?,
-        }
         for script in self.scripts.all() {
             script.load_async(&mut con).await?;
         }

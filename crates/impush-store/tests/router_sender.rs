@@ -185,12 +185,7 @@ store_test! {
             .unwrap();
         let phone = [dev("alice", "iphone")];
         assert_eq!(s.bump_badges(APP, "m1", &phone, 60).await.unwrap(), [1]);
-        let device_key = t
-            .keys()
-            .await
-            .into_iter()
-            .find(|k| k.ends_with(":d:iphone"))
-            .unwrap();
+        let device_key = t.key_ending(":d:iphone").await;
         let mut raw = t.raw.clone();
         let _: () = raw.hset(&device_key, "since", "lots").await.unwrap();
         // Restarted, not an error: this push is the first one counted again.

@@ -274,12 +274,7 @@ store_test! {
         s.register_device(&registered("alice", "iphone", "tok", 1))
             .await
             .unwrap();
-        let device_key = t
-            .keys()
-            .await
-            .into_iter()
-            .find(|k| k.ends_with(":d:iphone"))
-            .unwrap();
+        let device_key = t.key_ending(":d:iphone").await;
         let mut raw = t.raw.clone();
         let _: () = raw.hset(&device_key, "reg_at", "yesterday").await.unwrap();
         let err = s

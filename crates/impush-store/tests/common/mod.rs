@@ -191,6 +191,15 @@ impl TestStore {
         keys
     }
 
+    /// The one key of this test that ends with `suffix` (`":d:iphone"`: that device's hash).
+    pub async fn key_ending(&self, suffix: &str) -> String {
+        self.keys()
+            .await
+            .into_iter()
+            .find(|k| k.ends_with(suffix))
+            .unwrap_or_else(|| panic!("no key ending {suffix:?}"))
+    }
+
     pub async fn ttl_of_key_containing(&self, needle: &str) -> i64 {
         let key = self
             .keys()
